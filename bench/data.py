@@ -1,0 +1,123 @@
+"""The data vocabulary: `Split`, `Dataset` and `Truth`.
+
+These are plain containers. The generators build them; methods see them only through a `Task`, which
+hides whatever the method's access levels do not include.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+ROLES = ("label", "causal", "spurious", "nuisance", "hidden")
+SPLITS = ("train", "val", "test_id", "test_ood")
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split of a sampled dataset.
+
+    Attributes
+    ----------
+    name : str
+        ``train``, ``val``, ``test_id`` or ``test_ood``.
+    x : ndarray of shape (n, d), float32
+        Rendered inputs.
+    y : ndarray of shape (n,), int64
+        Binary label.
+    env : ndarray of shape (n,), int64
+        Environment index into ``Scenario.environments``.
+    group : ndarray of shape (n,), int64
+        ``2 * y + s`` with ``s`` the (binarised) first spurious variable, for worst-group accuracy.
+    concepts : DataFrame
+        Every generator variable, hidden ones and the label included, one row per unit.
+    exogenous : mapping of str to ndarray
+        The exogenous noise the split was made from, kept so that interventions can re-evaluate the same
+        units. Not part of what methods see.
+    """
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    env: np.ndarray
+    group: np.ndarray
+    concepts: pd.DataFrame
+    exogenous: Mapping[str, np.ndarray] = field(repr=False)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def checksum(self) -> str:
+        """sha256 over the arrays' bytes (x, y, env, group, concepts), in a fixed order."""
+        h = hashlib.sha256()
+        for arr in (self.x, self.y, self.env, self.group):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        for col in self.concepts.columns:
+            h.update(col.encode())
+            h.update(np.ascontiguousarray(self.concepts[col].to_numpy()).tobytes())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """The four splits of one sample of a scenario."""
+
+    train: Split
+    val: Split
+    test_id: Split
+    test_ood: Split
+    seed: int
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; allowed: {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def checksum(self) -> str:
+        h = hashlib.sha256()
+        for name in SPLITS:
+            h.update(self.split(name).checksum().encode())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The ground truth of a scenario, defined on variables (never on input coordinates).
+
+    Attributes
+    ----------
+    roles : mapping of str to str
+        Every variable's role (``label``, ``causal``, ``spurious``, ``nuisance``, ``hidden``).
+    world_coef : mapping of str to float
+        For each observed variable, its coefficient in the label's structural index (0 for spurious and
+        nuisance variables).
+    link : str
+        The label's link function (``probit``, ``logistic``, ``identity``).
+    identifiable_with : str
+        The least access level at which the spurious role can be told apart from the data.
+    identifiable_reason : str
+        Why, in one line.
+    """
+
+    roles: Mapping[str, str]
+    world_coef: Mapping[str, float]
+    link: str
+    identifiable_with: str
+    identifiable_reason: str
+
+    def of_role(self, role: str) -> list[str]:
+        """Variables with ``role``, in declaration order."""
+        return [v for v, r in self.roles.items() if r == role]
+
+    @property
+    def label(self) -> str:
+        return self.of_role("label")[0]
+
+    @property
+    def observed(self) -> list[str]:
+        """Variables a model sees (all but the label and hidden ones), in declaration order."""
+        return [v for v, r in self.roles.items() if r not in ("label", "hidden")]

@@ -1,0 +1,329 @@
+"""Jobs: the spec of one (scenario, replicate, method, hyperparameters) run, its seeds, and running it.
+
+A replicate (scenario, replicate index, root seed, subject config) fixes the data and the shared
+subject and oracle models; a job adds a method and its hyperparameters. Ids are sha256 of the
+canonical JSON spec, which includes the generator, subject, method and scorer versions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import platform
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cowbench.registries import METHODS, SCENARIOS
+from cowbench.seeds import canonical_json, derive_seed, stable_hash
+from cowbench.store import SCHEMA_VERSION, job_path, run_path, write_json_atomic
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from cowbench.data import Dataset
+    from cowbench.generators.scm import Scenario
+    from cowbench.method import Method, MethodOutput
+
+
+@dataclass(frozen=True)
+class ReplicateSpec:
+    """What fixes a replicate's data and models: scenario spec, replicate index, root seed, subject config."""
+
+    scenario: Mapping[str, Any]
+    replicate: int
+    root_seed: int
+    subject: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": dict(self.scenario), "replicate": self.replicate, "root_seed": self.root_seed,
+                "subject": dict(self.subject)}
+
+    @property
+    def id(self) -> str:
+        return stable_hash(self.to_dict())
+
+    @property
+    def data_seed(self) -> int:
+        """A function of (root seed, scenario spec, replicate) only: every method sees the same data."""
+        return derive_seed(self.root_seed, "data", stable_hash(self.scenario), self.replicate)
+
+    @property
+    def subject_seed(self) -> int:
+        return derive_seed(self.data_seed, "subject", stable_hash(self.subject))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job: a replicate, a method with its hyperparameters, and the method and scorer versions."""
+
+    replicate: ReplicateSpec
+    method: str
+    hparams: Mapping[str, Any]
+    method_version: str
+    scorer_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.replicate.to_dict(), "method": self.method, "hparams": dict(self.hparams),
+                "versions": {"method": self.method_version, "scorer": self.scorer_version}}
+
+    @property
+    def id(self) -> str:
+        return stable_hash(self.to_dict())
+
+    @property
+    def hparams_id(self) -> str:
+        return stable_hash(dict(self.hparams))[:16]
+
+    @property
+    def fit_seed(self) -> int:
+        """A function of (data seed, method, hyperparameters): the method's ``random_state``."""
+        return derive_seed(self.replicate.data_seed, "fit", self.method, self.hparams_id)
+
+    def seeds(self) -> dict[str, int]:
+        return {"root_seed": self.replicate.root_seed, "data_seed": self.replicate.data_seed,
+                "subject_seed": self.replicate.subject_seed, "fit_seed": self.fit_seed}
+
+
+def make_job(replicate: ReplicateSpec, method: str, hparams: Mapping[str, Any]) -> JobSpec:
+    from cowbench.scores import scorer_version
+
+    cls = METHODS.get(method)
+    return JobSpec(replicate, method, dict(hparams), cls.version, scorer_version())
+
+
+# -- replicate preparation (shared by all jobs of a replicate) -------------------------------------
+
+
+@dataclass
+class Replicate:
+    scenario: Scenario
+    data: Dataset
+    subject: nn.Module
+    oracle: nn.Module
+    subject_config: dict[str, Any]
+
+
+def scenario_from_spec(spec: Mapping[str, Any]) -> Scenario:
+    """Rebuild a scenario from its spec, refusing a spec made by another version of its generator."""
+    family = SCENARIOS.get(spec["generator"])
+    if family.version != spec["version"]:
+        raise ValueError(f"scenario {spec['generator']!r} is at version {family.version}, "
+                         f"the spec was made by version {spec['version']}")
+    return family(**spec["knobs"])
+
+
+def _load_or_train(path: Path | None, train: Any) -> nn.Module:
+    import io
+
+    import torch
+
+    if path is not None and path.is_file():
+        model = train(fit=False)
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    model = train(fit=True)
+    if path is not None:
+        from cowbench.store import write_bytes_atomic
+
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        write_bytes_atomic(path, buffer.getvalue())
+    return model
+
+
+@functools.lru_cache(maxsize=2)
+def _prepare_cached(replicate_json: str, cache_dir: str | None) -> Replicate:
+    import json
+
+    from cowbench.models import build_model
+    from cowbench.subject import SubjectConfig, decorrelated_train, fit_fresh
+
+    spec = json.loads(replicate_json)
+    scn = scenario_from_spec(spec["scenario"])
+    rspec = ReplicateSpec(spec["scenario"], spec["replicate"], spec["root_seed"], spec["subject"])
+    cfg = SubjectConfig.from_mapping({k: v for k, v in spec["subject"].items() if k != "version"})
+    data = scn.sample(rspec.data_seed)
+    seed = rspec.subject_seed
+    folder = Path(cache_dir) / rspec.id if cache_dir else None
+
+    def trainer(x: np.ndarray, y: np.ndarray):
+        def train(fit: bool):
+            if fit:
+                return fit_fresh(cfg, x, y, seed)
+            return build_model(cfg.arch, x.shape[1], hidden=cfg.hidden, seed=seed)
+        return train
+
+    subject = _load_or_train(folder / "subject.pt" if folder else None, trainer(data.train.x, data.train.y))
+    decorrelated = decorrelated_train(scn, data.train, seed)
+    oracle = _load_or_train(folder / "oracle.pt" if folder else None, trainer(decorrelated.x, decorrelated.y))
+    return Replicate(scn, data, subject, oracle, cfg.to_dict())
+
+
+def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicate:
+    """Data, subject and oracle of a replicate (trained once, then loaded from ``cache_dir``)."""
+    from cowbench.models import torch_threads
+
+    with torch_threads(1):
+        return _prepare_cached(canonical_json(replicate.to_dict()), str(cache_dir) if cache_dir else None)
+
+
+# -- running a job --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _deterministic_torch() -> Iterator[None]:
+    import torch
+
+    from cowbench.models import torch_threads
+
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with torch_threads(1):
+            yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _reset_peak_rss() -> None:
+    # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM) of this process
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def check_output(output: Any, variables: list[str], outputs: frozenset[str]) -> None:
+    """Raise `ValueError` if a method's output is malformed (unknown keys, non-finite values, wrong types)."""
+    from cowbench.method import MethodOutput
+
+    if not isinstance(output, MethodOutput):
+        raise TypeError(f"run() must return a MethodOutput, got {type(output).__name__}")
+    for field_name, track in (("world_coef", "world"), ("model_coef", "model"), ("spurious_score", "detect")):
+        value = getattr(output, field_name)
+        if value is None:
+            continue
+        if track not in outputs:
+            raise ValueError(f"the method returned {field_name} but does not declare output {track!r}")
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{field_name} must map variable names to floats")
+        unknown = set(value) - set(variables)
+        if unknown:
+            raise ValueError(f"{field_name} has unknown variables {sorted(unknown)}; known: {variables}")
+        bad = [k for k, v in value.items() if not np.isfinite(float(v))]
+        if bad:
+            raise ValueError(f"{field_name} has non-finite values for {bad}")
+    if output.edited is not None:
+        if "edit" not in outputs:
+            raise ValueError("the method returned an edited model but does not declare output 'edit'")
+        if not callable(output.edited):
+            raise TypeError("edited must be a model (x -> logit)")
+    if output.abstain and "detect" not in outputs:
+        raise ValueError("the method abstained but does not declare output 'detect'")
+
+
+def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput, dict[str, Any], dict[str, Any]]:
+    """Run ``method`` on a prepared replicate and score it: (output, metrics, resources)."""
+    from cowbench.access import Task
+    from cowbench.model_truth import reliance
+    from cowbench.scores import compute_scores
+    from cowbench.scores.context import ScoreContext
+
+    with _deterministic_torch():
+        if method.random_state is None:
+            method = method.clone(random_state=fit_seed)
+        task = Task(rep.scenario, rep.data, rep.subject, type(method).access,
+                    subject_config=rep.subject_config)
+        _reset_peak_rss()
+        start = time.perf_counter()
+        output = method.run(task)
+        resources = {"method_wall_s": time.perf_counter() - start, "method_peak_rss_mb": _peak_rss_mb()}
+        check_output(output, rep.scenario.variables, type(method).outputs)
+        base_ace = reliance(rep.subject, rep.scenario, rep.data.test_id)
+        ctx = ScoreContext(rep.scenario, rep.data, output, task.access, rep.subject, rep.oracle, base_ace,
+                           used=set(task.used))
+        metrics = compute_scores(ctx)
+    return output, metrics, resources
+
+
+def _outputs_summary(output: MethodOutput) -> dict[str, Any]:
+    def clean(d):
+        return None if d is None else {k: float(v) for k, v in sorted(d.items())}
+
+    return {"world_coef": clean(output.world_coef), "model_coef": clean(output.model_coef),
+            "spurious_score": clean(output.spurious_score), "abstain": bool(output.abstain),
+            "edited": output.edited is not None, "details": output.details}
+
+
+def provenance() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for pkg in ("cowbench", "numpy", "torch", "scikit-learn", "pandas", "scipy"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {"versions": versions, "host": platform.node(), "machine": platform.machine()}
+
+
+def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tuple[str, ...] = ()) -> str:
+    """Run one job and store its record; a failure is stored as a failed job with its traceback.
+
+    Returns the job's status (``ok`` or ``failed``). Never raises for a failure of the method.
+    """
+    from cowbench.registry import load_plugin
+
+    started = time.time()
+    record: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "job_id": spec.id, "spec": spec.to_dict(),
+                              "seeds": spec.seeds()}
+    resources: dict[str, Any] = {}
+    try:
+        for plugin in plugins:
+            load_plugin(plugin)
+        rep = prepare(spec.replicate, cache_dir)
+        method = METHODS.get(spec.method)(**spec.hparams)
+        output, metrics, resources = execute(rep, method, spec.fit_seed)
+        record.update(status="ok", metrics=metrics, outputs=_outputs_summary(output))
+    except Exception as exc:  # a failing method fails its own job, never the sweep
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    write_json_atomic(run_path(out, spec.id), {
+        "job_id": spec.id, "status": record["status"], "started_unix": started,
+        "job_wall_s": time.time() - started, **resources, **provenance()})
+    write_json_atomic(job_path(out, spec.id), record)  # last: its presence means done
+    return record["status"]
+
+
+def evaluate(scn: Scenario, method: Method, seed: int = 0, *, replicate: int = 0,
+             subject: Mapping[str, Any] | None = None) -> dict[str, float | None]:
+    """Run one job in-process and return its metrics (the harness's result for root seed ``seed``)."""
+    from cowbench.subject import SubjectConfig
+
+    cfg = SubjectConfig.from_mapping(subject).to_dict()
+    rspec = ReplicateSpec(scn.spec, replicate, seed, cfg)
+    spec = make_job(rspec, method.name, method.hyperparameters())
+    rep = prepare(rspec)
+    _, metrics, _ = execute(rep, method, spec.fit_seed)
+    return metrics
+
+
+__all__ = ["JobSpec", "Replicate", "ReplicateSpec", "dataclasses", "evaluate", "execute", "make_job",
+           "prepare", "run_job"]

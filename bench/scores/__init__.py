@@ -1,0 +1,70 @@
+"""Scores: one registered function per metric, in one module per track.
+
+A score is a function ``ctx -> float | None`` (None = missing, e.g. the method did not output what it
+scores) registered with ``@score(name, track=..., higher_is_better=...)``. Adding a metric is adding a
+function (or a module) here; the scorer version, part of every job id, is derived from the registered
+names and versions, so changing a score invalidates the results that used it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cowbench.registries import SCORES
+from cowbench.seeds import stable_hash
+
+TRACKS = ("world", "model", "detect", "edit")
+
+
+@dataclass(frozen=True)
+class Score:
+    """A registered metric: its function, track, direction and whether it ranks its track."""
+
+    name: str
+    fn: Callable[[Any], float | None]
+    track: str
+    higher_is_better: bool
+    primary: bool
+    version: str
+    doc: str
+
+    def __call__(self, ctx: Any) -> float | None:
+        return self.fn(ctx)
+
+
+def score(name: str, *, track: str, higher_is_better: bool, primary: bool = False,
+          version: str = "1") -> Callable[[Callable], Score]:
+    """Decorator: register a metric. Its docstring must give its formula."""
+    if track not in TRACKS:
+        raise ValueError(f"score {name!r}: track {track!r} is not one of {TRACKS}")
+
+    def wrap(fn: Callable[[Any], float | None]) -> Score:
+        if not fn.__doc__:
+            raise ValueError(f"score {name!r} needs a docstring with its formula")
+        entry = Score(name, fn, track, higher_is_better, primary, version, fn.__doc__.strip())
+        SCORES.register(name, entry, origin=f"{fn.__module__}.{fn.__qualname__}")
+        return entry
+
+    return wrap
+
+
+def all_scores() -> list[Score]:
+    """Every registered score, in track order then name."""
+    entries = [SCORES.get(n) for n in SCORES.names()]
+    return sorted(entries, key=lambda s: (TRACKS.index(s.track), s.name))
+
+
+def scorer_version() -> str:
+    """A short hash of every score's name and version."""
+    return stable_hash({s.name: s.version for s in all_scores()})[:12]
+
+
+def compute_scores(ctx: Any) -> dict[str, float | None]:
+    """Every registered score on ``ctx``; a non-finite value is stored as missing."""
+    out: dict[str, float | None] = {}
+    for s in all_scores():
+        value = s(ctx)
+        out[s.name] = None if value is None or value != value or abs(value) == float("inf") else float(value)
+    return out

@@ -1,0 +1,91 @@
+"""`ScoreContext`: everything a score may look at for one job, with the expensive parts computed once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cowbench.access import identifiable
+from cowbench.data import Dataset, Truth
+from cowbench.method import MethodOutput
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from cowbench.generators.scm import Scenario
+
+
+@dataclass
+class ScoreContext:
+    """The truth, the method's output and the shared models of one job.
+
+    ``base_ace`` is the subject model's ``ace`` on ``test_id``; ``used`` lists the guarded parts of the
+    task the method read (``edit_target`` among them).
+    """
+
+    scenario: Scenario
+    data: Dataset
+    output: MethodOutput
+    access: frozenset[str]
+    base: nn.Module
+    oracle: nn.Module
+    base_ace: dict[str, float]
+    used: set[str] = field(default_factory=set)
+    reliance_seed: int = 0
+    _accuracies: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
+
+    @property
+    def truth(self) -> Truth:
+        return self.scenario.truth
+
+    @property
+    def variables(self) -> list[str]:
+        return self.scenario.variables
+
+    def vector(self, coef: dict[str, float]) -> np.ndarray:
+        """A per-variable mapping as a vector over ``variables`` (missing entries count as 0)."""
+        return np.array([float(coef.get(v, 0.0)) for v in self.variables])
+
+    @property
+    def world_truth(self) -> np.ndarray:
+        return self.vector(dict(self.truth.world_coef))
+
+    @property
+    def model_truth(self) -> np.ndarray:
+        return self.vector(self.base_ace)
+
+    @property
+    def identifiable(self) -> bool:
+        return identifiable(self.truth.identifiable_with, self.access)
+
+    # -- edit track ---------------------------------------------------------------------------------
+
+    @cached_property
+    def edited_ace(self) -> dict[str, float]:
+        from cowbench.model_truth import reliance
+
+        return reliance(self.output.edited, self.scenario, self.data.test_id, seed=self.reliance_seed)
+
+    def accuracy(self, which: str, split: str) -> float:
+        """Accuracy of the ``edited``, ``base`` or ``oracle`` model on ``split`` (computed once)."""
+        from cowbench.models import accuracy
+
+        key = (which, split)
+        if key not in self._accuracies:
+            s = self.data.split(split)
+            self._accuracies[key] = accuracy(self._model(which), s.x, s.y)
+        return self._accuracies[key]
+
+    def _model(self, which: str) -> Any:
+        return {"edited": self.output.edited, "base": self.base, "oracle": self.oracle}[which]
+
+    def worst_group_accuracy(self, which: str, split: str = "test_ood") -> float:
+        """min over non-empty groups of accuracy on ``split``."""
+        from cowbench.models import logits
+
+        s = self.data.split(split)
+        correct = (logits(self._model(which), s.x) > 0) == (s.y == 1)
+        return float(min(correct[s.group == g].mean() for g in np.unique(s.group)))

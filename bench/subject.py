@@ -1,0 +1,90 @@
+"""Subject and oracle models: ERM on ``train`` and on its counterfactual copy with spurious variables resampled.
+
+One subject and one oracle per (scenario, replicate), shared by every method of that replicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from torch import nn
+
+from cowbench.data import Dataset, Split
+from cowbench.models import ARCHS, build_model
+from cowbench.training import fit_logit_model
+
+if TYPE_CHECKING:
+    from cowbench.generators.scm import Scenario
+
+SUBJECT_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class SubjectConfig:
+    """How subject and oracle models are built and trained."""
+
+    arch: str = "mlp"
+    hidden: int = 32
+    epochs: int = 300
+    lr: float = 0.02
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"subject arch {self.arch!r} is not one of {', '.join(ARCHS)}")
+        for name in ("hidden", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"subject {name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, int | float) and 0 < self.lr <= 10):
+            raise ValueError(f"subject lr must be a number in (0, 10], got {self.lr!r}")
+        if not (isinstance(self.weight_decay, int | float) and 0 <= self.weight_decay <= 10):
+            raise ValueError(f"subject weight_decay must be a number in [0, 10], got {self.weight_decay!r}")
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any] | None) -> SubjectConfig:
+        config = dict(config or {})
+        allowed = set(cls.__dataclass_fields__)
+        unknown = set(config) - allowed
+        if unknown:
+            raise ValueError(f"unknown subject setting(s) {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        return cls(**config)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "version": SUBJECT_VERSION}
+
+
+def fit_fresh(config: SubjectConfig, x: np.ndarray, y: np.ndarray, seed: int,
+              weights: np.ndarray | None = None) -> nn.Module:
+    """A new model of ``config``'s architecture trained by (weighted) ERM on ``x, y``."""
+    model = build_model(config.arch, x.shape[1], hidden=config.hidden, seed=seed)
+    return fit_logit_model(model, x, y, weights=weights, epochs=config.epochs, lr=config.lr,
+                           weight_decay=config.weight_decay)
+
+
+def train_subject(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0, **config: Any) -> nn.Module:
+    """The subject model: ERM on ``data.train`` (x -> logit)."""
+    cfg = SubjectConfig.from_mapping({"arch": arch, **config})
+    return fit_fresh(cfg, data.train.x, data.train.y, seed)
+
+
+def decorrelated_train(scn: Scenario, train: Split, seed: int) -> Split:
+    """``train`` with every spurious variable resampled independently of the label.
+
+    Each spurious variable is replaced by a random permutation of its own values (same marginal, no
+    association with anything), through ``intervene`` so that its descendants and the rendering follow.
+    """
+    rng = np.random.default_rng(seed)
+    do = {v: rng.permutation(train.concepts[v].to_numpy(dtype=np.float64))
+          for v in scn.truth.of_role("spurious")}
+    return scn.intervene(train, do)
+
+
+def train_oracle(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0, **config: Any) -> nn.Module:
+    """The oracle model: the subject's architecture and initialisation, trained on `decorrelated_train`."""
+    cfg = SubjectConfig.from_mapping({"arch": arch, **config})
+    train = decorrelated_train(scn, data.train, seed)
+    return fit_fresh(cfg, train.x, train.y, seed)

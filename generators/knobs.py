@@ -1,0 +1,137 @@
+"""Knobs: the validated keyword parameters of a scenario family, and the factory that checks them.
+
+A family declares its knobs as data (name, default, allowed range, one line of documentation); the
+factory fills defaults, rejects unknown names and out-of-range values with a `ValueError` naming the
+knob, the value and what is allowed, and only then builds the `Scenario`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cowbench.errors import InputError
+from cowbench.registries import SCENARIOS
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One knob: ``check`` returns the normalised value or raises `ValueError` with what is allowed."""
+
+    name: str
+    default: Any
+    doc: str
+    check: Callable[[Any], Any]
+    allowed: str
+
+    def validate(self, value: Any) -> Any:
+        try:
+            return self.check(value)
+        except (TypeError, ValueError):
+            raise InputError(f"knob {self.name}={value!r} is invalid: allowed {self.allowed}") from None
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError
+    return value
+
+
+def real(name: str, default: float, low: float, high: float, doc: str, *, open_low: bool = False) -> Knob:
+    """A float knob in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
+
+    def check(value: Any) -> float:
+        value = _number(value)
+        if value < low or value > high or (open_low and value == low):
+            raise ValueError
+        return value
+
+    bracket = "(" if open_low else "["
+    return Knob(name, default, doc, check, f"a number in {bracket}{low}, {high}]")
+
+
+def integer(name: str, default: int, low: int, high: int, doc: str) -> Knob:
+    """An integer knob in ``[low, high]``."""
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError
+        if value < low or value > high:
+            raise ValueError
+        return int(value)
+
+    return Knob(name, default, doc, check, f"an integer in [{low}, {high}]")
+
+
+def real_tuple(name: str, default: tuple[float, ...], low: float, high: float, doc: str, *,
+               min_len: int = 1, max_len: int = 16) -> Knob:
+    """A tuple of floats in ``[low, high]`` with ``min_len`` to ``max_len`` entries."""
+
+    def check(value: Any) -> tuple[float, ...]:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = (value,)
+        if not isinstance(value, list | tuple) or not min_len <= len(value) <= max_len:
+            raise ValueError
+        out = tuple(_number(v) for v in value)
+        if any(v < low or v > high for v in out):
+            raise ValueError
+        return out
+
+    return Knob(name, default, doc, check,
+                f"a list of {min_len} to {max_len} numbers, each in [{low}, {high}]")
+
+
+class ScenarioFamily:
+    """A registered scenario generator: validates knobs, then calls its builder.
+
+    Calling the family with keyword knobs returns a `Scenario`; ``family.knobs`` documents them.
+    """
+
+    def __init__(self, name: str, version: str, knobs: tuple[Knob, ...], build: Callable[..., Any],
+                 doc: str):
+        self.name = name
+        self.version = version
+        self.knobs = {k.name: k for k in knobs}
+        self.build = build
+        self.__doc__ = doc
+        self.__module__ = build.__module__
+        self.__qualname__ = build.__qualname__
+
+    def resolve(self, knobs: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults filled in, every value validated and normalised."""
+        for key in knobs:
+            if key not in self.knobs:
+                close = difflib.get_close_matches(key, list(self.knobs), n=2)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise InputError(
+                    f"unknown knob {key!r} for scenario {self.name!r}{hint} "
+                    f"(allowed: {', '.join(self.knobs)})"
+                )
+        return {name: knob.validate(knobs.get(name, knob.default)) for name, knob in self.knobs.items()}
+
+    def __call__(self, **knobs: Any) -> Any:
+        from cowbench.generators.scm import Scenario
+
+        resolved = self.resolve(knobs)
+        spec = {"generator": self.name, "version": self.version, "knobs": resolved}
+        return Scenario(spec, self.build(**resolved))
+
+    def __repr__(self) -> str:
+        return f"<scenario family {self.name!r} v{self.version}>"
+
+
+def scenario_family(name: str, *, version: str, knobs: tuple[Knob, ...]) -> Callable[[Callable], ScenarioFamily]:
+    """Decorator: register ``build(**knobs) -> SCM`` as the scenario family ``name``."""
+
+    def wrap(build: Callable[..., Any]) -> ScenarioFamily:
+        family = ScenarioFamily(name, version, knobs, build, build.__doc__ or "")
+        SCENARIOS.register(name, family, origin=f"{build.__module__}.{build.__qualname__}")
+        return family
+
+    return wrap
