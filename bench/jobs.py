@@ -8,7 +8,6 @@ canonical JSON spec, which includes the generator, subject, method and scorer ve
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import platform
 import time
@@ -19,17 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from cowbench.registries import METHODS, SCENARIOS
 from cowbench.seeds import canonical_json, derive_seed, stable_hash
 from cowbench.store import SCHEMA_VERSION, job_path, run_path, write_json_atomic
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from cowbench.data import Dataset
     from cowbench.generators.scm import Scenario
     from cowbench.method import Method, MethodOutput
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -180,7 +177,6 @@ def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicat
 @contextlib.contextmanager
 def _deterministic_torch() -> Iterator[None]:
     import torch
-
     from cowbench.models import torch_threads
 
     previous = torch.are_deterministic_algorithms_enabled()
@@ -294,13 +290,16 @@ def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tu
 
     started = time.time()
     record: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "job_id": spec.id, "spec": spec.to_dict(),
-                              "seeds": spec.seeds()}
+                              "seeds": spec.seeds(), "method_info": None}
     resources: dict[str, Any] = {}
     try:
         for plugin in plugins:
             load_plugin(plugin)
         rep = prepare(spec.replicate, cache_dir)
-        method = METHODS.get(spec.method)(**spec.hparams)
+        cls = METHODS.get(spec.method)
+        record["method_info"] = {"family": cls.family, "access": sorted(cls.access),
+                                 "outputs": sorted(cls.outputs)}
+        method = cls(**spec.hparams)
         output, metrics, resources = execute(rep, method, spec.fit_seed)
         record.update(status="ok", metrics=metrics, outputs=_outputs_summary(output))
     except Exception as exc:  # a failing method fails its own job, never the sweep
@@ -325,5 +324,3 @@ def evaluate(scn: Scenario, method: Method, seed: int = 0, *, replicate: int = 0
     return metrics
 
 
-__all__ = ["JobSpec", "Replicate", "ReplicateSpec", "dataclasses", "evaluate", "execute", "make_job",
-           "prepare", "run_job"]

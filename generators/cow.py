@@ -13,7 +13,6 @@ mechanism of cow does not); group balancing and concept erasure remove the relia
 from __future__ import annotations
 
 import numpy as np
-
 from cowbench.data import Truth
 from cowbench.generators.knobs import integer, real, real_tuple, scenario_family
 from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from cowbench.data import ROLES, SPLITS, Dataset, Split, Truth
 from cowbench.seeds import stable_hash
 

@@ -1,0 +1,7 @@
+"""``python -m cowbench``."""
+
+import sys
+
+from cowbench.cli import main
+
+sys.exit(main())

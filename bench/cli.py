@@ -1,0 +1,201 @@
+"""The ``cowbench`` command line (argparse). Exit codes: 0 success, 1 some jobs failed, 2 bad usage or input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cowbench.errors import InputError
+
+
+def _print_err(message: str) -> None:
+    print(f"cowbench: error: {message}", file=sys.stderr)
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _load_plugins(plugins: Sequence[str]) -> None:
+    from cowbench.registry import load_plugin
+
+    for plugin in plugins:
+        load_plugin(plugin)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import cowbench as cb
+    from cowbench.suite import builtin_suites
+
+    _load_plugins(args.plugins)
+    what = args.what
+    if what in ("scenarios", "all"):
+        print("scenarios: " + ", ".join(cb.list_scenarios()))
+    if what in ("methods", "all"):
+        from cowbench.registries import METHODS
+
+        print("methods:")
+        for name, cls in METHODS.items():
+            print(f"  {name:<18} {cls.family:<16} access={'+'.join(sorted(cls.access))}  "
+                  f"outputs={','.join(sorted(cls.outputs))}")
+    if what in ("suites", "all"):
+        print("suites: " + ", ".join(builtin_suites()))
+    return 0
+
+
+def _parse_knobs(items: Sequence[str]) -> dict:
+    knobs = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"knob {item!r} must be written name=value")
+        key, raw = item.split("=", 1)
+        try:
+            knobs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            knobs[key] = raw
+    return knobs
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import cowbench as cb
+
+    _load_plugins(args.plugins)
+    scn = cb.make_scenario(args.scenario, **_parse_knobs(args.knobs))
+    scm = scn.scm
+    info = {
+        "scenario": scn.name, "id": scn.id, "knobs": scn.knobs, "rendering": scn.rendering,
+        "variables": [{"name": v.name, "role": v.role, "kind": v.kind, "parents": list(v.parents),
+                       "equation": v.text} for v in scm.variables],
+        "environments": [{"name": e.name, "deployment": e.deployment, "params": dict(e.params)}
+                         for e in scn.environments],
+        "world_coef": dict(scn.truth.world_coef),
+        "identifiable_with": scn.truth.identifiable_with,
+        "identifiable_reason": scn.truth.identifiable_reason,
+    }
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"{scn!r}\nid {scn.id[:16]}  rendering {scn.rendering}")
+    print("variables:")
+    for v in info["variables"]:
+        print(f"  {v['name']:<10} {v['role']:<9} {v['kind']:<10} {v['equation']}")
+    print("environments:")
+    for e in info["environments"]:
+        print(f"  {e['name']:<8} {'deployment' if e['deployment'] else 'training':<10} {e['params']}")
+    print("world coefficients: " + ", ".join(f"{k}={v:g}" for k, v in info["world_coef"].items()))
+    print(f"identifiable with: {info['identifiable_with']} ({info['identifiable_reason']})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cowbench.report import markdown_report
+    from cowbench.runner import run_suite
+    from cowbench.suite import load_suite
+
+    _load_plugins(args.plugins)
+    suite = load_suite(args.suite, replicates=args.replicates, root_seed=args.root_seed,
+                       methods=_csv(args.methods) if args.methods else None)
+    out = Path(args.out) if args.out else Path("results") / suite.name
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
+    summary = run_suite(suite, out, launcher=args.launcher, n_jobs=args.jobs, force=args.force,
+                        retry_failed=args.retry_failed, plugins=args.plugins,
+                        log=lambda m: print(m, file=sys.stderr))
+    text = markdown_report(out)
+    (out / "report.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    failed_total = len(summary.failed) + summary.failed_before
+    print(f"ran {summary.ran} job(s): {summary.ok} ok, {len(summary.failed)} failed; "
+          f"{failed_total} failed in total; results in {out}", file=sys.stderr)
+    return summary.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cowbench.store import iter_records, read_json
+
+    out = Path(args.results)
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file():
+        raise InputError(f"{str(out)!r} holds no manifest.json: not a cowbench results directory")
+    manifest = read_json(manifest_path)
+    planned = set(manifest["jobs"])
+    status = {r["job_id"]: r["status"] for r in iter_records(out) if r["job_id"] in planned}
+    ok = sum(s == "ok" for s in status.values())
+    failed = sum(s == "failed" for s in status.values())
+    print(f"suite {manifest['suite']['name']} ({manifest['suite_hash']}): {len(planned)} planned, {ok} ok, "
+          f"{failed} failed, {len(planned) - ok - failed} not run")
+    return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cowbench.report import markdown_report, summary_json
+
+    out = Path(args.results)
+    if args.format == "json":
+        print(summary_json(out))
+    else:
+        print(markdown_report(out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cowbench import __version__
+
+    parser = argparse.ArgumentParser(prog="cowbench", description="A benchmark of causal versus spurious features.")
+    parser.add_argument("--version", action="version", version=f"cowbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    plugins = argparse.ArgumentParser(add_help=False)
+    plugins.add_argument("--plugins", action="append", default=[], metavar="MODULE_OR_FILE",
+                         help="import a module or .py file that registers methods or scenarios (repeatable)")
+
+    p = sub.add_parser("list", parents=[plugins], help="list scenarios, methods and suites")
+    p.add_argument("what", nargs="?", default="all", choices=["all", "scenarios", "methods", "suites"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", parents=[plugins], help="describe a scenario: variables, roles, truth")
+    p.add_argument("scenario")
+    p.add_argument("knobs", nargs="*", metavar="knob=value")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("run", parents=[plugins], help="run a suite (built-in name or TOML file)")
+    p.add_argument("suite")
+    p.add_argument("--out", help="results directory (default: results/<suite name>)")
+    p.add_argument("--launcher", default="joblib", choices=["joblib", "serial"])
+    p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the usable cores)")
+    p.add_argument("--replicates", type=int, default=None)
+    p.add_argument("--root-seed", type=int, default=None)
+    p.add_argument("--methods", default=None, help="comma-separated method names (overrides the suite)")
+    p.add_argument("--force", action="store_true", help="rerun every job, done or not")
+    p.add_argument("--retry-failed", action="store_true", help="rerun the jobs stored as failed")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="planned, ok, failed and missing jobs of a results directory")
+    p.add_argument("results")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", help="print the tables of a results directory")
+    p.add_argument("results")
+    p.add_argument("--format", default="md", choices=["md", "json"])
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (InputError, ValueError) as exc:  # bad input: one line, no traceback, exit 2
+        _print_err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _print_err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

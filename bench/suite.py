@@ -1,0 +1,193 @@
+"""Suites: TOML files naming scenarios (with knob grids), methods, replicates and the root seed.
+
+::
+
+    [suite]
+    name = "smoke"
+    root_seed = 0
+    replicates = 3
+
+    [subject]                 # optional: how subject and oracle models are trained
+    arch = "mlp"
+
+    [[scenarios]]
+    name = "cow"
+    knobs = { n_train = 2000 }                   # fixed values
+    grid = { agreement_test = [0.1, 0.5] }       # optional: every combination becomes a scenario
+
+    [methods]
+    include = ["logistic", { name = "env_instability", params = { C = 100.0 } }]
+
+Everything is validated before anything runs: unknown keys, scenarios, knobs, methods and
+hyperparameters raise `InputError` naming the problem.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cowbench.errors import InputError
+from cowbench.jobs import JobSpec, ReplicateSpec, make_job
+from cowbench.registries import METHODS, SCENARIOS
+from cowbench.seeds import stable_hash
+
+_TOP_KEYS = {"suite", "subject", "scenarios", "methods"}
+_SUITE_KEYS = {"name", "description", "root_seed", "replicates"}
+
+
+def builtin_suites() -> list[str]:
+    """Names of the suites shipped with the package."""
+    folder = resources.files("cowbench") / "suites"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed, validated suite."""
+
+    name: str
+    description: str
+    root_seed: int
+    replicates: int
+    subject: Mapping[str, Any]
+    scenarios: tuple[Mapping[str, Any], ...]  # scenario specs (generator, version, resolved knobs)
+    methods: tuple[tuple[str, Mapping[str, Any]], ...]  # (name, hyperparameters)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "root_seed": self.root_seed,
+                "replicates": self.replicates, "subject": dict(self.subject),
+                "scenarios": [dict(s) for s in self.scenarios],
+                "methods": [{"name": n, "params": dict(p)} for n, p in self.methods]}
+
+    @property
+    def hash(self) -> str:
+        return stable_hash(self.to_dict())[:12]
+
+    def plan(self) -> list[JobSpec]:
+        """Every job, in a fixed order: scenario, replicate, method."""
+        jobs = []
+        for scenario in self.scenarios:
+            for r in range(self.replicates):
+                replicate = ReplicateSpec(scenario, r, self.root_seed, self.subject)
+                jobs.extend(make_job(replicate, name, params) for name, params in self.methods)
+        return jobs
+
+
+def _fail(where: str, message: str) -> InputError:
+    return InputError(f"suite {where}: {message}")
+
+
+def _int(value: Any, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(where, f"must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _scenarios(entries: Any) -> list[dict[str, Any]]:
+    if not isinstance(entries, list) or not entries:
+        raise _fail("[[scenarios]]", "at least one scenario table is required")
+    specs = []
+    for i, entry in enumerate(entries):
+        where = f"[[scenarios]] #{i + 1}"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise _fail(where, "needs a 'name'")
+        extra = set(entry) - {"name", "knobs", "grid"}
+        if extra:
+            raise _fail(where, f"unknown key(s) {sorted(extra)}; allowed: name, knobs, grid")
+        knobs, grid = entry.get("knobs", {}), entry.get("grid", {})
+        if not isinstance(knobs, dict) or not isinstance(grid, dict):
+            raise _fail(where, "'knobs' and 'grid' must be tables")
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise _fail(where, f"grid knob {key!r} needs a non-empty list of values")
+        family = SCENARIOS.get(entry["name"])
+        for combo in itertools.product(*grid.values()) if grid else [()]:
+            scn = family(**{**knobs, **dict(zip(grid, combo, strict=True))})
+            specs.append(scn.spec)
+    return specs
+
+
+def _methods(table: Any) -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(table, dict) or set(table) - {"include"}:
+        raise _fail("[methods]", "needs exactly one key, 'include', a list of names or {name, params} tables")
+    include = table.get("include")
+    if not isinstance(include, list) or not include:
+        raise _fail("[methods]", "'include' must be a non-empty list")
+    out = []
+    for item in include:
+        if isinstance(item, str):
+            name, params = item, {}
+        elif isinstance(item, dict) and set(item) <= {"name", "params"} and "name" in item:
+            name, params = item["name"], dict(item.get("params", {}))
+        else:
+            raise _fail("[methods]", f"entry {item!r} is neither a name nor a {{name, params}} table")
+        cls = METHODS.get(name)
+        try:
+            cls(**params)
+        except TypeError as exc:
+            allowed = ", ".join(p for p in cls._param_names() if p != "random_state")
+            raise _fail("[methods]", f"bad hyperparameters for {name!r}: {exc} (allowed: {allowed})") from None
+        if "random_state" in params:
+            raise _fail("[methods]", f"{name!r}: random_state is derived from the root seed, do not set it")
+        out.append((name, params))
+    return out
+
+
+def parse_suite(raw: Mapping[str, Any], *, default_name: str = "suite") -> Suite:
+    """Validate a suite given as a parsed TOML mapping."""
+    from cowbench.subject import SubjectConfig
+
+    extra = set(raw) - _TOP_KEYS
+    if extra:
+        raise _fail("file", f"unknown table(s) {sorted(extra)}; allowed: {', '.join(sorted(_TOP_KEYS))}")
+    head = raw.get("suite", {})
+    if not isinstance(head, dict) or set(head) - _SUITE_KEYS:
+        raise _fail("[suite]", f"allowed keys: {', '.join(sorted(_SUITE_KEYS))}")
+    try:
+        subject = SubjectConfig.from_mapping(raw.get("subject", {})).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise _fail("[subject]", str(exc)) from None
+    return Suite(
+        name=str(head.get("name", default_name)),
+        description=str(head.get("description", "")),
+        root_seed=_int(head.get("root_seed", 0), "[suite] root_seed", 0, 2**32 - 1),
+        replicates=_int(head.get("replicates", 3), "[suite] replicates", 1, 10_000),
+        subject=subject,
+        scenarios=tuple(_scenarios(raw.get("scenarios"))),
+        methods=tuple(_methods(raw.get("methods"))),
+    )
+
+
+def load_suite(name_or_path: str, *, replicates: int | None = None, root_seed: int | None = None,
+               methods: Sequence[str] | None = None) -> Suite:
+    """A suite by built-in name or TOML path, with command-line overrides applied."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise InputError(f"suite file {name_or_path!r} does not exist")
+        text = path.read_text(encoding="utf-8")
+        default_name = path.stem
+    elif name_or_path in builtin_suites():
+        text = (resources.files("cowbench") / "suites" / f"{name_or_path}.toml").read_text(encoding="utf-8")
+        default_name = name_or_path
+    else:
+        raise InputError(f"unknown suite {name_or_path!r}: not a file, and not one of the built-in suites "
+                         f"({', '.join(builtin_suites())})")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"suite {name_or_path!r} is not valid TOML: {exc}") from None
+    raw.setdefault("suite", {})
+    if replicates is not None:
+        raw["suite"]["replicates"] = replicates
+    if root_seed is not None:
+        raw["suite"]["root_seed"] = root_seed
+    if methods is not None:
+        raw["methods"] = {"include": list(methods)}
+    return parse_suite(raw, default_name=default_name)
