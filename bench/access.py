@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
 from cowbench.data import Dataset, Split
 from cowbench.errors import AccessError
 
 if TYPE_CHECKING:
     import torch
+
     from cowbench.generators.scm import Scenario
 
 ACCESS_LEVELS = ("pooled", "env", "group", "concept", "internals", "counterfactual")

@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from cowbench.registries import METHODS, SCENARIOS
 from cowbench.seeds import canonical_json, derive_seed, stable_hash
 from cowbench.store import SCHEMA_VERSION, job_path, run_path, write_json_atomic
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from cowbench.data import Dataset
     from cowbench.generators.scm import Scenario
     from cowbench.method import Method, MethodOutput
-    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicat
 @contextlib.contextmanager
 def _deterministic_torch() -> Iterator[None]:
     import torch
+
     from cowbench.models import torch_threads
 
     previous = torch.are_deterministic_algorithms_enabled()

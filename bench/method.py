@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+
 from cowbench.access import check_access
 from cowbench.registries import METHODS
 

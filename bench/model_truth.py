@@ -18,9 +18,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from torch import nn
+
 from cowbench.data import Split
 from cowbench.models import logits
-from torch import nn
 
 if TYPE_CHECKING:
     from cowbench.generators.scm import Scenario

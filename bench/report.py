@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from cowbench.errors import InputError
 from cowbench.store import iter_records, read_json
 
@@ -145,26 +146,26 @@ def markdown_report(out: Path, level: float = 0.95) -> str:
             lines += [f"## {title} — {scenario}", "", "| " + " | ".join(header) + " |",
                       "|" + "---|" * len(header)]
             rk = ranks[(ranks.track == track) & (ranks.scenario == scenario)].set_index("method")["rank"]
-            table = block.pivot_table(index=["access", "method"], columns="metric",
-                                      values=["mean", "ci", "n"], aggfunc="first")
+            cells = {(r.access, r.method, r.metric): r for r in block.itertuples()}
             best = {}
             for m in present:
-                col = table["mean"][m].dropna()
-                best[m] = col.max() if scores.loc[m, "higher_is_better"] else col.min()
-            # grouped by access level (fewer levels first), then by rank
-            order = sorted(table.index, key=lambda am: (am[0].count("+"), am[0], rk.get(am[1], np.inf), am[1]))
-            for access, method in order:
-                cells = []
+                means = [c.mean for key, c in cells.items() if key[2] == m]
+                best[m] = max(means) if scores.loc[m, "higher_is_better"] else min(means)
+            rows = sorted({(a, meth) for a, meth, _ in cells},
+                          # grouped by access level (fewer levels first), then by rank
+                          key=lambda am: (am[0].count("+"), am[0], rk.get(am[1], np.inf), am[1]))
+            for access, method in rows:
+                texts = []
                 for m in present:
-                    mean = table["mean"][m].get((access, method), np.nan)
-                    if pd.isna(mean):
-                        cells.append("—")
+                    c = cells.get((access, method, m))
+                    if c is None:
+                        texts.append("—")
                         continue
-                    text = _cell(mean, table["ci"][m][(access, method)], int(table["n"][m][(access, method)]))
-                    cells.append(f"**{text}**" if np.isclose(mean, best[m]) else text)
+                    text = _cell(c.mean, c.ci, int(c.n))
+                    texts.append(f"**{text}**" if np.isclose(c.mean, best[m]) else text)
                 rank = rk.get(method, np.nan)
                 lines.append(f"| {'—' if pd.isna(rank) else int(rank)} | {method} | {access} | "
-                             + " | ".join(cells) + " |")
+                             + " | ".join(texts) + " |")
             lines.append("")
     if not ranks.empty and ranks.scenario.nunique() > 1:
         lines += ["## Across scenarios: mean rank and mean win rate per track", "",

@@ -10,10 +10,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from torch import nn
+
 from cowbench.data import Dataset, Split
 from cowbench.models import ARCHS, build_model
 from cowbench.training import fit_logit_model
-from torch import nn
 
 if TYPE_CHECKING:
     from cowbench.generators.scm import Scenario

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from cowbench.data import ROLES, SPLITS, Dataset, Split, Truth
 from cowbench.seeds import stable_hash
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from cowbench.access import Task
 from cowbench.method import LogUniform, Method, MethodOutput, register_method
 from cowbench.methods._common import logistic_fit, per_variable

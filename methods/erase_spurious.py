@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from cowbench.access import Task
 from cowbench.method import Method, MethodOutput, register_method
 from cowbench.models import first_linear

@@ -7,13 +7,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from cowbench.access import identifiable
 from cowbench.data import Dataset, Truth
 from cowbench.method import MethodOutput
 
 if TYPE_CHECKING:
-    from cowbench.generators.scm import Scenario
     from torch import nn
+
+    from cowbench.generators.scm import Scenario
 
 
 @dataclass

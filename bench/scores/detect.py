@@ -8,6 +8,7 @@ identifiable at the method's access level.
 from __future__ import annotations
 
 import numpy as np
+
 from cowbench.scores import score
 
 

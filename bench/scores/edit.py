@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from cowbench.scores import score
 from cowbench.scores._vectors import cosine
 

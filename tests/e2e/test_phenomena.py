@@ -1,0 +1,73 @@
+"""The phenomena the benchmark exists to show, on the default cow scenario (issue 2's acceptance tests)."""
+
+import numpy as np
+import pytest
+
+import cowbench as cb
+from cowbench.jobs import ReplicateSpec, prepare
+from cowbench.models import accuracy
+from cowbench.subject import SubjectConfig
+
+SEEDS = range(5)
+
+
+@pytest.fixture(scope="module")
+def cow():
+    return cb.make_scenario("cow")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_erm_loses_at_least_15_points_out_of_distribution(cow, seed):
+    rep = prepare(ReplicateSpec(cow.spec, 0, seed, SubjectConfig().to_dict()))
+    acc_id = accuracy(rep.subject, rep.data.test_id.x, rep.data.test_id.y)
+    acc_ood = accuracy(rep.subject, rep.data.test_ood.x, rep.data.test_ood.y)
+    assert acc_id - acc_ood >= 0.15
+    # the oracle, trained with grass independent of cow, does not collapse (within 4 binomial sd)
+    oracle_ood = accuracy(rep.oracle, rep.data.test_ood.x, rep.data.test_ood.y)
+    assert oracle_ood > acc_ood + 0.15
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_erase_spurious_removes_grass_and_recovers_ood_accuracy(cow, seed):
+    m = cb.evaluate(cow, cb.get_method("erase_spurious")(), seed=seed)
+    assert m["residual_spurious"] <= 0.1
+    assert m["edit_score"] >= 0.5
+    assert m["causal_kept"] > 0.99
+
+
+def test_env_instability_ranks_grass_above_the_causes(cow):
+    aurocs = [cb.evaluate(cow, cb.get_method("env_instability")(), seed=s)["detect_auroc"] for s in SEEDS]
+    assert sum(a == 1.0 for a in aurocs) >= 4, aurocs
+
+
+def test_env_instability_abstains_with_a_single_environment():
+    scn = cb.make_scenario("cow", agreement_train=(0.9,))
+    m = cb.evaluate(scn, cb.get_method("env_instability")(), seed=0)
+    assert m["abstained"] == 1.0 and m["abstain_correct"] == 1.0  # identifiable only with group labels
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_logistic_regression_absorbs_grass(cow, seed):
+    m = cb.evaluate(cow, cb.get_method("logistic")(), seed=seed)
+    assert m["world_spurious_mass"] >= 0.2
+
+
+def test_group_reweighting_removes_most_of_the_reliance(cow):
+    ms = [cb.evaluate(cow, cb.get_method("group_reweight")(), seed=s) for s in range(3)]
+    assert np.mean([m["residual_spurious"] for m in ms]) < 0.2
+    assert np.mean([m["edit_score"] for m in ms]) > 0.5
+
+
+def test_input_gradient_of_a_linear_subject_is_its_reliance(cow):
+    m = cb.evaluate(cow, cb.get_method("input_gradient")(), seed=0, subject={"arch": "linear"})
+    assert m["model_err"] == pytest.approx(0.0, abs=1e-4) and m["model_rank"] == pytest.approx(1.0)
+
+
+def test_evaluate_equals_the_harness_job(cow, tmp_path):
+    from cowbench.jobs import make_job, run_job
+    from cowbench.store import job_path, read_json
+
+    spec = make_job(ReplicateSpec(cow.spec, 0, 3, SubjectConfig().to_dict()), "logistic", {})
+    assert run_job(spec, tmp_path) == "ok"
+    stored = read_json(job_path(tmp_path, spec.id))["metrics"]
+    assert stored == cb.evaluate(cow, cb.get_method("logistic")(), seed=3)

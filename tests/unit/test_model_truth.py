@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+
+import cowbench as cb
+from cowbench.models import build_model
+
+
+def test_linear_model_reliance_equals_its_weights(cow, cow_data, linear_subject):
+    weights = linear_subject[0].weight.detach().double().numpy().ravel()
+    ace = cb.reliance(linear_subject, cow, cow_data.test_id)
+    for j, v in enumerate(cow.feature_names):
+        # float32 logits: relative error of order 1e-6 per logit, averaged over the batch
+        assert ace[v] == pytest.approx(weights[j], rel=1e-4, abs=1e-5)
+
+
+def test_reliance_of_a_hand_built_model_with_an_interaction(cow, cow_data):
+    # f(x) = 2 * grass * sky: ace[grass] = 2 E[sky] ~ 0, but cr[grass] = 2 E|grass' - grass| E|sky| > 0
+    class Interaction(torch.nn.Module):
+        def forward(self, x):
+            return 2 * x[:, 2] * x[:, 3]
+
+    split = cow_data.test_id
+    model = Interaction()
+    ace = cb.reliance(model, cow, split)
+    cr = cb.reliance(model, cow, split, measure="cr")
+    sky = split.concepts["sky"].to_numpy()
+    assert ace["grass"] == pytest.approx(2 * sky.mean(), abs=1e-5)
+    assert abs(ace["grass"]) < 4 / np.sqrt(len(split))
+    assert cr["grass"] > 0.3
+    assert cr["moo"] == 0.0 and ace["moo"] == 0.0
+
+
+def test_reliance_is_direct_other_observed_variables_are_held(cow, cow_data):
+    # a model that reads only grass: its reliance on moo is 0 even though moo causes cow causes grass
+    model = build_model("linear", 4, seed=0)
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.0, 0.0, 3.0, 0.0]]))
+    ace = cb.reliance(model, cow, cow_data.test_id)
+    assert ace["moo"] == 0.0 and ace["tail"] == 0.0 and ace["sky"] == 0.0
+    assert ace["grass"] == pytest.approx(3.0, rel=1e-6)
+
+
+def test_unknown_measure_is_rejected(cow, cow_data, linear_subject):
+    with pytest.raises(ValueError, match="unknown reliance measure"):
+        cb.reliance(linear_subject, cow, cow_data.test_id, measure="shap")
+
+
+def test_training_is_deterministic_given_the_seed(cow, cow_data):
+    a = cb.train_subject(cow, cow_data, arch="mlp", seed=3, epochs=20)
+    b = cb.train_subject(cow, cow_data, arch="mlp", seed=3, epochs=20)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_oracle_is_trained_on_data_where_grass_is_independent_of_cow(cow, cow_data):
+    from cowbench.subject import decorrelated_train
+
+    cf = decorrelated_train(cow, cow_data.train, seed=0)
+    agree = float(np.mean(cf.concepts["grass"] == cf.concepts["cow"]))
+    p_grass, p_cow = cf.concepts["grass"].mean(), cf.concepts["cow"].mean()
+    expected = p_grass * p_cow + (1 - p_grass) * (1 - p_cow)  # agreement under independence
+    assert abs(agree - expected) < 4 * 0.5 / np.sqrt(len(cf))
+    assert np.array_equal(cf.y, cow_data.train.y)  # the label's mechanism is untouched
