@@ -1,0 +1,190 @@
+"""The conformance kit: a fixed battery of checks any method must pass, ours or an outside author's.
+
+``check_method(cls)`` runs every check on a small cow scenario and returns one `CheckResult` per check;
+``cowbench check METHOD`` prints them, and our own test suite runs them over every registered method.
+The checks: the declaration is valid, the constructor only stores its parameters, declared access is
+respected (an undeclared read raises `AccessError`, which fails the check), inputs and the shared
+subject model are not mutated, the same ``random_state`` gives identical output, outputs are finite and
+keyed by the scenario's variables, and the method runs on the smallest scenario in a few seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cowbench.errors import AccessError
+
+SMALL_KNOBS = {"n_train": 300, "n_val": 100, "n_test": 300}
+TIME_BUDGET_S = 60.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    message: str = ""
+
+
+class _Fixture:
+    """One small replicate shared by the checks: scenario, data, subject model, oracle."""
+
+    def __init__(self, scenario: str, arch: str):
+        import cowbench as cb
+        from cowbench.subject import SubjectConfig
+
+        self.scenario = cb.make_scenario(scenario, **SMALL_KNOBS)
+        self.data = self.scenario.sample(0)
+        self.config = SubjectConfig(arch=arch, epochs=100).to_dict()
+        self.subject = cb.train_subject(self.scenario, self.data, arch=arch, seed=0, epochs=100)
+
+    def task(self, cls: type) -> Any:
+        from cowbench.access import Task
+
+        return Task(self.scenario, self.data, self.subject, cls.access, subject_config=self.config, n_concept=200)
+
+
+def _state(model: Any) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def _same_output(a: Any, b: Any) -> bool:
+    for field in ("world_coef", "model_coef", "spurious_score", "abstain"):
+        if getattr(a, field) != getattr(b, field):
+            return False
+    if (a.edited is None) != (b.edited is None):
+        return False
+    if a.edited is not None:
+        sa, sb = _state(a.edited), _state(b.edited)
+        return sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+    return True
+
+
+def check_declaration(cls: type, fx: _Fixture) -> str | None:
+    from cowbench.method import FAMILIES, OUTPUTS, Method
+
+    if not issubclass(cls, Method):
+        return "not a subclass of cowbench.method.Method"
+    if cls.family not in FAMILIES or not cls.outputs or not set(cls.outputs) <= set(OUTPUTS):
+        return f"family must be one of {FAMILIES} and outputs a non-empty subset of {OUTPUTS}"
+    if "References" not in (inspect.getdoc(cls) or ""):
+        return "the docstring has no References section"
+    return None
+
+
+def check_constructor(cls: type, fx: _Fixture) -> str | None:
+    sig = inspect.signature(cls.__init__)
+    defaults = {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
+    if "random_state" not in defaults:
+        return "the constructor takes no keyword-only random_state"
+    method = cls(random_state=123)
+    params = method.get_params()
+    for name, default in defaults.items():
+        expected = 123 if name == "random_state" else default
+        if params.get(name, object()) is not expected and params.get(name) != expected:
+            return f"the constructor changed or did not store {name!r}"
+    if method.clone().get_params() != params:
+        return "clone() does not reproduce get_params()"
+    return None
+
+
+def check_access_respected(cls: type, fx: _Fixture) -> str | None:
+    try:
+        cls(random_state=0).run(fx.task(cls))
+    except AccessError as exc:
+        return f"reads beyond its declared access: {exc}"
+    return None
+
+
+def check_no_mutation(cls: type, fx: _Fixture) -> str | None:
+    before_data, before_model = fx.data.checksum(), _state(fx.subject)
+    cls(random_state=0).run(fx.task(cls))
+    if fx.data.checksum() != before_data:
+        return "the method modified the data"
+    after = _state(fx.subject)
+    if any(not np.array_equal(before_model[k], after[k]) for k in before_model):
+        return "the method modified the shared subject model"
+    return None
+
+
+def check_deterministic(cls: type, fx: _Fixture) -> str | None:
+    a = cls(random_state=7).run(fx.task(cls))
+    b = cls(random_state=7).run(fx.task(cls))
+    if not _same_output(a, b):
+        return "the same random_state gave different outputs"
+    return None
+
+
+def check_outputs(cls: type, fx: _Fixture) -> str | None:
+    from cowbench.jobs import check_output
+
+    out = cls(random_state=0).run(fx.task(cls))
+    check_output(out, fx.scenario.variables, frozenset(cls.outputs))
+    produced = {"world" if out.world_coef is not None else None, "model" if out.model_coef is not None else None,
+                "detect" if (out.spurious_score is not None or out.abstain) else None,
+                "edit" if out.edited is not None else None} - {None}
+    if not produced:
+        return "returned no output at all"
+    if out.edited is not None:
+        logits = out.edited(__import__("torch").tensor(fx.data.test_id.x[:5]))
+        if tuple(logits.shape) != (5,):
+            return f"the edited model returns shape {tuple(logits.shape)}, expected (5,)"
+    return None
+
+
+def check_fast(cls: type, fx: _Fixture) -> str | None:
+    start = time.perf_counter()
+    cls(random_state=0).run(fx.task(cls))
+    elapsed = time.perf_counter() - start
+    if elapsed > TIME_BUDGET_S:
+        return f"took {elapsed:.1f} s on the smallest scenario (budget {TIME_BUDGET_S:.0f} s)"
+    return None
+
+
+CHECKS: dict[str, Callable[[type, _Fixture], str | None]] = {
+    "declaration": check_declaration,
+    "constructor": check_constructor,
+    "access_respected": check_access_respected,
+    "no_mutation": check_no_mutation,
+    "deterministic": check_deterministic,
+    "outputs": check_outputs,
+    "fast": check_fast,
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _fixture(scenario: str, arch: str) -> _Fixture:
+    return _Fixture(scenario, arch)  # read-only arrays and private model copies keep it clean between methods
+
+
+def check_method(method: type | str, *, scenario: str = "cow", arch: str = "mlp") -> list[CheckResult]:
+    """Run every check on ``method`` (a class or a registered name); never raises for a failing check."""
+    from cowbench.registries import METHODS
+
+    cls = METHODS.get(method) if isinstance(method, str) else method
+    from cowbench.models import torch_threads
+
+    fx = _fixture(scenario, arch)
+    results = []
+    for name, check in CHECKS.items():
+        try:
+            with torch_threads(1):  # as in the harness's workers
+                problem = check(cls, fx)
+        except Exception as exc:
+            problem = f"raised {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        results.append(CheckResult(name, problem is None, problem or ""))
+    return results
+
+
+def assert_conforms(method: type | str, **kwargs: Any) -> None:
+    """For authors' test suites: fail with every failed check listed."""
+    failed = [r for r in check_method(method, **kwargs) if not r.passed]
+    if failed:
+        raise AssertionError("; ".join(f"{r.name}: {r.message}" for r in failed))
