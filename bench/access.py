@@ -147,6 +147,11 @@ class Task:
         return {v: self._scenario.kind(v) for v in self.variables}
 
     @property
+    def label_kind(self) -> str:
+        """``binary`` (the subject model outputs a logit) or ``continuous`` (it outputs a prediction)."""
+        return self._scenario.scm.label_kind
+
+    @property
     def n_environments(self) -> int:
         """Number of training environments."""
         return len(self._scenario.scm.train_envs)

@@ -90,6 +90,26 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    import cowbench as cb
+    from cowbench.export import check_formats, export_dataset
+
+    _load_plugins(args.plugins)
+    try:
+        seed = int(args.seed)
+    except ValueError:
+        raise InputError(f"--seed must be a non-negative integer, got {args.seed!r}") from None
+    if seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {args.seed!r}")
+    formats = check_formats(_csv(args.format))
+    scn = cb.make_scenario(args.scenario, **_parse_knobs(args.knobs))
+    card = export_dataset(scn, seed, Path(args.out), formats, force=args.force)
+    sizes = ", ".join(f"{name} {s['n']}" for name, s in card["splits"].items())
+    print(f"{scn!r} seed {seed}: {sizes}; {len(card['files'])} file(s) and card.json, card.md in {args.out}")
+    print(f"dataset checksum {card['dataset_checksum']}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from cowbench.report import markdown_report
     from cowbench.runner import run_suite
@@ -160,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("knobs", nargs="*", metavar="knob=value")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("generate", parents=[plugins], help="export one sample of a scenario with a dataset card")
+    p.add_argument("scenario")
+    p.add_argument("knobs", nargs="*", metavar="knob=value")
+    p.add_argument("--seed", default="0", help="data seed, a non-negative integer (default: 0)")
+    p.add_argument("--out", required=True, help="output directory (missing, empty or a previous export)")
+    p.add_argument("--format", default="npz,csv", help="comma-separated: npz, csv, parquet (default: npz,csv)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty directory anyway")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", parents=[plugins], help="run a suite (built-in name or TOML file)")
     p.add_argument("suite")

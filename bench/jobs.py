@@ -142,7 +142,7 @@ def _prepare_cached(replicate_json: str, cache_dir: str | None) -> Replicate:
     import json
 
     from cowbench.models import build_model
-    from cowbench.subject import SubjectConfig, decorrelated_train, fit_fresh
+    from cowbench.subject import SubjectConfig, decorrelated_train, fit_fresh, loss_for
 
     spec = json.loads(replicate_json)
     scn = scenario_from_spec(spec["scenario"])
@@ -155,7 +155,7 @@ def _prepare_cached(replicate_json: str, cache_dir: str | None) -> Replicate:
     def trainer(x: np.ndarray, y: np.ndarray):
         def train(fit: bool):
             if fit:
-                return fit_fresh(cfg, x, y, seed)
+                return fit_fresh(cfg, x, y, seed, loss=loss_for(scn))
             return build_model(cfg.arch, x.shape[1], hidden=cfg.hidden, seed=seed)
         return train
 

@@ -57,18 +57,23 @@ class SubjectConfig:
         return {**asdict(self), "version": SUBJECT_VERSION}
 
 
+def loss_for(scn: Scenario) -> str:
+    """``logistic`` for a binary label, ``squared`` for a continuous one."""
+    return "logistic" if scn.scm.label_kind == "binary" else "squared"
+
+
 def fit_fresh(config: SubjectConfig, x: np.ndarray, y: np.ndarray, seed: int,
-              weights: np.ndarray | None = None) -> nn.Module:
+              weights: np.ndarray | None = None, loss: str = "logistic") -> nn.Module:
     """A new model of ``config``'s architecture trained by (weighted) ERM on ``x, y``."""
     model = build_model(config.arch, x.shape[1], hidden=config.hidden, seed=seed)
     return fit_logit_model(model, x, y, weights=weights, epochs=config.epochs, lr=config.lr,
-                           weight_decay=config.weight_decay)
+                           weight_decay=config.weight_decay, loss=loss)
 
 
 def train_subject(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0, **config: Any) -> nn.Module:
-    """The subject model: ERM on ``data.train`` (x -> logit)."""
+    """The subject model: ERM on ``data.train`` (x -> logit, or x -> prediction for a continuous label)."""
     cfg = SubjectConfig.from_mapping({"arch": arch, **config})
-    return fit_fresh(cfg, data.train.x, data.train.y, seed)
+    return fit_fresh(cfg, data.train.x, data.train.y, seed, loss=loss_for(scn))
 
 
 def decorrelated_train(scn: Scenario, train: Split, seed: int) -> Split:
@@ -87,4 +92,4 @@ def train_oracle(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0,
     """The oracle model: the subject's architecture and initialisation, trained on `decorrelated_train`."""
     cfg = SubjectConfig.from_mapping({"arch": arch, **config})
     train = decorrelated_train(scn, data.train, seed)
-    return fit_fresh(cfg, train.x, train.y, seed)
+    return fit_fresh(cfg, train.x, train.y, seed, loss=loss_for(scn))

@@ -1,4 +1,4 @@
-"""Empirical-risk training of logit models: the one loop the subject, the oracle and retraining methods use."""
+"""Empirical-risk training: the one loop the subject, the oracle and retraining methods use."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import numpy as np
 import torch
 from torch import nn
 
+LOSSES = ("logistic", "squared")
+
 
 def fit_logit_model(model: nn.Module, x: np.ndarray, y: np.ndarray, *, weights: np.ndarray | None = None,
-                    epochs: int = 300, lr: float = 0.02, weight_decay: float = 0.0) -> nn.Module:
-    """Full-batch Adam on the (weighted) mean logistic loss; deterministic on CPU, in place.
+                    epochs: int = 300, lr: float = 0.02, weight_decay: float = 0.0,
+                    loss: str = "logistic") -> nn.Module:
+    """Full-batch Adam on the (weighted) mean loss; deterministic on CPU, in place.
+
+    ``loss`` is ``logistic`` for a binary label (the output is a logit) or ``squared`` for a
+    continuous one (the output is the prediction).
 
     Full batches keep training independent of any data-order randomness, so the result depends only on
     the model's initialisation and the data.
@@ -24,12 +30,14 @@ def fit_logit_model(model: nn.Module, x: np.ndarray, y: np.ndarray, *, weights: 
             raise ValueError("weights must be finite, non-negative, of shape (n,), with a positive sum")
         wt = torch.as_tensor((w / w.sum()).astype(np.float32))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
+    loss_fn = nn.BCEWithLogitsLoss(reduction="none") if loss == "logistic" else nn.MSELoss(reduction="none")
     model.train()
     for _ in range(epochs):
         opt.zero_grad()
-        loss = (loss_fn(model(xt), yt) * wt).sum()
-        loss.backward()
+        objective = (loss_fn(model(xt), yt) * wt).sum()
+        objective.backward()
         opt.step()
     model.eval()
     return model

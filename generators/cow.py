@@ -8,14 +8,30 @@ about cow that the model will use; at deployment the agreement flips (``agreemen
 Expected behaviour: ERM (linear or MLP) puts weight on grass and loses accuracy at deployment; methods
 with environment labels can flag grass (its association with cow differs across environments while the
 mechanism of cow does not); group balancing and concept erasure remove the reliance.
+
+The ``rendering`` knob picks how the observed variables become inputs (identity, rotation, superposition,
+mlp, image; see `cowbench.generators.renderings`); the SCM and the truth do not depend on it, and the
+fixed random maps use one constant seed, so they belong to the scenario rather than to the replicate.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
 from cowbench.data import Truth
-from cowbench.generators.knobs import integer, real, real_tuple, scenario_family
-from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable
+from cowbench.errors import InputError
+from cowbench.generators.knobs import choice, integer, real, real_tuple, scenario_family
+from cowbench.generators.renderings import ImageRendering, MLPRendering, RotationRendering, SuperpositionRendering
+from cowbench.generators.scm import SCM, Environment, IdentityRendering, Rendering, Variable
+
+RENDERINGS = ("identity", "rotation", "superposition", "mlp", "image")
+OBSERVED = ("moo", "tail", "grass", "sky")
+MEASURED = {"moo": "measurement_noise", "tail": "measurement_noise"}
+RENDER_SEED = 0  # the fixed random maps are part of the scenario: one constant seed, not the replicate's
+# render_dim: (smallest, largest, default) per rendering that uses it
+RENDER_DIMS = {"rotation": (len(OBSERVED), 4096, len(OBSERVED)),
+               "superposition": (1, len(OBSERVED) - 1, len(OBSERVED) // 2),
+               "mlp": (1, 4096, 16)}
 
 KNOBS = (
     real_tuple("agreement_train", (0.9, 0.8), 0.0, 1.0,
@@ -29,7 +45,33 @@ KNOBS = (
     integer("n_train", 2000, 10, 10_000_000, "training units per training environment"),
     integer("n_val", 500, 10, 10_000_000, "validation units per training environment"),
     integer("n_test", 2000, 10, 10_000_000, "units in test_id and in test_ood"),
+    choice("rendering", "identity", RENDERINGS, "how moo, tail, grass and sky become the inputs x"),
+    integer("render_dim", 0, 0, 4096,
+            "input dimension for rotation (4 to 4096), superposition (1 to 3) and mlp (1 to 4096); "
+            "0 = that rendering's default (4, 2, 16); must be 0 for identity and image"),
 )
+
+
+def _rendering(rendering: str, render_dim: int) -> Rendering:
+    if rendering not in RENDER_DIMS:
+        if render_dim != 0:
+            raise InputError(f"knob render_dim={render_dim!r} is invalid: the {rendering} rendering has no "
+                             "dimension to set; allowed 0")
+        if rendering == "image":
+            return ImageRendering((("moo", "blob"), ("tail", "stroke"), ("grass", "bottom_band"), ("sky", "top_band")),
+                                  MEASURED, RENDER_SEED)
+        return IdentityRendering(OBSERVED, MEASURED)
+    low, high, default = RENDER_DIMS[rendering]
+    if render_dim == 0:
+        render_dim = default
+    elif not low <= render_dim <= high:
+        raise InputError(f"knob render_dim={render_dim!r} is invalid: allowed an integer in [{low}, {high}] "
+                         f"(or 0) for the {rendering} rendering")
+    if rendering == "rotation":
+        return RotationRendering(OBSERVED, MEASURED, RENDER_SEED, d_out=render_dim)
+    if rendering == "superposition":
+        return SuperpositionRendering(OBSERVED, MEASURED, RENDER_SEED, d_out=render_dim)
+    return MLPRendering(OBSERVED, MEASURED, RENDER_SEED, d_out=render_dim, hidden=32)
 
 
 def _normal(parents, u, params):
@@ -48,7 +90,7 @@ def _grass(parents, u, params):
 
 @scenario_family("cow", version="1", knobs=KNOBS)
 def cow(*, agreement_train, agreement_test, coef_moo, coef_tail, label_noise, measurement_noise,
-        n_train, n_val, n_test) -> SCM:
+        n_train, n_val, n_test, rendering, render_dim) -> SCM:
     """Anti-causal grass, with P(grass = cow) set per environment (see the module docstring)."""
     variables = (
         Variable("moo", "causal", _normal, text="moo ~ N(0, 1)"),
@@ -75,7 +117,5 @@ def cow(*, agreement_train, agreement_test, coef_moo, coef_tail, label_noise, me
         identifiable_with=ident,
         identifiable_reason=why,
     )
-    rendering = IdentityRendering(("moo", "tail", "grass", "sky"),
-                                  {"moo": "measurement_noise", "tail": "measurement_noise"})
-    return SCM(variables, params, environments, rendering, truth,
+    return SCM(variables, params, environments, _rendering(rendering, render_dim), truth,
                {"n_train": n_train, "n_val": n_val, "n_test": n_test})

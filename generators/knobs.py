@@ -87,6 +87,22 @@ def real_tuple(name: str, default: tuple[float, ...], low: float, high: float, d
                 f"a list of {min_len} to {max_len} numbers, each in [{low}, {high}]")
 
 
+def choice(name: str, default: str, options: tuple[str, ...], doc: str) -> Knob:
+    """A string knob that must be one of ``options`` (exact, case-sensitive match)."""
+    options = tuple(options)
+    if default not in options:
+        raise ValueError(f"knob {name}: default {default!r} is not one of {options}")
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise TypeError
+        if value not in options:
+            raise ValueError
+        return value
+
+    return Knob(name, default, doc, check, f"one of {', '.join(map(repr, options))}")
+
+
 class ScenarioFamily:
     """A registered scenario generator: validates knobs, then calls its builder.
 

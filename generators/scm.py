@@ -126,11 +126,17 @@ class SCM:
     truth : Truth
     sizes : mapping
         ``n_train`` and ``n_val`` (units per training environment) and ``n_test`` (units in each test split).
+    selection : callable, optional
+        ``selection(values, params) -> P(unit is kept)``, shape (n,). Units are drawn from the full
+        population and kept with that probability (their own exogenous uniform ``select``), until each
+        environment has its size: the sample is the selected population ("photos of cows are taken on
+        grass"). Interventions act on the selected units and do not re-select them.
     """
 
     def __init__(self, variables: tuple[Variable, ...], params: Mapping[str, float],
                  environments: tuple[Environment, ...], rendering: Rendering, truth: Truth,
-                 sizes: Mapping[str, int]):
+                 sizes: Mapping[str, int], selection: Callable[[Arrays, Arrays], np.ndarray] | None = None):
+        self.selection = selection
         self.params = dict(params)
         self.environments = tuple(environments)
         self.rendering = rendering
@@ -204,6 +210,11 @@ class SCM:
     # -- sampling ----------------------------------------------------------------------------------
 
     @property
+    def label_kind(self) -> str:
+        """``binary`` (classification) or ``continuous`` (regression)."""
+        return next(v.kind for v in self.variables if v.role == "label")
+
+    @property
     def train_envs(self) -> list[int]:
         return [i for i, e in enumerate(self.environments) if not e.deployment]
 
@@ -252,14 +263,16 @@ class SCM:
                    do: Mapping[str, Any] | None = None) -> Split:
         values = self.evaluate(exogenous, env, do)
         x = self.rendering.render(values, exogenous, self.row_params(env))
-        y = values[self.truth.label].astype(np.int64)
+        label = values[self.truth.label]
+        y = label.astype(np.int64) if self.label_kind == "binary" else label.astype(np.float32)
+        y_bin = y if self.label_kind == "binary" else (label > 0).astype(np.int64)
         spurious = self.truth.of_role("spurious")
         if spurious:
             s = values[spurious[0]]
             binary = next(v.kind for v in self.variables if v.name == spurious[0]) == "binary"
-            group = 2 * y + (s > 0.5 if binary else s > 0).astype(np.int64)
+            group = 2 * y_bin + (s > 0.5 if binary else s > 0).astype(np.int64)
         else:
-            group = y.copy()
+            group = y_bin.copy()
         kinds = {v.name: v.kind for v in self.variables}
         concepts = pd.DataFrame({
             v: (values[v].astype(np.int64) if kinds[v] == "binary" else values[v])
@@ -267,12 +280,40 @@ class SCM:
         })
         return Split(name=name, x=x, y=y, env=env, group=group, concepts=concepts, exogenous=exogenous)
 
+    def _draw_selected(self, rng: np.random.Generator, env: np.ndarray) -> dict[str, np.ndarray]:
+        """Exogenous noise of the selected units, ``len(env)`` of them with the given environments."""
+        pieces: list[dict[str, np.ndarray]] = []
+        for e in np.unique(env):
+            need, kept, batch = int(np.sum(env == e)), [], None
+            size = max(need, 64)
+            for _ in range(1000):  # a keep rate below ~1e-4 is a bad spec, not a long wait
+                batch = self.draw_exogenous(rng, size)
+                batch["select"] = rng.random(size)
+                env_batch = np.full(size, e, dtype=np.int64)
+                prob = self.selection(self.evaluate(batch, env_batch), self.row_params(env_batch))
+                keep = batch["select"] < prob
+                kept.append({k: v[keep] for k, v in batch.items()})
+                need -= int(keep.sum())
+                if need <= 0:
+                    break
+                rate = max(keep.mean(), 1e-3)
+                size = int(min(max(64, 1.2 * need / rate), 10_000_000))
+            else:
+                raise ValueError("selection keeps almost no units: check the selection parameters")
+            merged = {k: np.concatenate([p[k] for p in kept]) for k in kept[0]}
+            pieces.append({k: v[: int(np.sum(env == e))] for k, v in merged.items()})
+        return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+
     def sample(self, seed: int) -> Dataset:
         children = np.random.SeedSequence(int(seed)).spawn(len(SPLITS))
         splits = {}
         for name, child in zip(SPLITS, children, strict=True):
             env = self._env_plan(name)
-            exogenous = self.draw_exogenous(np.random.default_rng(child), env.shape[0])
+            rng = np.random.default_rng(child)
+            if self.selection is None:
+                exogenous = self.draw_exogenous(rng, env.shape[0])
+            else:
+                exogenous = self._draw_selected(rng, env)
             splits[name] = self.make_split(name, exogenous, env)
         return Dataset(seed=int(seed), **splits)
 

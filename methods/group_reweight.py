@@ -51,6 +51,7 @@ class GroupReweight(Method):
         if self.epochs is not None:
             config["epochs"] = self.epochs
         seed = 0 if self.random_state is None else int(self.random_state)
-        model = fit_fresh(SubjectConfig.from_mapping(config), task.train.x, task.train.y, seed, weights)
+        loss = "logistic" if task.label_kind == "binary" else "squared"
+        model = fit_fresh(SubjectConfig.from_mapping(config), task.train.x, task.train.y, seed, weights, loss)
         return MethodOutput(edited=model, details={"group_counts": dict(zip(labels.tolist(), counts.tolist(),
                                                                               strict=True))})

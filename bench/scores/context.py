@@ -69,6 +69,11 @@ class ScoreContext:
 
         return reliance(self.output.edited, self.scenario, self.data.test_id, seed=self.reliance_seed)
 
+    @property
+    def classification(self) -> bool:
+        """Whether the label is binary; accuracy-based edit scores are missing for a continuous label."""
+        return self.scenario.scm.label_kind == "binary"
+
     def accuracy(self, which: str, split: str) -> float:
         """Accuracy of the ``edited``, ``base`` or ``oracle`` model on ``split`` (computed once)."""
         from cowbench.models import accuracy

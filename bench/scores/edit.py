@@ -11,25 +11,27 @@ from cowbench.scores._vectors import cosine
 @score("acc_id", track="edit", higher_is_better=True)
 def acc_id(ctx) -> float | None:
     """Accuracy of the edited model on test_id."""
-    return None if ctx.output.edited is None else ctx.accuracy("edited", "test_id")
+    return None if ctx.output.edited is None or not ctx.classification else ctx.accuracy("edited", "test_id")
 
 
 @score("acc_ood", track="edit", higher_is_better=True)
 def acc_ood(ctx) -> float | None:
     """Accuracy of the edited model on test_ood."""
-    return None if ctx.output.edited is None else ctx.accuracy("edited", "test_ood")
+    return None if ctx.output.edited is None or not ctx.classification else ctx.accuracy("edited", "test_ood")
 
 
 @score("wga", track="edit", higher_is_better=True)
 def wga(ctx) -> float | None:
     """Worst-group accuracy of the edited model on test_ood (min over label x spurious groups)."""
-    return None if ctx.output.edited is None else ctx.worst_group_accuracy("edited", "test_ood")
+    if ctx.output.edited is None or not ctx.classification:
+        return None
+    return ctx.worst_group_accuracy("edited", "test_ood")
 
 
 @score("edit_score", track="edit", higher_is_better=True, primary=True)
 def edit_score(ctx) -> float | None:
     """``(acc_ood(edited) - acc_ood(base)) / (acc_ood(oracle) - acc_ood(base))``; missing if the denominator < 0.01."""
-    if ctx.output.edited is None:
+    if ctx.output.edited is None or not ctx.classification:
         return None
     base = ctx.accuracy("base", "test_ood")
     denom = ctx.accuracy("oracle", "test_ood") - base
@@ -62,6 +64,6 @@ def causal_kept(ctx) -> float | None:
 @score("id_drop", track="edit", higher_is_better=False)
 def id_drop(ctx) -> float | None:
     """``acc_id(base) - acc_id(edited)``."""
-    if ctx.output.edited is None:
+    if ctx.output.edited is None or not ctx.classification:
         return None
     return ctx.accuracy("base", "test_id") - ctx.accuracy("edited", "test_id")

@@ -1,0 +1,95 @@
+"""Selection: grass is independent of cow in the world; the association exists only among the photos taken.
+
+In the population, ``cow = 1[coef_moo*moo + coef_tail*tail + label_noise*eps > 0]`` (probit index) and
+``grass ~ Bernoulli(1/2)`` independently of everything; ``sky`` is nuisance. A unit enters the sample
+with probability ``keep`` if ``grass == cow`` and ``1 - keep`` otherwise ("photos of cows are taken on
+grass"), with ``keep`` set per environment. Because grass is a fair coin in the population, the
+selected sample has ``P(grass = cow) = keep`` exactly, whatever the prevalence of cow, which makes the
+knob comparable with cow's ``agreement``. Deployment photographs without that selection by default
+(``keep_test = 0.5``). moo and tail are seen through measurement noise.
+
+Selection conditions on a common effect (a collider) of grass and cow, so within the sample grass also
+carries information about cow given the inputs. The mechanism of cow is untouched.
+
+Expected behaviour (catalog §6.1, mechanism M5; §6.3): pooled regression and ERM put weight on grass;
+with two environments whose selection differs, environment-based methods (per-environment fits, ICP when
+the causes also shift) can flag grass; group balancing removes the association in the reweighted
+sample and so the reliance (Sagawa et al. 2020, arXiv:1911.08731; Idrissi et al. 2022,
+arXiv:2110.14503). Interventions act on the selected units and do not re-select them, so
+``do(grass)`` never changes cow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cowbench.data import Truth
+from cowbench.generators.knobs import integer, real, real_tuple, scenario_family
+from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable
+
+KNOBS = (
+    real_tuple("keep_train", (0.9, 0.8), 0.01, 0.99,
+               "P(keep | grass = cow) in each training environment (P(keep | grass != cow) = 1 - keep); its "
+               "length is the number of training environments", max_len=16),
+    real("keep_test", 0.5, 0.01, 0.99, "P(keep | grass = cow) at deployment (0.5: no selection)"),
+    real("coef_moo", 1.0, -10.0, 10.0, "coefficient of moo in the probit index of cow"),
+    real("coef_tail", 1.0, -10.0, 10.0, "coefficient of tail in the probit index of cow"),
+    real("label_noise", 0.5, 0.0, 10.0, "sd of the Gaussian noise in the probit index of cow"),
+    real("measurement_noise", 1.0, 0.0, 10.0, "sd of the measurement noise on the moo and tail inputs"),
+    integer("n_train", 2000, 10, 10_000_000, "selected training units per training environment"),
+    integer("n_val", 500, 10, 10_000_000, "selected validation units per training environment"),
+    integer("n_test", 2000, 10, 10_000_000, "units in test_id and in test_ood"),
+)
+
+
+def _normal(parents, u, params):
+    return u
+
+
+def _cow(parents, u, params):
+    index = params["coef_moo"] * parents["moo"] + params["coef_tail"] * parents["tail"]
+    return (index + params["label_noise"] * u > 0).astype(np.float64)
+
+
+def _grass(parents, u, params):
+    return (u < 0.5).astype(np.float64)
+
+
+def _keep(values, params):
+    return np.where(values["grass"] == values["cow"], params["keep"], 1.0 - params["keep"])
+
+
+@scenario_family("cow_selection", version="1", knobs=KNOBS)
+def cow_selection(*, keep_train, keep_test, coef_moo, coef_tail, label_noise, measurement_noise,
+                  n_train, n_val, n_test) -> SCM:
+    """Selection on grass and cow (see the module docstring)."""
+    variables = (
+        Variable("moo", "causal", _normal, text="moo ~ N(0, 1)"),
+        Variable("tail", "causal", _normal, text="tail ~ N(0, 1)"),
+        Variable("cow", "label", _cow, parents=("moo", "tail"), kind="binary",
+                 text="cow = 1[coef_moo*moo + coef_tail*tail + label_noise*N(0,1) > 0]"),
+        Variable("grass", "spurious", _grass, noise="uniform", kind="binary",
+                 text="grass ~ Bernoulli(1/2); units kept w.p. keep_e if grass == cow, else 1 - keep_e"),
+        Variable("sky", "nuisance", _normal, text="sky ~ N(0, 1)"),
+    )
+    params = {"coef_moo": coef_moo, "coef_tail": coef_tail, "label_noise": label_noise, "keep": keep_train[0],
+              "measurement_noise": measurement_noise}
+    environments = tuple(Environment(f"train{i}", {"keep": k}) for i, k in enumerate(keep_train))
+    environments += (Environment("deploy", {"keep": keep_test}, deployment=True),)
+    if len(set(keep_train)) > 1:
+        ident, why = "env", ("the selection on (grass, cow) differs across training environments, cow's "
+                             "mechanism does not")
+    else:
+        ident, why = "group", ("one selection strength in training: a selected association cannot be told from a "
+                               "causal one without group labels")
+    truth = Truth(
+        roles={v.name: v.role for v in variables},
+        world_coef={"moo": coef_moo, "tail": coef_tail, "grass": 0.0, "sky": 0.0},
+        link="probit",
+        identifiable_with=ident,
+        identifiable_reason=why,
+    )
+    rendering = IdentityRendering(("moo", "tail", "grass", "sky"),
+                                  {"moo": "measurement_noise", "tail": "measurement_noise"})
+    return SCM(variables, params, environments, rendering, truth,
+               {"n_train": n_train, "n_val": n_val, "n_test": n_test}, selection=_keep)
