@@ -147,6 +147,11 @@ class Task:
         return {v: self._scenario.kind(v) for v in self.variables}
 
     @property
+    def instruments(self) -> list[str]:
+        """Variables the study design offers as instruments or anchors (design metadata, not truth)."""
+        return self._scenario.truth.of_role("instrument")
+
+    @property
     def label_kind(self) -> str:
         """``binary`` (the subject model outputs a logit) or ``continuous`` (it outputs a prediction)."""
         return self._scenario.scm.label_kind

@@ -23,6 +23,12 @@ import numpy as np
 from cowbench.errors import AccessError
 
 SMALL_KNOBS = {"n_train": 300, "n_val": 100, "n_test": 300}
+# the kit runs on the first of these small scenarios where the method is applicable
+CANDIDATES: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
+    ("cow", ()),
+    ("linear_sem", (("instrument", 1.0),)),
+    ("cow", (("rendering", "rotation"),)),
+)
 TIME_BUDGET_S = 60.0
 
 
@@ -36,11 +42,11 @@ class CheckResult:
 class _Fixture:
     """One small replicate shared by the checks: scenario, data, subject model, oracle."""
 
-    def __init__(self, scenario: str, arch: str):
+    def __init__(self, scenario: str, knobs: tuple[tuple[str, Any], ...], arch: str):
         import cowbench as cb
         from cowbench.subject import SubjectConfig
 
-        self.scenario = cb.make_scenario(scenario, **SMALL_KNOBS)
+        self.scenario = cb.make_scenario(scenario, **SMALL_KNOBS, **dict(knobs))
         self.data = self.scenario.sample(0)
         self.config = SubjectConfig(arch=arch, epochs=100).to_dict()
         self.subject = cb.train_subject(self.scenario, self.data, arch=arch, seed=0, epochs=100)
@@ -159,19 +165,35 @@ CHECKS: dict[str, Callable[[type, _Fixture], str | None]] = {
 }
 
 
-@functools.lru_cache(maxsize=4)
-def _fixture(scenario: str, arch: str) -> _Fixture:
-    return _Fixture(scenario, arch)  # read-only arrays and private model copies keep it clean between methods
+@functools.lru_cache(maxsize=8)
+def _fixture(scenario: str, knobs: tuple[tuple[str, Any], ...], arch: str) -> _Fixture:
+    return _Fixture(scenario, knobs, arch)  # read-only arrays and private model copies keep it clean
 
 
-def check_method(method: type | str, *, scenario: str = "cow", arch: str = "mlp") -> list[CheckResult]:
-    """Run every check on ``method`` (a class or a registered name); never raises for a failing check."""
+def _pick_scenario(cls: type) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    import cowbench as cb
+
+    reasons = []
+    for name, knobs in CANDIDATES:
+        reason = cls.applicable(cb.make_scenario(name, **SMALL_KNOBS, **dict(knobs)))
+        if reason is None:
+            return name, knobs
+        reasons.append(f"{name}: {reason}")
+    raise ValueError("the method is applicable to none of the kit's scenarios (" + "; ".join(reasons) + ")")
+
+
+def check_method(method: type | str, *, scenario: str | None = None, arch: str = "mlp") -> list[CheckResult]:
+    """Run every check on ``method`` (a class or a registered name); never raises for a failing check.
+
+    ``scenario`` defaults to the first of `CANDIDATES` where the method is applicable.
+    """
     from cowbench.registries import METHODS
 
     cls = METHODS.get(method) if isinstance(method, str) else method
     from cowbench.models import torch_threads
 
-    fx = _fixture(scenario, arch)
+    name, knobs = (scenario, ()) if scenario is not None else _pick_scenario(cls)
+    fx = _fixture(name, knobs, arch)
     results = []
     for name, check in CHECKS.items():
         try:

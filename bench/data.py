@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-ROLES = ("label", "causal", "spurious", "nuisance", "hidden")
+# instrument: an exogenous variable that moves a cause; its world coefficient is its direct effect on the
+# label (0 when the exclusion restriction holds). It is neither spurious nor causal for detection.
+ROLES = ("label", "causal", "spurious", "nuisance", "hidden", "instrument")
 SPLITS = ("train", "val", "test_id", "test_ood")
 
 

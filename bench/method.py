@@ -93,6 +93,10 @@ class Method:
     access: ClassVar[frozenset[str]]
     outputs: ClassVar[frozenset[str]]
     search_space: ClassVar[Mapping[str, Any]] = {}
+    # what the method needs of a scenario; `applicable` turns these into a reason to skip a pair
+    needs_input_map: ClassVar[bool] = False  # reads per-variable answers off input columns (identity rendering)
+    label_kinds: ClassVar[frozenset[str]] = frozenset({"binary", "continuous"})
+    min_environments: ClassVar[int] = 1
 
     def __init__(self, *, random_state: int | None = None):
         self.random_state = random_state
@@ -124,6 +128,20 @@ class Method:
         """A new, unfitted instance with the same (or updated) parameters."""
         merged = {**self.get_params(), **params}
         return type(self)(**merged)
+
+    @classmethod
+    def applicable(cls, scenario: Any) -> str | None:
+        """None if the method can run on ``scenario``, else the reason it cannot (the harness skips the pair).
+
+        Override to add conditions; call ``super().applicable(scenario)`` first.
+        """
+        if cls.needs_input_map and scenario.input_map is None:
+            return f"needs one input per variable; the {scenario.rendering} rendering mixes them"
+        if scenario.scm.label_kind not in cls.label_kinds:
+            return f"needs a {' or '.join(sorted(cls.label_kinds))} label; this one is {scenario.scm.label_kind}"
+        if len(scenario.scm.train_envs) < cls.min_environments:
+            return f"needs at least {cls.min_environments} training environments"
+        return None
 
     def run(self, task: Any) -> MethodOutput:
         raise NotImplementedError

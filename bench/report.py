@@ -175,6 +175,12 @@ def markdown_report(out: Path, level: float = 0.95) -> str:
         for _, r in agg.sort_values(["track", "rank"]).iterrows():
             lines.append(f"| {r.track} | {r.method} | {r.access} | {r['rank']:.2f} | {r.win:.2f} | {r.n} |")
         lines.append("")
+    skipped = (manifest or {}).get("skipped", [])
+    if skipped:
+        lines += [f"## Skipped pairs ({len(skipped)}): the method cannot run on the scenario", ""]
+        for item in skipped:
+            lines.append(f"- {item['method']} on {scenario_label(item['scenario'])}: {item['reason']}")
+        lines.append("")
     if failed:
         lines += [f"## Failed jobs ({len(failed)})", ""]
         for rec in failed:

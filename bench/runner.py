@@ -78,7 +78,7 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
         log(f"{summary.planned} planned: {summary.done_before} done, {summary.failed_before} failed, "
             f"{len(todo)} to run")
     write_json_atomic(out / "manifest.json", {"suite": suite.to_dict(), "suite_hash": suite.hash,
-                                              "jobs": [j.id for j in jobs]})
+                                              "jobs": [j.id for j in jobs], "skipped": suite.skipped()})
     if not todo:
         return summary
     cache_dir = str(out / "cache")

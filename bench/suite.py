@@ -69,13 +69,34 @@ class Suite:
     def hash(self) -> str:
         return stable_hash(self.to_dict())[:12]
 
+    def pairs(self) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any], str | None]]:
+        """(scenario spec, method, hyperparameters, reason to skip or None) for every pair of the suite."""
+        from cowbench.jobs import scenario_from_spec
+
+        out = []
+        for spec in self.scenarios:
+            scenario = scenario_from_spec(spec)
+            for name, params in self.methods:
+                out.append((spec, name, params, METHODS.get(name).applicable(scenario)))
+        return out
+
+    def skipped(self) -> list[dict[str, Any]]:
+        """The (scenario, method) pairs left out because the method cannot run there, with the reason."""
+        return [{"scenario": dict(spec), "method": name, "reason": reason}
+                for spec, name, _, reason in self.pairs() if reason is not None]
+
     def plan(self) -> list[JobSpec]:
-        """Every job, in a fixed order: scenario, replicate, method."""
+        """Every applicable job, in a fixed order: scenario, replicate, method."""
         jobs = []
-        for scenario in self.scenarios:
+        by_scenario: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+        for spec, name, params, reason in self.pairs():
+            if reason is None:
+                by_scenario.setdefault(stable_hash(spec), []).append((name, params))
+        for spec in self.scenarios:
             for r in range(self.replicates):
-                replicate = ReplicateSpec(scenario, r, self.root_seed, self.subject)
-                jobs.extend(make_job(replicate, name, params) for name, params in self.methods)
+                replicate = ReplicateSpec(spec, r, self.root_seed, self.subject)
+                methods = by_scenario.get(stable_hash(spec), [])
+                jobs.extend(make_job(replicate, name, params) for name, params in methods)
         return jobs
 
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.data import Truth
-from cowbench.errors import InputError
-from cowbench.generators.knobs import integer, real, real_tuple, scenario_family
+from cowbench.generators.knobs import integer, real, real_tuple, same_length, scenario_family
 from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable
 
 KNOBS = (
@@ -63,18 +62,12 @@ def _grass(parents, u, params):
     return (u < params["grass_rate"]).astype(np.float64)
 
 
-def _same_length(name: str, value: tuple[float, ...], other: str, length: int) -> None:
-    if len(value) != length:
-        raise InputError(f"knob {name}={value!r} is invalid: allowed a list of the same length as {other} "
-                         f"({length})")
-
-
 @scenario_family("cow_confounded", version="1", knobs=KNOBS)
 def cow_confounded(*, prevalence_shift_train, grass_rate_train, prevalence_shift_test, grass_rate_test, coef_moo,
                    coef_tail, label_noise, measurement_noise, n_train, n_val, n_test) -> SCM:
     """Environment confounding of grass and cow's prevalence (see the module docstring)."""
-    _same_length("grass_rate_train", grass_rate_train, "prevalence_shift_train", len(prevalence_shift_train))
-    _same_length("grass_rate_test", grass_rate_test, "prevalence_shift_test", len(prevalence_shift_test))
+    same_length("grass_rate_train", grass_rate_train, "prevalence_shift_train", len(prevalence_shift_train))
+    same_length("grass_rate_test", grass_rate_test, "prevalence_shift_test", len(prevalence_shift_test))
     variables = (
         Variable("moo", "causal", _normal, text="moo ~ N(0, 1)"),
         Variable("tail", "causal", _normal, text="tail ~ N(0, 1)"),

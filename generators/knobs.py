@@ -103,6 +103,12 @@ def choice(name: str, default: str, options: tuple[str, ...], doc: str) -> Knob:
     return Knob(name, default, doc, check, f"one of {', '.join(map(repr, options))}")
 
 
+def same_length(name: str, value: tuple, other: str, length: int) -> None:
+    """Raise `InputError` unless the tuple knob ``name`` has the length of the knob ``other``."""
+    if len(value) != length:
+        raise InputError(f"knob {name}={value!r} is invalid: allowed a list of the same length as {other} ({length})")
+
+
 class ScenarioFamily:
     """A registered scenario generator: validates knobs, then calls its builder.
 

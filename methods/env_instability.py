@@ -42,6 +42,8 @@ class EnvInstability(Method):
     family = "causal"
     access = frozenset({"pooled", "env"})
     outputs = frozenset({"detect"})
+    needs_input_map = True
+    label_kinds = frozenset({"binary"})
     search_space = {"C": LogUniform(1e-2, 1e4)}
 
     def __init__(self, *, C: float = 1e4, max_iter: int = 1000, random_state: int | None = None):

@@ -36,6 +36,7 @@ class InputGradient(Method):
     family = "attribution"
     access = frozenset({"pooled", "internals"})
     outputs = frozenset({"model"})
+    needs_input_map = True
 
     def __init__(self, *, max_units: int = 4000, random_state: int | None = None):
         self.max_units = max_units

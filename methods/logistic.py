@@ -34,6 +34,8 @@ class Logistic(Method):
     family = "estimation"
     access = frozenset({"pooled"})
     outputs = frozenset({"world", "model"})
+    needs_input_map = True
+    label_kinds = frozenset({"binary"})
     search_space = {"C": LogUniform(1e-3, 1e4)}
 
     def __init__(self, *, C: float = 1e4, max_iter: int = 1000, random_state: int | None = None):
