@@ -15,7 +15,11 @@ import pandas as pd
 
 # instrument: an exogenous variable that moves a cause; its world coefficient is its direct effect on the
 # label (0 when the exclusion restriction holds). It is neither spurious nor causal for detection.
-ROLES = ("label", "causal", "spurious", "nuisance", "hidden", "instrument")
+# core: a child of the label whose mechanism is the same in every environment (the "core feature" of the
+# group-robustness literature); its world coefficient is its weight in the invariant Bayes predictor. For
+# detection and for `causal_kept` it counts with the causal variables: the features a robust model keeps.
+ROLES = ("label", "causal", "spurious", "nuisance", "hidden", "instrument", "core")
+KEEP_ROLES = ("causal", "core")
 SPLITS = ("train", "val", "test_id", "test_ood")
 
 
@@ -114,6 +118,11 @@ class Truth:
     def of_role(self, role: str) -> list[str]:
         """Variables with ``role``, in declaration order."""
         return [v for v, r in self.roles.items() if r == role]
+
+    @property
+    def keep(self) -> list[str]:
+        """Variables a robust model should keep using: causal and core ones, in declaration order."""
+        return [v for v, r in self.roles.items() if r in KEEP_ROLES]
 
     @property
     def label(self) -> str:

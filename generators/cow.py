@@ -9,6 +9,26 @@ Expected behaviour: ERM (linear or MLP) puts weight on grass and loses accuracy 
 with environment labels can flag grass (its association with cow differs across environments while the
 mechanism of cow does not); group balancing and concept erasure remove the reliance.
 
+More knobs widen the family (see the glossary, ``cowbench knobs``):
+
+* ``causal_form``: ``linear`` (above), or ``and``/``or``/``xor`` of ``moo > 0`` and ``tail > 0``: the index is
+  then ``coef_moo * (2 g - 1)`` with ``g`` the boolean form, plus the extra causes' linear terms. The world
+  coefficient of a cause is its average partial effect on the index, ``E[d index / d v]``: the coefficient
+  for the linear form, ``coef_moo * phi(0)`` for and/or (``phi`` the standard normal density), and 0 for
+  xor, where no linear summary of the mechanism exists (the world track is then not scored: the truth
+  vector is zero) while detection and editing still are. Simplicity bias makes ERM lean on grass when the
+  cause is an xor (Shah et al. 2020, arXiv:2006.07710).
+* ``n_causal``, ``n_spurious``, ``n_nuisance``: extra causes ``cause3, ...`` (coefficient ``coef_extra``),
+  extra anti-causal spurious copies ``grass2, ...`` (same agreement, independent draws) and extra nuisance
+  ``sky2, ...``; ``n_nuisance = 0`` drops sky.
+* ``noise``: the exogenous distribution of the causes, the nuisance variables and the label noise, ``normal``
+  or ``laplace`` (scaled to unit variance).
+* ``heteroskedastic``: the label noise sd in training environment ``i`` is ``label_noise * (1 + h * i)``
+  (deployment: ``label_noise``); with ``h > 0`` every per-environment coefficient rescales, which breaks
+  methods that compare raw coefficients across environments.
+* ``standardize``: inputs centred and scaled by moments measured once on a pilot training sample with a
+  fixed seed (part of the scenario); ``input_offset`` adds a constant to every input.
+
 The ``rendering`` knob picks how the observed variables become inputs (identity, rotation, superposition,
 mlp, image; see `cowbench.generators.renderings`); the SCM and the truth do not depend on it, and the
 fixed random maps use one constant seed, so they belong to the scenario rather than to the replicate.
@@ -16,22 +36,27 @@ fixed random maps use one constant seed, so they belong to the scenario rather t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cowbench.data import Truth
 from cowbench.errors import InputError
-from cowbench.generators.knobs import choice, integer, real, real_tuple, scenario_family
-from cowbench.generators.renderings import ImageRendering, MLPRendering, RotationRendering, SuperpositionRendering
+from cowbench.generators.knobs import choice, integer, preset, real, real_tuple, scenario_family
+from cowbench.generators.renderings import (
+    AffineRendering,
+    ImageRendering,
+    MLPRendering,
+    RotationRendering,
+    SuperpositionRendering,
+)
 from cowbench.generators.scm import SCM, Environment, IdentityRendering, Rendering, Variable
 
 RENDERINGS = ("identity", "rotation", "superposition", "mlp", "image")
-OBSERVED = ("moo", "tail", "grass", "sky")
-MEASURED = {"moo": "measurement_noise", "tail": "measurement_noise"}
+FORMS = ("linear", "and", "or", "xor")
 RENDER_SEED = 0  # the fixed random maps are part of the scenario: one constant seed, not the replicate's
-# render_dim: (smallest, largest, default) per rendering that uses it
-RENDER_DIMS = {"rotation": (len(OBSERVED), 4096, len(OBSERVED)),
-               "superposition": (1, len(OBSERVED) - 1, len(OBSERVED) // 2),
-               "mlp": (1, 4096, 16)}
+PILOT_SEED = 0  # the pilot sample that measures the standardisation moments
+IMAGE_ATTRIBUTES = {"moo": "blob", "tail": "stroke", "grass": "bottom_band", "sky": "top_band"}
 
 KNOBS = (
     real_tuple("agreement_train", (0.9, 0.8), 0.0, 1.0,
@@ -40,47 +65,59 @@ KNOBS = (
     real("agreement_test", 0.1, 0.0, 1.0, "P(grass = cow) at deployment (test_ood)"),
     real("coef_moo", 1.0, -10.0, 10.0, "coefficient of moo in the probit index of cow"),
     real("coef_tail", 1.0, -10.0, 10.0, "coefficient of tail in the probit index of cow"),
-    real("label_noise", 0.5, 0.0, 10.0, "sd of the Gaussian noise in the probit index of cow"),
-    real("measurement_noise", 1.0, 0.0, 10.0, "sd of the measurement noise on the moo and tail inputs"),
+    real("label_noise", 0.5, 0.0, 10.0, "sd of the noise in the probit index of cow"),
+    real("measurement_noise", 1.0, 0.0, 10.0, "sd of the measurement noise on the causes' inputs"),
     integer("n_train", 2000, 10, 10_000_000, "training units per training environment"),
     integer("n_val", 500, 10, 10_000_000, "validation units per training environment"),
     integer("n_test", 2000, 10, 10_000_000, "units in test_id and in test_ood"),
-    choice("rendering", "identity", RENDERINGS, "how moo, tail, grass and sky become the inputs x"),
+    choice("rendering", "identity", RENDERINGS, "how the observed variables become the inputs x"),
     integer("render_dim", 0, 0, 4096,
-            "input dimension for rotation (4 to 4096), superposition (1 to 3) and mlp (1 to 4096); "
-            "0 = that rendering's default (4, 2, 16); must be 0 for identity and image"),
+            "input dimension for rotation (>= number of observed variables), superposition (1 to that number "
+            "- 1) and mlp (1 to 4096); 0 = that rendering's default; must be 0 for identity and image"),
+    choice("causal_form", "linear", FORMS, "how moo and tail enter cow's index: linear, or and/or/xor of their signs"),
+    integer("n_causal", 2, 2, 50, "number of causes: moo, tail, then cause3, cause4, ..."),
+    real("coef_extra", 0.5, -10.0, 10.0, "coefficient of each extra cause (cause3, ...) in cow's index"),
+    integer("n_spurious", 1, 1, 50, "number of anti-causal spurious variables: grass, then grass2, ..."),
+    integer("n_nuisance", 1, 0, 50, "number of nuisance variables: sky, then sky2, ... (0: none)"),
+    choice("noise", "normal", ("normal", "laplace"),
+           "distribution of the causes, nuisance variables and label noise (unit variance)"),
+    real("heteroskedastic", 0.0, 0.0, 10.0,
+         "label noise sd in training environment i is label_noise * (1 + heteroskedastic * i)"),
+    integer("standardize", 0, 0, 1, "1: centre and scale every input by moments of a fixed pilot training sample"),
+    real("input_offset", 0.0, -100.0, 100.0, "a constant added to every input (after standardisation)"),
 )
 
 
-def _rendering(rendering: str, render_dim: int) -> Rendering:
-    if rendering not in RENDER_DIMS:
-        if render_dim != 0:
-            raise InputError(f"knob render_dim={render_dim!r} is invalid: the {rendering} rendering has no "
-                             "dimension to set; allowed 0")
-        if rendering == "image":
-            return ImageRendering((("moo", "blob"), ("tail", "stroke"), ("grass", "bottom_band"), ("sky", "top_band")),
-                                  MEASURED, RENDER_SEED)
-        return IdentityRendering(OBSERVED, MEASURED)
-    low, high, default = RENDER_DIMS[rendering]
-    if render_dim == 0:
-        render_dim = default
-    elif not low <= render_dim <= high:
-        raise InputError(f"knob render_dim={render_dim!r} is invalid: allowed an integer in [{low}, {high}] "
-                         f"(or 0) for the {rendering} rendering")
-    if rendering == "rotation":
-        return RotationRendering(OBSERVED, MEASURED, RENDER_SEED, d_out=render_dim)
-    if rendering == "superposition":
-        return SuperpositionRendering(OBSERVED, MEASURED, RENDER_SEED, d_out=render_dim)
-    return MLPRendering(OBSERVED, MEASURED, RENDER_SEED, d_out=render_dim, hidden=32)
+def _names(n_causal: int, n_spurious: int, n_nuisance: int) -> tuple[list[str], list[str], list[str]]:
+    causes = ["moo", "tail"] + [f"cause{i}" for i in range(3, n_causal + 1)]
+    spurious = ["grass"] + [f"grass{i}" for i in range(2, n_spurious + 1)]
+    nuisance = (["sky"] + [f"sky{i}" for i in range(2, n_nuisance + 1)]) if n_nuisance else []
+    return causes, spurious, nuisance
 
 
-def _normal(parents, u, params):
-    return u
+def _exogenous(noise: str):
+    scale = 1.0 if noise == "normal" else 1.0 / math.sqrt(2.0)  # Laplace(0, 1) has variance 2
+
+    def draw(parents, u, params):
+        return scale * u
+
+    return draw, scale
 
 
-def _cow(parents, u, params):
-    index = params["coef_moo"] * parents["moo"] + params["coef_tail"] * parents["tail"]
-    return (index + params["label_noise"] * u > 0).astype(np.float64)
+def _cow_equation(form: str, extra: list[str], scale: float):
+    def equation(parents, u, params):
+        moo, tail = parents["moo"], parents["tail"]
+        if form == "linear":
+            index = params["coef_moo"] * moo + params["coef_tail"] * tail
+        else:
+            a, b = moo > 0, tail > 0
+            g = {"and": a & b, "or": a | b, "xor": a ^ b}[form]
+            index = params["coef_moo"] * (2.0 * g - 1.0)
+        for name in extra:
+            index = index + params["coef_extra"] * parents[name]
+        return (index + params["label_noise"] * scale * u > 0).astype(np.float64)
+
+    return equation
 
 
 def _grass(parents, u, params):
@@ -88,34 +125,95 @@ def _grass(parents, u, params):
     return np.where(u < params["agreement"], cow, 1.0 - cow)
 
 
+def _rendering(rendering: str, render_dim: int, observed: tuple[str, ...], measured: dict[str, str]) -> Rendering:
+    k = len(observed)
+    dims = {"rotation": (k, 4096, k), "superposition": (1, k - 1, max(1, k // 2)), "mlp": (1, 4096, 16)}
+    if rendering not in dims:
+        if render_dim != 0:
+            raise InputError(f"knob render_dim={render_dim!r} is invalid: the {rendering} rendering has no "
+                             "dimension to set; allowed 0")
+        if rendering == "image":
+            if set(observed) != set(IMAGE_ATTRIBUTES):
+                raise InputError("knob rendering='image' is invalid with extra variables: the picture draws "
+                                 "moo, tail, grass and sky only (set n_causal=2, n_spurious=1, n_nuisance=1)")
+            return ImageRendering(tuple((v, IMAGE_ATTRIBUTES[v]) for v in observed), measured, RENDER_SEED)
+        return IdentityRendering(observed, measured)
+    low, high, default = dims[rendering]
+    if render_dim == 0:
+        render_dim = default
+    elif not low <= render_dim <= high:
+        raise InputError(f"knob render_dim={render_dim!r} is invalid: allowed an integer in [{low}, {high}] "
+                         f"(or 0) for the {rendering} rendering")
+    if rendering == "rotation":
+        return RotationRendering(observed, measured, RENDER_SEED, d_out=render_dim)
+    if rendering == "superposition":
+        return SuperpositionRendering(observed, measured, RENDER_SEED, d_out=render_dim)
+    return MLPRendering(observed, measured, RENDER_SEED, d_out=render_dim, hidden=32)
+
+
+def _world_coef(form: str, causes: list[str], coef_moo: float, coef_tail: float, coef_extra: float) -> dict:
+    if form == "linear":
+        world = {"moo": coef_moo, "tail": coef_tail}
+    elif form in ("and", "or"):
+        # E[d/dv coef*(2g - 1)]: a kink at 0 with density phi(0), active when the other cause is on (and)
+        # or off (or), which has probability 1/2
+        world = dict.fromkeys(("moo", "tail"), coef_moo / math.sqrt(2 * math.pi))
+    else:
+        world = {"moo": 0.0, "tail": 0.0}
+    world.update(dict.fromkeys(causes[2:], coef_extra))
+    return world
+
+
 @scenario_family("cow", version="1", knobs=KNOBS)
 def cow(*, agreement_train, agreement_test, coef_moo, coef_tail, label_noise, measurement_noise,
-        n_train, n_val, n_test, rendering, render_dim) -> SCM:
+        n_train, n_val, n_test, rendering, render_dim, causal_form, n_causal, coef_extra, n_spurious, n_nuisance,
+        noise, heteroskedastic, standardize, input_offset) -> SCM:
     """Anti-causal grass, with P(grass = cow) set per environment (see the module docstring)."""
-    variables = (
-        Variable("moo", "causal", _normal, text="moo ~ N(0, 1)"),
-        Variable("tail", "causal", _normal, text="tail ~ N(0, 1)"),
-        Variable("cow", "label", _cow, parents=("moo", "tail"), kind="binary",
-                 text="cow = 1[coef_moo*moo + coef_tail*tail + label_noise*N(0,1) > 0]"),
-        Variable("grass", "spurious", _grass, parents=("cow",), noise="uniform", kind="binary",
-                 text="grass = cow w.p. agreement, else 1 - cow"),
-        Variable("sky", "nuisance", _normal, text="sky ~ N(0, 1)"),
-    )
-    params = {"coef_moo": coef_moo, "coef_tail": coef_tail, "label_noise": label_noise,
+    causes, spurious, nuisance = _names(n_causal, n_spurious, n_nuisance)
+    draw, scale = _exogenous(noise)
+    form_text = ("coef_moo*moo + coef_tail*tail" if causal_form == "linear"
+                 else f"coef_moo*(2*[{causal_form}(moo > 0, tail > 0)] - 1)")
+    extra_text = " + coef_extra*(" + " + ".join(causes[2:]) + ")" if len(causes) > 2 else ""
+    variables = [Variable(c, "causal", draw, noise=noise, text=f"{c} ~ {noise}(0, 1)") for c in causes]
+    variables.append(Variable("cow", "label", _cow_equation(causal_form, causes[2:], scale), parents=tuple(causes),
+                              noise=noise, kind="binary",
+                              text=f"cow = 1[{form_text}{extra_text} + label_noise_e*{noise}(0,1) > 0]"))
+    variables += [Variable(g, "spurious", _grass, parents=("cow",), noise="uniform", kind="binary",
+                           text=f"{g} = cow w.p. agreement_e, else 1 - cow") for g in spurious]
+    variables += [Variable(n, "nuisance", draw, noise=noise, text=f"{n} ~ {noise}(0, 1)") for n in nuisance]
+    params = {"coef_moo": coef_moo, "coef_tail": coef_tail, "coef_extra": coef_extra, "label_noise": label_noise,
               "agreement": agreement_train[0], "measurement_noise": measurement_noise}
-    environments = tuple(Environment(f"train{i}", {"agreement": a}) for i, a in enumerate(agreement_train))
+    environments = tuple(
+        Environment(f"train{i}", {"agreement": a, "label_noise": label_noise * (1 + heteroskedastic * i)})
+        for i, a in enumerate(agreement_train))
     environments += (Environment("deploy", {"agreement": agreement_test}, deployment=True),)
     if len(set(agreement_train)) > 1:
         ident, why = "env", "P(grass = cow) differs across training environments while cow's mechanism does not"
     else:
         ident, why = "group", ("one spurious strength in training: pooled or environment data cannot tell an "
                                "anti-causal child of cow from a cause")
-    truth = Truth(
-        roles={v.name: v.role for v in variables},
-        world_coef={"moo": coef_moo, "tail": coef_tail, "grass": 0.0, "sky": 0.0},
-        link="probit",
-        identifiable_with=ident,
-        identifiable_reason=why,
-    )
-    return SCM(variables, params, environments, _rendering(rendering, render_dim), truth,
-               {"n_train": n_train, "n_val": n_val, "n_test": n_test})
+    world = _world_coef(causal_form, causes, coef_moo, coef_tail, coef_extra)
+    world.update(dict.fromkeys(spurious + nuisance, 0.0))
+    truth = Truth(roles={v.name: v.role for v in variables}, world_coef=world, link="probit",
+                  identifiable_with=ident, identifiable_reason=why)
+    observed = tuple(causes + spurious + nuisance)
+    render = _rendering(rendering, render_dim, observed, dict.fromkeys(causes, "measurement_noise"))
+    sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test}
+    scm = SCM(tuple(variables), params, environments, render, truth, sizes)
+    if standardize or input_offset:
+        shift, spread = np.zeros(len(render.feature_names)), np.ones(len(render.feature_names))
+        if standardize:
+            pilot = scm.sample(PILOT_SEED).train.x.astype(np.float64)
+            shift, spread = pilot.mean(0), np.where(pilot.std(0) > 0, pilot.std(0), 1.0)
+        scm = SCM(tuple(variables), params, environments, AffineRendering(render, shift, spread, input_offset),
+                  truth, sizes)
+    return scm
+
+
+# Named presets: the cow family with other defaults (each a scenario of its own name).
+preset("cow_xor", cow, causal_form="xor", doc="cow whose label is the xor of the signs of moo and tail.")
+preset("cow_rotated", cow, rendering="rotation",
+       doc="cow seen through a fixed random rotation of its four inputs: no input column is a variable.")
+preset("cow_superposed", cow, rendering="superposition",
+       doc="cow with its four variables superposed into two input dimensions.")
+preset("cow_image", cow, rendering="image", doc="cow drawn as 16x16 greyscale pictures.")

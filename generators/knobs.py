@@ -148,6 +148,20 @@ class ScenarioFamily:
         return f"<scenario family {self.name!r} v{self.version}>"
 
 
+def preset(name: str, base: ScenarioFamily, *, doc: str, **defaults: Any) -> ScenarioFamily:
+    """Register ``name`` as ``base`` with other default knob values (a named preset of the family)."""
+    knobs = []
+    for knob in base.knobs.values():
+        if knob.name in defaults:
+            knob = Knob(knob.name, knob.validate(defaults.pop(knob.name)), knob.doc, knob.check, knob.allowed)
+        knobs.append(knob)
+    if defaults:
+        raise ValueError(f"preset {name!r}: unknown knobs {sorted(defaults)} for family {base.name!r}")
+    family = ScenarioFamily(name, base.version, tuple(knobs), base.build, f"{doc}\n\n{base.__doc__}")
+    SCENARIOS.register(name, family, origin=f"{base.build.__module__}:{name}")
+    return family
+
+
 def scenario_family(name: str, *, version: str, knobs: tuple[Knob, ...]) -> Callable[[Callable], ScenarioFamily]:
     """Decorator: register ``build(**knobs) -> SCM`` as the scenario family ``name``."""
 

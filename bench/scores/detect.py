@@ -25,12 +25,12 @@ def _gives_verdict(ctx) -> bool:
 
 @score("detect_auroc", track="detect", higher_is_better=True, primary=True)
 def detect_auroc(ctx) -> float | None:
-    """AUROC of ``spurious_score``, spurious variables positive, causal negative (nuisance excluded), ties 1/2."""
+    """AUROC of ``spurious_score``: spurious positive, causal and core negative, nuisance excluded, ties 1/2."""
     s = _scores(ctx)
     if s is None:
         return None
     pos = np.array([s.get(v, np.nan) for v in ctx.truth.of_role("spurious") if v in ctx.variables])
-    neg = np.array([s.get(v, np.nan) for v in ctx.truth.of_role("causal") if v in ctx.variables])
+    neg = np.array([s.get(v, np.nan) for v in ctx.truth.keep if v in ctx.variables])
     if pos.size == 0 or neg.size == 0 or not (np.isfinite(pos).all() and np.isfinite(neg).all()):
         return None
     diff = pos[:, None] - neg[None, :]

@@ -54,10 +54,10 @@ def residual_spurious(ctx) -> float | None:
 
 @score("causal_kept", track="edit", higher_is_better=True)
 def causal_kept(ctx) -> float | None:
-    """``cos(ace_edited[C], ace_base[C])`` over the causal variables C."""
+    """``cos(ace_edited[C], ace_base[C])`` over the causal (and core) variables C."""
     if ctx.output.edited is None:
         return None
-    causal = ctx.truth.of_role("causal")
+    causal = ctx.truth.keep
     return cosine(np.array([ctx.edited_ace[v] for v in causal]), np.array([ctx.base_ace[v] for v in causal]))
 
 
