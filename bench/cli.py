@@ -161,6 +161,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_knobs(args: argparse.Namespace) -> int:
+    from cowbench.glossary import glossary_markdown
+    from cowbench.registries import SCENARIOS
+
+    _load_plugins(args.plugins)
+    if args.markdown:
+        print(glossary_markdown(), end="")
+        return 0
+    names = [args.scenario] if args.scenario else SCENARIOS.names()
+    for name in names:
+        family = SCENARIOS.get(name)
+        print(f"{name} (version {family.version})")
+        for knob in family.knobs.values():
+            print(f"  {knob.name:<22} default {knob.default!r:<14} allowed {knob.allowed}\n"
+                  f"  {'':<22} {knob.doc}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from cowbench.conformance import check_method
+
+    _load_plugins(args.plugins)
+    results = check_method(args.method, scenario=args.scenario)
+    for r in results:
+        first = r.message.splitlines()[0] if r.message else ""
+        print(f"{'PASS' if r.passed else 'FAIL'}  {r.name:<18} {first}")
+    failed = [r for r in results if not r.passed]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cowbench import __version__
 
@@ -201,6 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rerun every job, done or not")
     p.add_argument("--retry-failed", action="store_true", help="rerun the jobs stored as failed")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("knobs", parents=[plugins], help="the knob glossary: defaults, ranges and meanings")
+    p.add_argument("scenario", nargs="?", default=None)
+    p.add_argument("--markdown", action="store_true", help="print the whole glossary as Markdown")
+    p.set_defaults(func=cmd_knobs)
+
+    p = sub.add_parser("check", parents=[plugins], help="run the conformance kit on a method (yours or ours)")
+    p.add_argument("method")
+    p.add_argument("--scenario", default=None, help="scenario to run the checks on (default: the first applicable)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("status", help="planned, ok, failed and missing jobs of a results directory")
     p.add_argument("results")

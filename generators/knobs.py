@@ -26,6 +26,8 @@ class Knob:
     doc: str
     check: Callable[[Any], Any]
     allowed: str
+    # machine-readable domain, e.g. ("real", low, high), for property tests and tools
+    domain: tuple[Any, ...] = ()
 
     def validate(self, value: Any) -> Any:
         try:
@@ -53,7 +55,7 @@ def real(name: str, default: float, low: float, high: float, doc: str, *, open_l
         return value
 
     bracket = "(" if open_low else "["
-    return Knob(name, default, doc, check, f"a number in {bracket}{low}, {high}]")
+    return Knob(name, default, doc, check, f"a number in {bracket}{low}, {high}]", ("real", low, high, open_low))
 
 
 def integer(name: str, default: int, low: int, high: int, doc: str) -> Knob:
@@ -66,7 +68,7 @@ def integer(name: str, default: int, low: int, high: int, doc: str) -> Knob:
             raise ValueError
         return int(value)
 
-    return Knob(name, default, doc, check, f"an integer in [{low}, {high}]")
+    return Knob(name, default, doc, check, f"an integer in [{low}, {high}]", ("integer", low, high))
 
 
 def real_tuple(name: str, default: tuple[float, ...], low: float, high: float, doc: str, *,
@@ -83,8 +85,8 @@ def real_tuple(name: str, default: tuple[float, ...], low: float, high: float, d
             raise ValueError
         return out
 
-    return Knob(name, default, doc, check,
-                f"a list of {min_len} to {max_len} numbers, each in [{low}, {high}]")
+    return Knob(name, default, doc, check, f"a list of {min_len} to {max_len} numbers, each in [{low}, {high}]",
+                ("real_tuple", low, high, min_len, max_len))
 
 
 def choice(name: str, default: str, options: tuple[str, ...], doc: str) -> Knob:
@@ -100,7 +102,7 @@ def choice(name: str, default: str, options: tuple[str, ...], doc: str) -> Knob:
             raise ValueError
         return value
 
-    return Knob(name, default, doc, check, f"one of {', '.join(map(repr, options))}")
+    return Knob(name, default, doc, check, f"one of {', '.join(map(repr, options))}", ("choice", options))
 
 
 def same_length(name: str, value: tuple, other: str, length: int) -> None:
@@ -153,7 +155,8 @@ def preset(name: str, base: ScenarioFamily, *, doc: str, **defaults: Any) -> Sce
     knobs = []
     for knob in base.knobs.values():
         if knob.name in defaults:
-            knob = Knob(knob.name, knob.validate(defaults.pop(knob.name)), knob.doc, knob.check, knob.allowed)
+            knob = Knob(knob.name, knob.validate(defaults.pop(knob.name)), knob.doc, knob.check, knob.allowed,
+                        knob.domain)
         knobs.append(knob)
     if defaults:
         raise ValueError(f"preset {name!r}: unknown knobs {sorted(defaults)} for family {base.name!r}")
