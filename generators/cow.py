@@ -187,7 +187,10 @@ def cow(*, agreement_train, agreement_test, coef_moo, coef_tail, label_noise, me
         Environment(f"train{i}", {"agreement": a, "label_noise": label_noise * (1 + heteroskedastic * i)})
         for i, a in enumerate(agreement_train))
     environments += (Environment("deploy", {"agreement": agreement_test}, deployment=True),)
-    if len(set(agreement_train)) > 1:
+    if all(a in (0.0, 1.0) for a in agreement_train):
+        ident, why = "counterfactual", ("grass is a function of cow in every training environment (no minority "
+                                        "group): only interventions separate it from a cause")
+    elif len(set(agreement_train)) > 1:
         ident, why = "env", "P(grass = cow) differs across training environments while cow's mechanism does not"
     else:
         ident, why = "group", ("one spurious strength in training: pooled or environment data cannot tell an "
@@ -210,10 +213,32 @@ def cow(*, agreement_train, agreement_test, coef_moo, coef_tail, label_noise, me
     return scm
 
 
-# Named presets: the cow family with other defaults (each a scenario of its own name).
-preset("cow_xor", cow, causal_form="xor", doc="cow whose label is the xor of the signs of moo and tail.")
-preset("cow_rotated", cow, rendering="rotation",
-       doc="cow seen through a fixed random rotation of its four inputs: no input column is a variable.")
-preset("cow_superposed", cow, rendering="superposition",
-       doc="cow with its four variables superposed into two input dimensions.")
-preset("cow_image", cow, rendering="image", doc="cow drawn as 16x16 greyscale pictures.")
+# Named presets: the cow family with other defaults (each a scenario of its own name). Expected outcomes
+# follow the methods catalog, §6.3 (row numbers S..).
+preset("cow_xor", cow, causal_form="xor", doc=(
+    "cow whose label is the xor of the signs of moo and tail (catalog S08). Expected: ERM leans on the linearly "
+    "separable grass (simplicity bias; Shah et al. 2020, arXiv:2006.07710); group balancing helps only while "
+    "minority groups exist (Idrissi et al. 2022, arXiv:2110.14503); the world track is not scored (xor has no "
+    "linear truth), detection and editing are."))
+preset("cow_rotated", cow, rendering="rotation", doc=(
+    "cow seen through a fixed random rotation of its inputs, so no input column is a variable (catalog S14). "
+    "Expected: methods that read answers off input columns are not applicable; concept-based erasure and "
+    "probes work at the rotated direction (Belrose et al. 2023, arXiv:2306.03819; Geiger et al. 2023, "
+    "arXiv:2303.02536); per-neuron patching and pruning fail."))
+preset("cow_superposed", cow, rendering="superposition", doc=(
+    "cow with its four variables superposed into two input dimensions (catalog S17). Expected: no linear "
+    "read-out separates every variable, so linear erasure of grass also removes part of the causes and "
+    "neuron pruning fails (Elhage et al. 2022, 'Toy models of superposition')."))
+preset("cow_image", cow, rendering="image", doc=(
+    "cow drawn as 16x16 greyscale pictures: a blob (moo), a stroke (tail), a textured bottom band (grass), a "
+    "top band (sky). Expected: ERM uses the grass band as on tabular cow; only concept- or "
+    "counterfactual-based methods give per-variable answers (Sagawa et al. 2020 Waterbirds analogue, "
+    "arXiv:1911.08731)."))
+preset("cow_single_env", cow, agreement_train=(0.85,), doc=(
+    "cow with one training environment: grass is not identifiable from pooled or environment data. "
+    "Expected: environment-based methods abstain (ICP returns nothing; Peters et al. 2016, arXiv:1501.01332); "
+    "group-label methods still remove the reliance."))
+preset("cow_separable", cow, agreement_train=(1.0, 1.0), doc=(
+    "cow where grass equals cow in every training environment (catalog S23). Expected: no observational "
+    "method can tell grass from a cause, so abstention is the correct answer; the logistic MLE diverges "
+    "(complete separation) and ERM relies on grass entirely."))
