@@ -28,7 +28,7 @@ def test_selected_agreement_equals_keep_and_is_absent_without_selection(data):
 
 def test_selection_does_not_touch_the_mechanism_of_cow(data):
     c = data.train.concepts
-    index = c.moo + c.tail + 0.5 * data.train.exogenous["cow"]
+    index = c["moo"] + c["tail"] + 0.5 * data.train.exogenous["cow"]  # c.tail is DataFrame.tail
     assert np.array_equal((index > 0).astype(int).to_numpy(), c.cow.to_numpy())
 
 
