@@ -106,6 +106,32 @@ def rank_methods(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scenario", "track", "method", "access", "rank", "win_rate"])
 
 
+def rank_stability(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """P(best) per (scenario, track, method): how often the method ranks first on the track's primary
+    metric when replicates are resampled with replacement (jointly for all methods: replicates are paired,
+    every method sees the same data in a replicate). Ties count as a share."""
+    scores = _score_table()
+    rows = []
+    rng = np.random.default_rng(seed)
+    for metric, info in scores[scores.primary].iterrows():
+        part = frame[frame.metric == metric]
+        for scenario, block in part.groupby("scenario"):
+            table = block.pivot_table(index="replicate", columns="method", values="value", aggfunc="first")
+            values = table.to_numpy(dtype=float)  # (replicates, methods), NaN where a job is missing
+            if values.shape[1] == 0:
+                continue
+            draws = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
+            with np.errstate(invalid="ignore"):
+                means = np.nanmean(values[draws], axis=1)  # (n_boot, methods)
+            means = means if info.higher_is_better else -means
+            means = np.where(np.isnan(means), -np.inf, means)
+            best = means == means.max(axis=1, keepdims=True)
+            share = (best / best.sum(axis=1, keepdims=True)).mean(axis=0)
+            rows += [{"scenario": scenario, "track": info.track, "method": m, "p_best": float(p)}
+                     for m, p in zip(table.columns, share, strict=True)]
+    return pd.DataFrame(rows, columns=["scenario", "track", "method", "p_best"])
+
+
 def _cell(mean: float, ci: float, n: int) -> str:
     if np.isnan(ci):
         return f"{mean:.3f} ({n})"
@@ -120,6 +146,7 @@ def markdown_report(out: Path, level: float = 0.95) -> str:
     frame, failed, manifest = load_results(out)
     summary = summarize(frame, level)
     ranks = rank_methods(summary)
+    stability = rank_stability(frame)
     scores = _score_table()
     suite = manifest["suite"] if manifest else {}
     lines = [
@@ -129,7 +156,8 @@ def markdown_report(out: Path, level: float = 0.95) -> str:
         f"scorer `{scorer_version()}` · root seed {suite.get('root_seed', '?')} · "
         f"{suite.get('replicates', '?')} replicates · subject `{(suite.get('subject') or {}).get('arch', '?')}` · "
         "hyperparameters: defaults (no selection) · "
-        f"cells: mean ± {int(level * 100)}% t-interval half-width (n replicates) · rows grouped by access level",
+        f"cells: mean ± {int(level * 100)}% t-interval half-width (n replicates) · rank on the track's primary "
+        "metric, P(best) from 1000 bootstrap resamples of the paired replicates · rows grouped by access level",
         "",
     ]
     if summary.empty:
@@ -142,10 +170,11 @@ def markdown_report(out: Path, level: float = 0.95) -> str:
         for scenario, block in part.groupby("scenario"):
             present = [m for m in metrics if m in set(block.metric)]
             arrows = {m: "↑" if scores.loc[m, "higher_is_better"] else "↓" for m in present}
-            header = ["rank", "method", "access", *[f"{m} {arrows[m]}" for m in present]]
+            header = ["rank", "P(best)", "method", "access", *[f"{m} {arrows[m]}" for m in present]]
             lines += [f"## {title} — {scenario}", "", "| " + " | ".join(header) + " |",
                       "|" + "---|" * len(header)]
             rk = ranks[(ranks.track == track) & (ranks.scenario == scenario)].set_index("method")["rank"]
+            pb = stability[(stability.track == track) & (stability.scenario == scenario)].set_index("method")["p_best"]
             cells = {(r.access, r.method, r.metric): r for r in block.itertuples()}
             best = {}
             for m in present:
@@ -164,7 +193,9 @@ def markdown_report(out: Path, level: float = 0.95) -> str:
                     text = _cell(c.mean, c.ci, int(c.n))
                     texts.append(f"**{text}**" if np.isclose(c.mean, best[m]) else text)
                 rank = rk.get(method, np.nan)
-                lines.append(f"| {'—' if pd.isna(rank) else int(rank)} | {method} | {access} | "
+                p_best = pb.get(method, np.nan)
+                lines.append(f"| {'—' if pd.isna(rank) else int(rank)} | {'—' if pd.isna(p_best) else f'{p_best:.2f}'} "
+                             f"| {method} | {access} | "
                              + " | ".join(texts) + " |")
             lines.append("")
     if not ranks.empty and ranks.scenario.nunique() > 1:
