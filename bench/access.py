@@ -8,6 +8,7 @@ tries to modify its inputs fails loudly instead of corrupting the data shared wi
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -214,8 +215,13 @@ class Task:
     # -- counterfactual ---------------------------------------------------------------------------
 
     def intervene(self, do: Mapping[str, Any], split: str = "train") -> Split:
-        """The training (or validation) units under ``do``, same exogenous noise."""
+        """The training (or validation) units under ``do``, same exogenous noise.
+
+        The returned split's ``concepts`` hold the observed variables only (no label, no hidden ones).
+        """
         self._need("counterfactual", "interventions")
         if split not in ("train", "val"):
             raise AccessError(f"interventions are on 'train' or 'val' units, not {split!r}")
-        return self._scenario.intervene(self._data.split(split), do)
+        out = self._scenario.intervene(self._data.split(split), do)
+        # hidden variables are never given to methods, nor the exogenous noise behind the units
+        return dataclasses.replace(out, concepts=out.concepts[self.variables].copy(), exogenous={})

@@ -17,9 +17,10 @@ Settings of the methods catalog (§7) this family reproduces:
   ``r < 1/2`` it never selects ``s``.
 * O3 (noisy proxy, continuous version): ``k = 1``, ``tau > 0``: OLS gives ``b_s = beta r tau^2 / (1 + tau^2 - r^2)``.
 
-Expected behaviour (catalog §2.1-2.3, §7 O3, O9, O10): with ``tau = 0`` OLS puts 0 on ``s`` (the causes are observed exactly and s carries nothing
-more); ridge moves weight onto ``s`` (O9); the lasso fails for ``k r > 1`` (here ``2r > 1``) and succeeds
-otherwise (O10); with ``tau > 0`` every regression of y on the inputs gives ``s`` non-zero weight.
+Expected behaviour (catalog §2.1-2.3, §7 O3, O9, O10): with ``tau = 0`` OLS puts 0 on ``s`` (the causes
+are observed exactly and s carries nothing more); ridge moves weight onto ``s`` (O9); the lasso fails for
+``k r > 1`` (here ``2r > 1``) and succeeds otherwise (O10); with ``tau > 0`` every regression of y on the
+inputs gives ``s`` non-zero weight.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def proxy_sem(*, k, beta, r_train, r_test, noise_sd, tau, n_train, n_val, n_test
         return r * total + (1.0 - k * r**2) ** 0.5 * u
 
     terms = " + ".join(f"beta_{j + 1}*{c}" for j, c in enumerate(causes))
-    variables = tuple(Variable(c, "causal", _normal, text=f"{c} ~ N(0, 1)") for c in causes) + (
+    variables = (
+        *(Variable(c, "causal", _normal, text=f"{c} ~ N(0, 1)") for c in causes),
         Variable("y", "label", y_eq, parents=causes, text=f"y = {terms} + noise_sd*N(0,1)"),
         Variable("s", "spurious", s_eq, parents=causes,
                  text=f"s = r_e*({' + '.join(causes)}) + sqrt(1 - k*r_e^2)*N(0,1)"),
@@ -101,6 +103,6 @@ def proxy_sem(*, k, beta, r_train, r_test, noise_sd, tau, n_train, n_val, n_test
         identifiable_with=ident,
         identifiable_reason=why,
     )
-    rendering = IdentityRendering(causes + ("s",), {c: "tau" for c in causes})
+    rendering = IdentityRendering((*causes, "s"), {c: "tau" for c in causes})
     return SCM(variables, params, environments, rendering, truth,
                {"n_train": n_train, "n_val": n_val, "n_test": n_test})
