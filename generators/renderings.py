@@ -253,8 +253,8 @@ class AffineRendering(Rendering):
     Why: standardised inputs (``shift`` and ``scale`` the inputs' mean and sd, measured once per scenario
     on a pilot sample with a fixed seed) and a constant input offset (``offset``: attribution methods that
     are not invariant to it, such as gradient x input, change their answers while the model's behaviour
-    does not; Kindermans et al. 2019, arXiv:1711.00867). The map is part of the scenario, so the truth and
-    ``input_map`` are those of ``inner``.
+    does not; Kindermans et al. 2019, arXiv:1711.00867). The map is part of the scenario, so the truth is
+    that of ``inner``; ``input_map`` too unless the inputs are rescaled.
     """
 
     def __init__(self, inner: Rendering, shift: np.ndarray, scale: np.ndarray, offset: float = 0.0):
@@ -273,7 +273,9 @@ class AffineRendering(Rendering):
 
     @property
     def input_map(self) -> dict[str, int] | None:
-        return self.inner.input_map
+        # a column still *is* its variable after a shift, not after a rescaling: per-variable answers read off
+        # a rescaled column would be off by its scale, so then there is no input map
+        return self.inner.input_map if np.all(self.scale == 1.0) else None
 
     def draw_noise(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         return self.inner.draw_noise(rng, n)

@@ -1,0 +1,56 @@
+"""Known failures of the walking-skeleton methods (their successes are in tests/e2e/test_phenomena.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+import cowbench as cb
+from cowbench.access import Task
+from cowbench.model_truth import reliance
+
+SEEDS = range(3)
+
+
+def mean_metric(scenario: str, method: str, metric: str, **knobs) -> float:
+    scn = cb.make_scenario(scenario, **knobs)
+    return float(np.mean([cb.evaluate(scn, cb.get_method(method)(), seed=s)[metric] for s in SEEDS]))
+
+
+def test_group_reweighting_leaves_reliance_on_a_proxy_of_a_noisy_cause():
+    # catalog §4.2 (f)(iii): balancing (cow x grass) does not decorrelate grass from moo, so a model that sees
+    # moo through noise keeps using grass as its proxy; on the anti-causal cow the same method removes it
+    assert mean_metric("cow_proxy", "group_reweight", "residual_spurious") > 0.2
+    assert mean_metric("cow", "group_reweight", "residual_spurious") < 0.1
+
+
+def test_linear_erasure_fails_under_superposition():
+    # catalog S17 (Elhage et al. 2022): two input dimensions carry four variables, so the probe's grass
+    # direction cannot be removed without leaving part of grass (or removing part of the causes)
+    assert mean_metric("cow_superposed", "erase_spurious", "residual_spurious") > 0.3
+    assert mean_metric("cow", "erase_spurious", "residual_spurious") < 0.1
+
+
+def test_environment_instability_gives_a_verdict_where_only_abstention_is_right():
+    # catalog S23: grass equals cow in every training environment; nothing observational can tell it from a
+    # cause, yet the per-environment fits (complete separation) still produce scores
+    scn = cb.make_scenario("cow_separable")
+    assert scn.truth.identifiable_with == "counterfactual"
+    ms = [cb.evaluate(scn, cb.get_method("env_instability")(), seed=s) for s in SEEDS]
+    assert all(m["abstained"] == 0.0 for m in ms)
+    assert np.mean([m["detect_auroc"] for m in ms]) < 0.75
+
+
+def test_input_gradient_is_local_while_reliance_on_a_binary_variable_is_a_finite_difference():
+    # f = relu(3 grass - 1): the gradient is 0 at grass = 0 and 3 at grass = 1, so its mean is 3 P(grass = 1);
+    # the interventional effect is f(1) - f(0) = 2 (Sundararajan et al. 2017 on gradient locality)
+    scn = cb.make_scenario("cow", n_train=2000)
+    data = scn.sample(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.ReLU(), torch.nn.Flatten(0))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.0, 0.0, 3.0, 0.0]]))
+        model[0].bias.fill_(-1.0)
+    task = Task(scn, data, model, {"pooled", "internals"}, subject_config={"arch": "custom"})
+    out = cb.get_method("input_gradient")().run(task)
+    p_grass = float(np.mean(data.train.concepts["grass"]))
+    assert out.model_coef["grass"] == pytest.approx(3 * p_grass, rel=1e-5)
+    assert reliance(model, scn, data.test_id)["grass"] == pytest.approx(2.0, rel=1e-5)
