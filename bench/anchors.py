@@ -37,7 +37,7 @@ CONFIGS = tuple(PUBLISHED)
 # the repository tries reg in {0, 1e-5, ..., 1e-1} on reg * risk + (1 - reg) * penalty)
 IRM_GRID = (1e1, 1e2, 1e3, 1e4, 1e5)
 METHODS_SHOWN = ("ERM", "ICP", "IRM", "IRM-all")
-COMMAND = 'python -c "from cowbench.anchors import main; main()"'
+COMMAND = "cowbench anchor irm_synthetic"
 
 
 def _errors(truth: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
@@ -179,7 +179,7 @@ def main(n_reps: int = 20, seed: int = 0, out: str | Path | None = None) -> pd.D
     start = time.perf_counter()
     df = reproduce_irm_synthetic(n_reps=n_reps, seed=seed)
     elapsed = time.perf_counter() - start
-    path = Path(out) if out is not None else Path(__file__).resolve().parents[1] / "results/anchors/irm_synthetic.md"
+    path = Path(out) if out is not None else Path("results/anchors/irm_synthetic.md")  # like `run`: under the cwd
     path.parent.mkdir(parents=True, exist_ok=True)
     sem = df.groupby(["hidden", "hetero", "scramble", "method"])[["err_causal", "err_noncausal"]].agg(
         lambda s: s.std(ddof=1) / np.sqrt(len(s)))

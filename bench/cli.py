@@ -179,6 +179,16 @@ def cmd_knobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_anchor(args: argparse.Namespace) -> int:
+    from cowbench.anchors import main as irm_synthetic
+
+    if args.reps < 2:
+        raise InputError(f"--reps must be an integer >= 2 (standard errors need two), got {args.reps}")
+    irm_synthetic(n_reps=args.reps, seed=args.seed, out=args.out)
+    print(f"wrote {args.out or 'results/anchors/irm_synthetic.md'}")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from cowbench.conformance import check_method
 
@@ -242,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("method")
     p.add_argument("--scenario", default=None, help="scenario to run the checks on (default: the first applicable)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("anchor", help="reproduce a published result beside its numbers (results/anchors/)")
+    p.add_argument("name", choices=["irm_synthetic"])
+    p.add_argument("--reps", type=int, default=20, help="repetitions per configuration (the paper: 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="Markdown file to write (default: results/anchors/irm_synthetic.md)")
+    p.set_defaults(func=cmd_anchor)
 
     p = sub.add_parser("status", help="planned, ok, failed and missing jobs of a results directory")
     p.add_argument("results")
