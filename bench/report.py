@@ -121,8 +121,9 @@ def rank_stability(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd
             if values.shape[1] == 0:
                 continue
             draws = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
-            with np.errstate(invalid="ignore"):
-                means = np.nanmean(values[draws], axis=1)  # (n_boot, methods)
+            picked = values[draws]  # (n_boot, replicates, methods)
+            counts = np.sum(~np.isnan(picked), axis=1)
+            means = np.where(counts > 0, np.nansum(picked, axis=1) / np.maximum(counts, 1), np.nan)
             means = means if info.higher_is_better else -means
             means = np.where(np.isnan(means), -np.inf, means)
             best = means == means.max(axis=1, keepdims=True)
