@@ -54,3 +54,29 @@ def test_input_gradient_is_local_while_reliance_on_a_binary_variable_is_a_finite
     p_grass = float(np.mean(data.train.concepts["grass"]))
     assert out.model_coef["grass"] == pytest.approx(3 * p_grass, rel=1e-5)
     assert reliance(model, scn, data.test_id)["grass"] == pytest.approx(2.0, rel=1e-5)
+
+
+def test_group_gap_flags_grass_where_balancing_decorrelates_it_and_abstains_without_minorities():
+    aurocs = [cb.evaluate(cb.make_scenario("cow"), cb.get_method("group_gap")(), seed=s)["detect_auroc"]
+              for s in SEEDS]
+    assert min(aurocs) == 1.0
+    # four_groups: the balanced weight of the spurious feature is 0 in the population (catalog O14)
+    m = cb.evaluate(cb.make_scenario("four_groups"), cb.get_method("group_gap")(), seed=0)
+    assert m["detect_auroc"] == 1.0 and m["world_spurious_mass"] < 0.1
+    separable = cb.evaluate(cb.make_scenario("cow_separable"), cb.get_method("group_gap")(), seed=0)
+    assert separable["abstained"] == 1.0 and separable["abstain_correct"] == 1.0
+
+
+def test_integrated_gradients_needs_an_in_distribution_baseline_under_an_input_offset():
+    # catalog S12 (Kindermans et al. 2019; Sundararajan et al. 2017 on baselines): with every input shifted by 5,
+    # the path from the zero baseline runs far off the data, where the MLP's slopes differ; the mean baseline
+    # stays on the data and keeps matching the model's reliance
+    scn = cb.make_scenario("cow", input_offset=5.0)
+
+    def err(baseline):
+        method = cb.get_method("integrated_gradients")(baseline=baseline)
+        return float(np.mean([cb.evaluate(scn, method, seed=s)["model_err"] for s in SEEDS]))
+
+    zero, mean = err("zero"), err("mean")
+    assert mean < 0.05
+    assert zero > 3 * mean
