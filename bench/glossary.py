@@ -24,6 +24,7 @@ CONCEPTS = (
     ("noise distribution", "cow: noise (normal, laplace)"),
     ("sample sizes per split", "every family: n_train, n_val (per training environment), n_test"),
     ("standardisation of inputs and input offset", "cow: standardize, input_offset"),
+    ("feature sparsity (superposition)", "cow: sparsity; cow_superposed"),
     ("rendering", "cow: rendering, render_dim; presets cow_rotated, cow_superposed, cow_image"),
 )
 

@@ -22,7 +22,8 @@ More knobs widen the family (see the glossary, ``cowbench knobs``):
   extra anti-causal spurious copies ``grass2, ...`` (same agreement, independent draws) and extra nuisance
   ``sky2, ...``; ``n_nuisance = 0`` drops sky.
 * ``noise``: the exogenous distribution of the causes, the nuisance variables and the label noise, ``normal``
-  or ``laplace`` (scaled to unit variance).
+  or ``laplace`` (scaled to unit variance); ``sparsity``: the probability that a cause or nuisance variable
+  is exactly 0 (sparse features, the regime in which superposition works; Elhage et al. 2022).
 * ``heteroskedastic``: the label noise sd in training environment ``i`` is ``label_noise * (1 + h * i)``
   (deployment: ``label_noise``); with ``h > 0`` every per-environment coefficient rescales, which breaks
   methods that compare raw coefficients across environments.
@@ -85,6 +86,8 @@ KNOBS = (
          "label noise sd in training environment i is label_noise * (1 + heteroskedastic * i)"),
     integer("standardize", 0, 0, 1, "1: centre and scale every input by moments of a fixed pilot training sample"),
     real("input_offset", 0.0, -100.0, 100.0, "a constant added to every input (after standardisation)"),
+    real("sparsity", 0.0, 0.0, 0.99, "P(a cause or nuisance variable is exactly 0): sparse features, as superposition "
+         "needs (Elhage et al. 2022)"),
 )
 
 
@@ -95,11 +98,21 @@ def _names(n_causal: int, n_spurious: int, n_nuisance: int) -> tuple[list[str], 
     return causes, spurious, nuisance
 
 
-def _exogenous(noise: str):
+def _exogenous(noise: str, sparsity: float):
     scale = 1.0 if noise == "normal" else 1.0 / math.sqrt(2.0)  # Laplace(0, 1) has variance 2
+    # sparse features: exactly 0 when |u| falls below the quantile that has mass `sparsity` (one draw per unit,
+    # so sparsity needs no extra exogenous variable); normal: P(|u| < c) = 2 Phi(c) - 1
+    if sparsity == 0:
+        cut = 0.0
+    elif noise == "normal":
+        from scipy.stats import norm
+
+        cut = float(norm.ppf(0.5 + sparsity / 2))
+    else:
+        cut = -math.log(1 - sparsity)  # Laplace(0, 1): P(|u| < c) = 1 - exp(-c)
 
     def draw(parents, u, params):
-        return scale * u
+        return np.where(np.abs(u) < cut, 0.0, scale * u)
 
     return draw, scale
 
@@ -167,10 +180,10 @@ def _world_coef(form: str, causes: list[str], coef_moo: float, coef_tail: float,
 @scenario_family("cow", version="1", knobs=KNOBS)
 def cow(*, agreement_train, agreement_test, coef_moo, coef_tail, label_noise, measurement_noise,
         n_train, n_val, n_test, rendering, render_dim, causal_form, n_causal, coef_extra, n_spurious, n_nuisance,
-        noise, heteroskedastic, standardize, input_offset) -> SCM:
+        noise, heteroskedastic, standardize, input_offset, sparsity) -> SCM:
     """Anti-causal grass, with P(grass = cow) set per environment (see the module docstring)."""
     causes, spurious, nuisance = _names(n_causal, n_spurious, n_nuisance)
-    draw, scale = _exogenous(noise)
+    draw, scale = _exogenous(noise, sparsity)
     form_text = ("coef_moo*moo + coef_tail*tail" if causal_form == "linear"
                  else f"coef_moo*(2*[{causal_form}(moo > 0, tail > 0)] - 1)")
     extra_text = " + coef_extra*(" + " + ".join(causes[2:]) + ")" if len(causes) > 2 else ""

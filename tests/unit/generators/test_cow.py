@@ -115,3 +115,12 @@ def test_scenarios_are_immutable_and_hash_by_spec():
     spec = a.spec
     spec["knobs"]["n_train"] = 1
     assert a.knobs["n_train"] == 2000
+
+
+@pytest.mark.parametrize("noise", ["normal", "laplace"])
+def test_sparsity_is_the_probability_of_an_exact_zero(noise):
+    scn = cb.make_scenario("cow", sparsity=0.8, noise=noise, n_train=20_000)
+    c = scn.sample(0).train.concepts
+    for v in ("moo", "tail", "sky"):
+        assert abs((c[v] == 0).mean() - 0.8) < 4 * np.sqrt(0.8 * 0.2 / len(c))
+    assert set(np.unique(c["grass"])) == {0, 1}  # binary variables are not sparsified
