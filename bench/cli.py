@@ -38,9 +38,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         from cowbench.registries import METHODS
 
         print("methods:")
+        from cowbench.access import ACCESS_LEVELS
+
         for name, cls in METHODS.items():
-            print(f"  {name:<18} {cls.family:<16} access={'+'.join(sorted(cls.access))}  "
-                  f"outputs={','.join(sorted(cls.outputs))}")
+            access = "+".join(a for a in ACCESS_LEVELS if a in cls.access)
+            print(f"  {name:<24} {cls.family:<16} {access:<40} outputs={','.join(sorted(cls.outputs))}")
     if what in ("suites", "all"):
         print("suites: " + ", ".join(builtin_suites()))
     return 0
