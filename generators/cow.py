@@ -43,6 +43,7 @@ import numpy as np
 
 from cowbench.data import Truth
 from cowbench.errors import InputError
+from cowbench.generators._cow_parts import size_knobs, sizes
 from cowbench.generators.knobs import choice, integer, preset, real, real_tuple, scenario_family
 from cowbench.generators.renderings import (
     AffineRendering,
@@ -68,9 +69,7 @@ KNOBS = (
     real("coef_tail", 1.0, -10.0, 10.0, "coefficient of tail in the probit index of cow"),
     real("label_noise", 0.5, 0.0, 10.0, "sd of the noise in the probit index of cow"),
     real("measurement_noise", 1.0, 0.0, 10.0, "sd of the measurement noise on the causes' inputs"),
-    integer("n_train", 2000, 10, 10_000_000, "training units per training environment"),
-    integer("n_val", 500, 10, 10_000_000, "validation units per training environment"),
-    integer("n_test", 2000, 10, 10_000_000, "units in test_id and in test_ood"),
+    *size_knobs(),
     choice("rendering", "identity", RENDERINGS, "how the observed variables become the inputs x"),
     integer("render_dim", 0, 0, 4096,
             "input dimension for rotation (>= number of observed variables), superposition (1 to that number "
@@ -214,15 +213,14 @@ def cow(*, agreement_train, agreement_test, coef_moo, coef_tail, label_noise, me
                   identifiable_with=ident, identifiable_reason=why)
     observed = tuple(causes + spurious + nuisance)
     render = _rendering(rendering, render_dim, observed, dict.fromkeys(causes, "measurement_noise"))
-    sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test}
-    scm = SCM(tuple(variables), params, environments, render, truth, sizes)
+    scm = SCM(tuple(variables), params, environments, render, truth, sizes(n_train, n_val, n_test))
     if standardize or input_offset:
         shift, spread = np.zeros(len(render.feature_names)), np.ones(len(render.feature_names))
         if standardize:
             pilot = scm.sample(PILOT_SEED).train.x.astype(np.float64)
             shift, spread = pilot.mean(0), np.where(pilot.std(0) > 0, pilot.std(0), 1.0)
         scm = SCM(tuple(variables), params, environments, AffineRendering(render, shift, spread, input_offset),
-                  truth, sizes)
+                  truth, sizes(n_train, n_val, n_test))
     return scm
 
 

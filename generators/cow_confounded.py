@@ -25,8 +25,16 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.data import Truth
-from cowbench.generators.knobs import integer, real, real_tuple, same_length, scenario_family
-from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable
+from cowbench.generators._cow_parts import (
+    COW_INDEX_KNOBS,
+    MEASUREMENT_KNOB,
+    cow_rendering,
+    size_knobs,
+    sizes,
+    standard_normal,
+)
+from cowbench.generators.knobs import real_tuple, same_length, scenario_family
+from cowbench.generators.scm import SCM, Environment, Variable
 
 KNOBS = (
     real_tuple("prevalence_shift_train", (1.0, -1.0), -10.0, 10.0,
@@ -39,18 +47,10 @@ KNOBS = (
     real_tuple("grass_rate_test", (0.1, 0.9), 0.0, 1.0,
                "P(grass = 1) in each deployment environment (same length as prevalence_shift_test); the "
                "default reverses the training association", max_len=16),
-    real("coef_moo", 1.0, -10.0, 10.0, "coefficient of moo in the probit index of cow"),
-    real("coef_tail", 1.0, -10.0, 10.0, "coefficient of tail in the probit index of cow"),
-    real("label_noise", 0.5, 0.0, 10.0, "sd of the Gaussian noise in the probit index of cow"),
-    real("measurement_noise", 1.0, 0.0, 10.0, "sd of the measurement noise on the moo and tail inputs"),
-    integer("n_train", 2000, 10, 10_000_000, "training units per training environment"),
-    integer("n_val", 500, 10, 10_000_000, "validation units per training environment"),
-    integer("n_test", 2000, 10, 10_000_000, "units in test_id and in test_ood"),
+    *COW_INDEX_KNOBS,
+    MEASUREMENT_KNOB,
+    *size_knobs(),
 )
-
-
-def _normal(parents, u, params):
-    return u
 
 
 def _cow(parents, u, params):
@@ -69,13 +69,13 @@ def cow_confounded(*, prevalence_shift_train, grass_rate_train, prevalence_shift
     same_length("grass_rate_train", grass_rate_train, "prevalence_shift_train", len(prevalence_shift_train))
     same_length("grass_rate_test", grass_rate_test, "prevalence_shift_test", len(prevalence_shift_test))
     variables = (
-        Variable("moo", "causal", _normal, text="moo ~ N(0, 1)"),
-        Variable("tail", "causal", _normal, text="tail ~ N(0, 1)"),
+        Variable("moo", "causal", standard_normal, text="moo ~ N(0, 1)"),
+        Variable("tail", "causal", standard_normal, text="tail ~ N(0, 1)"),
         Variable("cow", "label", _cow, parents=("moo", "tail"), kind="binary",
                  text="cow = 1[prevalence_shift_e + coef_moo*moo + coef_tail*tail + label_noise*N(0,1) > 0]"),
         Variable("grass", "spurious", _grass, noise="uniform", kind="binary",
                  text="grass ~ Bernoulli(grass_rate_e), independent of cow within an environment"),
-        Variable("sky", "nuisance", _normal, text="sky ~ N(0, 1)"),
+        Variable("sky", "nuisance", standard_normal, text="sky ~ N(0, 1)"),
     )
     params = {"coef_moo": coef_moo, "coef_tail": coef_tail, "label_noise": label_noise,
               "prevalence_shift": prevalence_shift_train[0], "grass_rate": grass_rate_train[0],
@@ -97,7 +97,6 @@ def cow_confounded(*, prevalence_shift_train, grass_rate_train, prevalence_shift
         identifiable_with=ident,
         identifiable_reason=why,
     )
-    rendering = IdentityRendering(("moo", "tail", "grass", "sky"),
-                                  {"moo": "measurement_noise", "tail": "measurement_noise"})
+    rendering = cow_rendering()
     return SCM(variables, params, environments, rendering, truth,
-               {"n_train": n_train, "n_val": n_val, "n_test": n_test})
+               sizes(n_train, n_val, n_test))

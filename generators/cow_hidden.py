@@ -32,8 +32,16 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.data import Truth
-from cowbench.generators.knobs import integer, real, real_tuple, scenario_family
-from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable
+from cowbench.generators._cow_parts import (
+    COW_INDEX_KNOBS,
+    MEASUREMENT_KNOB,
+    cow_rendering,
+    size_knobs,
+    sizes,
+    standard_normal,
+)
+from cowbench.generators.knobs import real, real_tuple, scenario_family
+from cowbench.generators.scm import SCM, Environment, Variable
 
 KNOBS = (
     real_tuple("confounding_train", (1.0, 0.5), -10.0, 10.0,
@@ -42,18 +50,10 @@ KNOBS = (
     real("confounding_test", -1.0, -10.0, 10.0, "effect of u_hidden on grass at deployment (test_ood)"),
     real("coef_hidden", 1.0, -10.0, 10.0, "coefficient of u_hidden in the probit index of cow"),
     real("grass_noise", 0.7, 0.0, 10.0, "sd of grass's own noise", open_low=True),
-    real("coef_moo", 1.0, -10.0, 10.0, "coefficient of moo in the probit index of cow"),
-    real("coef_tail", 1.0, -10.0, 10.0, "coefficient of tail in the probit index of cow"),
-    real("label_noise", 0.5, 0.0, 10.0, "sd of the Gaussian noise in the probit index of cow"),
-    real("measurement_noise", 1.0, 0.0, 10.0, "sd of the measurement noise on the moo and tail inputs"),
-    integer("n_train", 2000, 10, 10_000_000, "training units per training environment"),
-    integer("n_val", 500, 10, 10_000_000, "validation units per training environment"),
-    integer("n_test", 2000, 10, 10_000_000, "units in test_id and in test_ood"),
+    *COW_INDEX_KNOBS,
+    MEASUREMENT_KNOB,
+    *size_knobs(),
 )
-
-
-def _normal(parents, u, params):
-    return u
 
 
 def _cow(parents, u, params):
@@ -71,14 +71,14 @@ def cow_hidden(*, confounding_train, confounding_test, coef_hidden, grass_noise,
                measurement_noise, n_train, n_val, n_test) -> SCM:
     """A hidden confounder of grass and cow (see the module docstring)."""
     variables = (
-        Variable("moo", "causal", _normal, text="moo ~ N(0, 1)"),
-        Variable("tail", "causal", _normal, text="tail ~ N(0, 1)"),
-        Variable("u_hidden", "hidden", _normal, text="u_hidden ~ N(0, 1), unobserved"),
+        Variable("moo", "causal", standard_normal, text="moo ~ N(0, 1)"),
+        Variable("tail", "causal", standard_normal, text="tail ~ N(0, 1)"),
+        Variable("u_hidden", "hidden", standard_normal, text="u_hidden ~ N(0, 1), unobserved"),
         Variable("cow", "label", _cow, parents=("moo", "tail", "u_hidden"), kind="binary",
                  text="cow = 1[coef_moo*moo + coef_tail*tail + coef_hidden*u_hidden + label_noise*N(0,1) > 0]"),
         Variable("grass", "spurious", _grass, parents=("u_hidden",),
                  text="grass = confounding_e*u_hidden + grass_noise*N(0,1)"),
-        Variable("sky", "nuisance", _normal, text="sky ~ N(0, 1)"),
+        Variable("sky", "nuisance", standard_normal, text="sky ~ N(0, 1)"),
     )
     params = {"coef_moo": coef_moo, "coef_tail": coef_tail, "coef_hidden": coef_hidden,
               "label_noise": label_noise, "confounding": confounding_train[0], "grass_noise": grass_noise,
@@ -100,7 +100,6 @@ def cow_hidden(*, confounding_train, confounding_test, coef_hidden, grass_noise,
         identifiable_with=ident,
         identifiable_reason=why,
     )
-    rendering = IdentityRendering(("moo", "tail", "grass", "sky"),
-                                  {"moo": "measurement_noise", "tail": "measurement_noise"})
+    rendering = cow_rendering()
     return SCM(variables, params, environments, rendering, truth,
-               {"n_train": n_train, "n_val": n_val, "n_test": n_test})
+               sizes(n_train, n_val, n_test))

@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.data import Truth
-from cowbench.generators.knobs import integer, real, real_tuple, scenario_family
+from cowbench.generators._cow_parts import COW_INDEX_KNOBS, probit_cow, size_knobs, sizes, standard_normal
+from cowbench.generators.knobs import real, real_tuple, scenario_family
 from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable
 
 KNOBS = (
@@ -34,22 +35,9 @@ KNOBS = (
                "environments", max_len=16),
     real("rho_test", -0.8, -1.0, 1.0, "correlation of grass with moo at deployment (test_ood)"),
     real("tau", 0.7, 0.0, 10.0, "sd of the measurement noise on the moo and tail inputs"),
-    real("coef_moo", 1.0, -10.0, 10.0, "coefficient of moo in the probit index of cow"),
-    real("coef_tail", 1.0, -10.0, 10.0, "coefficient of tail in the probit index of cow"),
-    real("label_noise", 0.5, 0.0, 10.0, "sd of the Gaussian noise in the probit index of cow"),
-    integer("n_train", 2000, 10, 10_000_000, "training units per training environment"),
-    integer("n_val", 500, 10, 10_000_000, "validation units per training environment"),
-    integer("n_test", 2000, 10, 10_000_000, "units in test_id and in test_ood"),
+    *COW_INDEX_KNOBS,
+    *size_knobs(),
 )
-
-
-def _normal(parents, u, params):
-    return u
-
-
-def _cow(parents, u, params):
-    index = params["coef_moo"] * parents["moo"] + params["coef_tail"] * parents["tail"]
-    return (index + params["label_noise"] * u > 0).astype(np.float64)
 
 
 def _grass(parents, u, params):
@@ -61,13 +49,13 @@ def _grass(parents, u, params):
 def cow_proxy(*, rho_train, rho_test, tau, coef_moo, coef_tail, label_noise, n_train, n_val, n_test) -> SCM:
     """Grass as a correlated proxy of a noisily observed moo (see the module docstring)."""
     variables = (
-        Variable("moo", "causal", _normal, text="moo ~ N(0, 1)"),
-        Variable("tail", "causal", _normal, text="tail ~ N(0, 1)"),
-        Variable("cow", "label", _cow, parents=("moo", "tail"), kind="binary",
+        Variable("moo", "causal", standard_normal, text="moo ~ N(0, 1)"),
+        Variable("tail", "causal", standard_normal, text="tail ~ N(0, 1)"),
+        Variable("cow", "label", probit_cow, parents=("moo", "tail"), kind="binary",
                  text="cow = 1[coef_moo*moo + coef_tail*tail + label_noise*N(0,1) > 0]"),
         Variable("grass", "spurious", _grass, parents=("moo",),
                  text="grass = rho_e*moo + sqrt(1 - rho_e^2)*N(0,1)"),
-        Variable("sky", "nuisance", _normal, text="sky ~ N(0, 1)"),
+        Variable("sky", "nuisance", standard_normal, text="sky ~ N(0, 1)"),
     )
     params = {"coef_moo": coef_moo, "coef_tail": coef_tail, "label_noise": label_noise, "rho": rho_train[0],
               "tau": tau}
@@ -90,4 +78,4 @@ def cow_proxy(*, rho_train, rho_test, tau, coef_moo, coef_tail, label_noise, n_t
     )
     rendering = IdentityRendering(("moo", "tail", "grass", "sky"), {"moo": "tau", "tail": "tau"})
     return SCM(variables, params, environments, rendering, truth,
-               {"n_train": n_train, "n_val": n_val, "n_test": n_test})
+               sizes(n_train, n_val, n_test))

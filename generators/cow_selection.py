@@ -24,31 +24,27 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.data import Truth
-from cowbench.generators.knobs import integer, real, real_tuple, scenario_family
-from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable
+from cowbench.generators._cow_parts import (
+    COW_INDEX_KNOBS,
+    MEASUREMENT_KNOB,
+    cow_rendering,
+    probit_cow,
+    size_knobs,
+    sizes,
+    standard_normal,
+)
+from cowbench.generators.knobs import real, real_tuple, scenario_family
+from cowbench.generators.scm import SCM, Environment, Variable
 
 KNOBS = (
     real_tuple("keep_train", (0.9, 0.8), 0.01, 0.99,
                "P(keep | grass = cow) in each training environment (P(keep | grass != cow) = 1 - keep); its "
                "length is the number of training environments", max_len=16),
     real("keep_test", 0.5, 0.01, 0.99, "P(keep | grass = cow) at deployment (0.5: no selection)"),
-    real("coef_moo", 1.0, -10.0, 10.0, "coefficient of moo in the probit index of cow"),
-    real("coef_tail", 1.0, -10.0, 10.0, "coefficient of tail in the probit index of cow"),
-    real("label_noise", 0.5, 0.0, 10.0, "sd of the Gaussian noise in the probit index of cow"),
-    real("measurement_noise", 1.0, 0.0, 10.0, "sd of the measurement noise on the moo and tail inputs"),
-    integer("n_train", 2000, 10, 10_000_000, "selected training units per training environment"),
-    integer("n_val", 500, 10, 10_000_000, "selected validation units per training environment"),
-    integer("n_test", 2000, 10, 10_000_000, "units in test_id and in test_ood"),
+    *COW_INDEX_KNOBS,
+    MEASUREMENT_KNOB,
+    *size_knobs("selected units"),
 )
-
-
-def _normal(parents, u, params):
-    return u
-
-
-def _cow(parents, u, params):
-    index = params["coef_moo"] * parents["moo"] + params["coef_tail"] * parents["tail"]
-    return (index + params["label_noise"] * u > 0).astype(np.float64)
 
 
 def _grass(parents, u, params):
@@ -64,13 +60,13 @@ def cow_selection(*, keep_train, keep_test, coef_moo, coef_tail, label_noise, me
                   n_train, n_val, n_test) -> SCM:
     """Selection on grass and cow (see the module docstring)."""
     variables = (
-        Variable("moo", "causal", _normal, text="moo ~ N(0, 1)"),
-        Variable("tail", "causal", _normal, text="tail ~ N(0, 1)"),
-        Variable("cow", "label", _cow, parents=("moo", "tail"), kind="binary",
+        Variable("moo", "causal", standard_normal, text="moo ~ N(0, 1)"),
+        Variable("tail", "causal", standard_normal, text="tail ~ N(0, 1)"),
+        Variable("cow", "label", probit_cow, parents=("moo", "tail"), kind="binary",
                  text="cow = 1[coef_moo*moo + coef_tail*tail + label_noise*N(0,1) > 0]"),
         Variable("grass", "spurious", _grass, noise="uniform", kind="binary",
                  text="grass ~ Bernoulli(1/2); units kept w.p. keep_e if grass == cow, else 1 - keep_e"),
-        Variable("sky", "nuisance", _normal, text="sky ~ N(0, 1)"),
+        Variable("sky", "nuisance", standard_normal, text="sky ~ N(0, 1)"),
     )
     params = {"coef_moo": coef_moo, "coef_tail": coef_tail, "label_noise": label_noise, "keep": keep_train[0],
               "measurement_noise": measurement_noise}
@@ -89,7 +85,6 @@ def cow_selection(*, keep_train, keep_test, coef_moo, coef_tail, label_noise, me
         identifiable_with=ident,
         identifiable_reason=why,
     )
-    rendering = IdentityRendering(("moo", "tail", "grass", "sky"),
-                                  {"moo": "measurement_noise", "tail": "measurement_noise"})
+    rendering = cow_rendering()
     return SCM(variables, params, environments, rendering, truth,
-               {"n_train": n_train, "n_val": n_val, "n_test": n_test}, selection=_keep)
+               sizes(n_train, n_val, n_test), selection=_keep)

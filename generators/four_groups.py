@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.data import Truth
-from cowbench.generators.knobs import integer, real, real_tuple, scenario_family
+from cowbench.generators._cow_parts import size_knobs, sizes, standard_normal
+from cowbench.generators.knobs import real, real_tuple, scenario_family
 from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable
 
 KNOBS = (
@@ -34,9 +35,7 @@ KNOBS = (
     real("sd_core", 1.0, 0.01, 10.0, "sd of moo around its mean", open_low=False),
     real("mu_spurious", 1.0, 0.0, 10.0, "mean of grass is +-mu_spurious"),
     real("sd_spurious", 0.5, 0.01, 10.0, "sd of grass around its mean"),
-    integer("n_train", 2000, 10, 10_000_000, "training units per training environment"),
-    integer("n_val", 500, 10, 10_000_000, "validation units per training environment"),
-    integer("n_test", 2000, 10, 10_000_000, "units in test_id and in test_ood"),
+    *size_knobs(),
 )
 
 
@@ -61,10 +60,6 @@ def _grass(parents, u, params):
     return _sign(parents["grass_attr"]) * params["mu_spurious"] + params["sd_spurious"] * u
 
 
-def _normal(parents, u, params):
-    return u
-
-
 @scenario_family("four_groups", version="1", knobs=KNOBS)
 def four_groups(*, agreement_train, agreement_test, mu_core, sd_core, mu_spurious, sd_spurious,
                 n_train, n_val, n_test) -> SCM:
@@ -76,7 +71,7 @@ def four_groups(*, agreement_train, agreement_test, mu_core, sd_core, mu_spuriou
                  text="grass_attr = cow w.p. agreement_e, else 1 - cow"),
         Variable("grass", "spurious", _grass, parents=("grass_attr",),
                  text="grass = (2grass_attr - 1)*mu_spurious + sd_spurious*N(0,1)"),
-        Variable("sky", "nuisance", _normal, text="sky ~ N(0, 1)"),
+        Variable("sky", "nuisance", standard_normal, text="sky ~ N(0, 1)"),
     )
     params = {"agreement": agreement_train[0], "mu_core": mu_core, "sd_core": sd_core, "mu_spurious": mu_spurious,
               "sd_spurious": sd_spurious}
@@ -90,4 +85,4 @@ def four_groups(*, agreement_train, agreement_test, mu_core, sd_core, mu_spuriou
                   world_coef={"moo": 2 * mu_core / sd_core**2, "grass": 0.0, "sky": 0.0}, link="logistic",
                   identifiable_with=ident, identifiable_reason=why)
     return SCM(variables, params, environments, IdentityRendering(("moo", "grass", "sky")), truth,
-               {"n_train": n_train, "n_val": n_val, "n_test": n_test})
+               sizes(n_train, n_val, n_test))

@@ -11,7 +11,6 @@ Run with ``python -m pytest tests/perf/test_perf_estimation.py --benchmark-only`
 time.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -32,23 +31,15 @@ def cow_train():
     return np.asarray(data.train.x), np.asarray(data.train.y)
 
 
-def _best_of(fn, rounds: int = ROUNDS) -> float:
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
 
 @pytest.mark.benchmark(group="logistic-1e5x4")
-def test_perf_logistic_fit_vs_sklearn(benchmark, cow_train):
+def test_perf_logistic_fit_vs_sklearn(benchmark, cow_train, best_of):
     x, y = cow_train
     coef, se = benchmark.pedantic(lambda: logistic_fit(x, y, C=C, max_iter=MAX_ITER),
                                   rounds=ROUNDS, iterations=1, warmup_rounds=1)
     assert coef.shape == se.shape == (x.shape[1],) and np.isfinite(se).all()
-    same = _best_of(lambda: LogisticRegression(C=C, max_iter=MAX_ITER, tol=1e-8).fit(x, y))
-    default = _best_of(lambda: LogisticRegression(C=C, max_iter=MAX_ITER).fit(x, y))
+    same = best_of(lambda: LogisticRegression(C=C, max_iter=MAX_ITER, tol=1e-8).fit(x, y))
+    default = best_of(lambda: LogisticRegression(C=C, max_iter=MAX_ITER).fit(x, y))
     ours = benchmark.stats.stats.min
     benchmark.extra_info.update({
         "n_units": int(x.shape[0]),

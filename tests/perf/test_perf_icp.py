@@ -6,7 +6,6 @@ per subset), so its cost should grow with the number of subsets and hardly with 
 the best time at n = 1000 and n = 20000 rows per environment side by side, with the time per subset.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -28,22 +27,14 @@ def _data(d: int, n_per_env: int, seed: int = 0):
     return x, y, env
 
 
-def _best_of(fn, rounds: int = 3) -> float:
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
 
 @pytest.mark.benchmark(group="icp-subsets")
 @pytest.mark.parametrize("d", [4, 8, 12])
-def test_perf_icp_cost_grows_with_subsets_not_rows(benchmark, d):
+def test_perf_icp_cost_grows_with_subsets_not_rows(benchmark, d, best_of):
     small, large = _data(d, N_SMALL), _data(d, N_LARGE)
     result = benchmark.pedantic(icp_search, args=small, rounds=3, iterations=1)
-    t_small = _best_of(lambda: icp_search(*small))
-    t_large = _best_of(lambda: icp_search(*large))
+    t_small = best_of(lambda: icp_search(*small))
+    t_large = best_of(lambda: icp_search(*large))
     benchmark.extra_info.update({
         "d": d, "subsets": 2**d,
         f"seconds_n{N_SMALL}_per_env": t_small, f"seconds_n{N_LARGE}_per_env": t_large,

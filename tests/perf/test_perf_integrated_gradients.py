@@ -7,7 +7,6 @@ chunks of at most 65536 interpolated points). Nothing asserts a time: ``extra_in
 over captum, best of the rounds; target: not above 1) is what to compare across machines and commits.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -33,14 +32,6 @@ def ig_problem():
     return model, x, x.mean(0)
 
 
-def _best_of(fn, rounds: int = ROUNDS) -> float:
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
 
 def _captum(model, x, ref):
     xt, bt = torch.tensor(x), torch.tensor(np.broadcast_to(ref, x.shape).copy())
@@ -49,14 +40,14 @@ def _captum(model, x, ref):
 
 
 @pytest.mark.benchmark(group="integrated-gradients")
-def test_perf_integrated_gradients_ours(benchmark, ig_problem):
+def test_perf_integrated_gradients_ours(benchmark, ig_problem, best_of):
     model, x, ref = ig_problem
     ours = benchmark.pedantic(lambda: integrated_gradients(model, x, ref, n_steps=N_STEPS, rule="gausslegendre"),
                               rounds=ROUNDS, iterations=1, warmup_rounds=1)
     captum_fn = _captum(model, x, ref)
     theirs = captum_fn()
     np.testing.assert_allclose(ours, theirs.detach().double().numpy(), atol=1e-4, rtol=1e-3)
-    captum_s = _best_of(captum_fn)
+    captum_s = best_of(captum_fn)
     benchmark.extra_info.update({
         "n_units": len(x), "n_steps": N_STEPS, "rule": "gausslegendre",
         "baseline": "captum.attr.IntegratedGradients(model).attribute(x, baselines, n_steps, 'gausslegendre')",

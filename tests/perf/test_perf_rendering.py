@@ -4,7 +4,6 @@ Run with ``python -m pytest tests/perf --benchmark-only``. Nothing here asserts 
 baseline (``extra_info["ratio_to_baseline"]``) is what to compare across machines and commits.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -30,17 +29,9 @@ def _baseline() -> np.ndarray:
     return np.random.default_rng(1).standard_normal((N, 16 * 16))
 
 
-def _best_of(fn, rounds: int = ROUNDS) -> float:
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
 
 @pytest.mark.benchmark(group="image-rendering")
-def test_perf_image_rendering_1e5(benchmark, image_batch):
+def test_perf_image_rendering_1e5(benchmark, image_batch, best_of):
     rendering, values, params = image_batch
 
     def draw_and_render():
@@ -51,8 +42,8 @@ def test_perf_image_rendering_1e5(benchmark, image_batch):
     x = benchmark.pedantic(draw_and_render, rounds=ROUNDS, iterations=1, warmup_rounds=1)
     assert x.shape == (N, 256) and x.dtype == np.float32
     noise = rendering.draw_noise(np.random.default_rng(2), N)
-    baseline = _best_of(_baseline)
-    render_only = _best_of(lambda: rendering.render(values, noise, params))
+    baseline = best_of(_baseline)
+    render_only = best_of(lambda: rendering.render(values, noise, params))
     benchmark.extra_info.update({
         "n_images": N,
         "baseline": "numpy default_rng standard_normal((1e5, 256)), float64",
