@@ -18,11 +18,11 @@ COW_INDEX_KNOBS = (
 MEASUREMENT_KNOB = real("measurement_noise", 1.0, 0.0, 10.0, "sd of the measurement noise on the moo and tail inputs")
 
 
-def size_knobs(unit: str = "units", n_train: int = 2000, n_val: int = 500, n_test: int = 2000) -> tuple[Knob, ...]:
+def size_knobs(prefix: str = "", n_train: int = 2000, n_val: int = 500, n_test: int = 2000) -> tuple[Knob, ...]:
     """``n_train`` and ``n_val`` (per training environment) and ``n_test`` (per test split)."""
     return (
-        integer("n_train", n_train, 10, 10_000_000, f"training {unit} per training environment"),
-        integer("n_val", n_val, 10, 10_000_000, f"validation {unit} per training environment"),
+        integer("n_train", n_train, 10, 10_000_000, f"{prefix}training units per training environment"),
+        integer("n_val", n_val, 10, 10_000_000, f"{prefix}validation units per training environment"),
         integer("n_test", n_test, 10, 10_000_000, "units in test_id and in test_ood"),
     )
 

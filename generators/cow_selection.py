@@ -43,7 +43,7 @@ KNOBS = (
     real("keep_test", 0.5, 0.01, 0.99, "P(keep | grass = cow) at deployment (0.5: no selection)"),
     *COW_INDEX_KNOBS,
     MEASUREMENT_KNOB,
-    *size_knobs("selected units"),
+    *size_knobs("selected "),
 )
 
 
