@@ -165,6 +165,25 @@ def shrinkage_score(w_erm: np.ndarray, w_inv: np.ndarray) -> np.ndarray:
     return (a - b) / np.maximum(a + b, 1e-12)
 
 
+def invariance_output(task: Task, fit_inputs) -> MethodOutput:
+    """The run() of the linear invariance penalties (IRMv1, V-REx): fit, report, and score the shrinkage from ERM.
+
+    With one training environment there is nothing to be invariant across: the fit is reported and the
+    detection verdict abstains.
+    """
+    x, y, env = task.train.x, task.train.y, task.train.env
+    w, b = fit_inputs(x, y, env, task.label_kind)
+    coef = per_variable(task, w)
+    details = {"intercept": b}
+    if len(np.unique(env)) < 2:
+        return MethodOutput(world_coef=coef, model_coef=dict(coef), abstain=True,
+                            details={**details, "reason": "fewer than two training environments"})
+    w_erm = erm_fit(x, y, task.label_kind)
+    details["erm_coef"] = per_variable(task, w_erm)
+    return MethodOutput(world_coef=coef, model_coef=dict(coef),
+                        spurious_score=per_variable(task, shrinkage_score(w_erm, w)), details=details)
+
+
 @register_method
 class IRMLinear(Method):
     """IRMv1 over linear predictors (squared loss for a continuous label, logistic for a binary one).
@@ -248,14 +267,4 @@ class IRMLinear(Method):
                              optimizer=self.optimizer, dummy=self.dummy)
 
     def run(self, task: Task) -> MethodOutput:
-        x, y, env = task.train.x, task.train.y, task.train.env
-        w, b = self.fit_inputs(x, y, env, task.label_kind)
-        coef = per_variable(task, w)
-        details = {"intercept": b}
-        if len(np.unique(env)) < 2:
-            return MethodOutput(world_coef=coef, model_coef=dict(coef), abstain=True,
-                                details={**details, "reason": "fewer than two training environments"})
-        w_erm = erm_fit(x, y, task.label_kind)
-        details["erm_coef"] = per_variable(task, w_erm)
-        return MethodOutput(world_coef=coef, model_coef=dict(coef),
-                            spurious_score=per_variable(task, shrinkage_score(w_erm, w)), details=details)
+        return invariance_output(task, self.fit_inputs)

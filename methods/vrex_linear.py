@@ -6,8 +6,7 @@ import numpy as np
 
 from cowbench.access import Task
 from cowbench.method import LogUniform, Method, MethodOutput, register_method
-from cowbench.methods._common import per_variable
-from cowbench.methods.irm_linear import erm_fit, fit_penalised, shrinkage_score
+from cowbench.methods.irm_linear import fit_penalised, invariance_output
 
 
 @register_method
@@ -74,14 +73,4 @@ class VRExLinear(Method):
                              lr=float(self.lr), anneal_steps=int(self.anneal_steps), optimizer=self.optimizer)
 
     def run(self, task: Task) -> MethodOutput:
-        x, y, env = task.train.x, task.train.y, task.train.env
-        w, b = self.fit_inputs(x, y, env, task.label_kind)
-        coef = per_variable(task, w)
-        details = {"intercept": b}
-        if len(np.unique(env)) < 2:
-            return MethodOutput(world_coef=coef, model_coef=dict(coef), abstain=True,
-                                details={**details, "reason": "fewer than two training environments"})
-        w_erm = erm_fit(x, y, task.label_kind)
-        details["erm_coef"] = per_variable(task, w_erm)
-        return MethodOutput(world_coef=coef, model_coef=dict(coef),
-                            spurious_score=per_variable(task, shrinkage_score(w_erm, w)), details=details)
+        return invariance_output(task, self.fit_inputs)
