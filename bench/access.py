@@ -181,16 +181,21 @@ class Task:
     # -- concept ----------------------------------------------------------------------------------
 
     @property
-    def concepts(self) -> pd.DataFrame:
-        """Observed generator variables of the first ``n_concept`` training units (a copy)."""
+    def concept_index(self) -> np.ndarray:
+        """Training-row indices of the labelled subset: ``n_concept`` rows evenly spaced over the training split,
+        so every training environment is represented in proportion (the split is stored by environment)."""
         self._need("concept", "concept labels")
-        return self._data.train.concepts.iloc[: self.n_concept][self.variables].copy()
+        return _readonly(np.round(np.linspace(0, len(self._data.train) - 1, self.n_concept)).astype(np.int64))
+
+    @property
+    def concepts(self) -> pd.DataFrame:
+        """Observed generator variables of the labelled training units ``concept_index`` (a copy)."""
+        return self._data.train.concepts.iloc[self.concept_index][self.variables].reset_index(drop=True)
 
     @property
     def concept_x(self) -> np.ndarray:
         """Inputs of the units ``concepts`` describes, shape (n_concept, d)."""
-        self._need("concept", "concept labels")
-        return _readonly(self._data.train.x[: self.n_concept])
+        return _readonly(self._data.train.x[self.concept_index])
 
     @property
     def edit_target(self) -> list[str]:

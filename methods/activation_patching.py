@@ -85,14 +85,15 @@ class ActivationPatching(Method):
         self.random_state = random_state
 
     def _inputs(self, task: Task, held: dict[str, np.ndarray], n: int) -> np.ndarray:
-        """Inputs of the first ``n`` training units under ``do(held)`` (values only matter for those units)."""
+        """Inputs of the first ``n`` labelled units under ``do(held)`` (values only matter for those units)."""
         n_train = len(task.train)
+        rows = task.concept_index[:n]
         do = {}
         for v, values in held.items():
-            full = np.full(n_train, values[0], dtype=np.float64)  # units beyond n are computed, never used
-            full[:n] = values
+            full = np.full(n_train, values[0], dtype=np.float64)  # other units are computed, never used
+            full[rows] = values
             do[v] = full
-        return np.asarray(task.intervene(do, split="train").x[:n])
+        return np.asarray(task.intervene(do, split="train").x[rows])
 
     def run(self, task: Task) -> MethodOutput:
         n = min(int(self.max_units), task.n_concept)

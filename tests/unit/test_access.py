@@ -27,6 +27,9 @@ def test_declared_levels_open_their_parts(make_task, cow_data):
     assert np.array_equal(task.val.group, cow_data.val.group)
     assert list(task.concepts.columns) == ["moo", "tail", "grass", "sky"]  # no label, no hidden
     assert len(task.concepts) == task.n_concept == 1000
+    # the labelled subset spans the training environments in proportion, and concepts line up with inputs
+    assert np.array_equal(np.bincount(cow_data.train.env[task.concept_index]), [500, 500])
+    assert np.array_equal(task.concept_x[:, 2], task.concepts["grass"].to_numpy(np.float32))
     assert task.edit_target == ["grass"]
     assert task.intervene({"grass": 1.0}).concepts["grass"].eq(1).all()
     assert {"env", "group", "concept", "edit_target", "counterfactual"} <= task.used
