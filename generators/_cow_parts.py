@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from cowbench.data import Truth
 from cowbench.generators.knobs import Knob, integer, real
-from cowbench.generators.scm import IdentityRendering
+from cowbench.generators.scm import IdentityRendering, Variable
 
 COW_INDEX_KNOBS = (
     real("coef_moo", 1.0, -10.0, 10.0, "coefficient of moo in the probit index of cow"),
@@ -44,3 +45,11 @@ def probit_cow(parents, u, params):
 def cow_rendering(noise_param: str = "measurement_noise") -> IdentityRendering:
     """moo, tail, grass, sky as inputs, with measurement noise (sd: the parameter ``noise_param``) on the causes."""
     return IdentityRendering(("moo", "tail", "grass", "sky"), {"moo": noise_param, "tail": noise_param})
+
+
+def cow_truth(variables: tuple[Variable, ...], coef_moo: float, coef_tail: float, identifiable_with: str,
+              reason: str) -> Truth:
+    """The truth every cow variant shares: moo and tail with their index coefficients, grass and sky 0, probit."""
+    return Truth(roles={v.name: v.role for v in variables},
+                 world_coef={"moo": coef_moo, "tail": coef_tail, "grass": 0.0, "sky": 0.0}, link="probit",
+                 identifiable_with=identifiable_with, identifiable_reason=reason)

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cowbench.data import Truth
 from cowbench.generators._cow_parts import (
     COW_INDEX_KNOBS,
     MEASUREMENT_KNOB,
     cow_rendering,
+    cow_truth,
     size_knobs,
     sizes,
     standard_normal,
@@ -90,13 +90,7 @@ def cow_confounded(*, prevalence_shift_train, grass_rate_train, prevalence_shift
     else:
         ident, why = "pooled", ("the training environments do not shift both prevalence and grass, so grass is "
                                 "independent of cow in the pooled training data")
-    truth = Truth(
-        roles={v.name: v.role for v in variables},
-        world_coef={"moo": coef_moo, "tail": coef_tail, "grass": 0.0, "sky": 0.0},
-        link="probit",
-        identifiable_with=ident,
-        identifiable_reason=why,
-    )
+    truth = cow_truth(variables, coef_moo, coef_tail, ident, why)
     rendering = cow_rendering()
     return SCM(variables, params, environments, rendering, truth,
                sizes(n_train, n_val, n_test))

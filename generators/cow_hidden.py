@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cowbench.data import Truth
 from cowbench.generators._cow_parts import (
     COW_INDEX_KNOBS,
     MEASUREMENT_KNOB,
     cow_rendering,
+    cow_truth,
     size_knobs,
     sizes,
     standard_normal,
@@ -93,13 +93,7 @@ def cow_hidden(*, confounding_train, confounding_test, coef_hidden, grass_noise,
     else:
         ident, why = "group", ("one confounding strength in training: pooled or environment data cannot tell a "
                                "hidden-confounded grass from a cause")
-    truth = Truth(
-        roles={v.name: v.role for v in variables},
-        world_coef={"moo": coef_moo, "tail": coef_tail, "grass": 0.0, "sky": 0.0},
-        link="probit",
-        identifiable_with=ident,
-        identifiable_reason=why,
-    )
+    truth = cow_truth(variables, coef_moo, coef_tail, ident, why)
     rendering = cow_rendering()
     return SCM(variables, params, environments, rendering, truth,
                sizes(n_train, n_val, n_test))

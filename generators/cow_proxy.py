@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cowbench.data import Truth
-from cowbench.generators._cow_parts import COW_INDEX_KNOBS, probit_cow, size_knobs, sizes, standard_normal
+from cowbench.generators._cow_parts import COW_INDEX_KNOBS, cow_truth, probit_cow, size_knobs, sizes, standard_normal
 from cowbench.generators.knobs import real, real_tuple, scenario_family
 from cowbench.generators.scm import SCM, Environment, IdentityRendering, Variable
 
@@ -69,13 +68,7 @@ def cow_proxy(*, rho_train, rho_test, tau, coef_moo, coef_tail, label_noise, n_t
     else:
         ident, why = "group", ("one proxy strength in training: pooled or environment data cannot tell a proxy "
                                "of a noisy moo from a cause")
-    truth = Truth(
-        roles={v.name: v.role for v in variables},
-        world_coef={"moo": coef_moo, "tail": coef_tail, "grass": 0.0, "sky": 0.0},
-        link="probit",
-        identifiable_with=ident,
-        identifiable_reason=why,
-    )
+    truth = cow_truth(variables, coef_moo, coef_tail, ident, why)
     rendering = IdentityRendering(("moo", "tail", "grass", "sky"), {"moo": "tau", "tail": "tau"})
     return SCM(variables, params, environments, rendering, truth,
                sizes(n_train, n_val, n_test))

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cowbench.data import Truth
 from cowbench.generators._cow_parts import (
     COW_INDEX_KNOBS,
     MEASUREMENT_KNOB,
     cow_rendering,
+    cow_truth,
     probit_cow,
     size_knobs,
     sizes,
@@ -78,13 +78,7 @@ def cow_selection(*, keep_train, keep_test, coef_moo, coef_tail, label_noise, me
     else:
         ident, why = "group", ("one selection strength in training: a selected association cannot be told from a "
                                "causal one without group labels")
-    truth = Truth(
-        roles={v.name: v.role for v in variables},
-        world_coef={"moo": coef_moo, "tail": coef_tail, "grass": 0.0, "sky": 0.0},
-        link="probit",
-        identifiable_with=ident,
-        identifiable_reason=why,
-    )
+    truth = cow_truth(variables, coef_moo, coef_tail, ident, why)
     rendering = cow_rendering()
     return SCM(variables, params, environments, rendering, truth,
                sizes(n_train, n_val, n_test), selection=_keep)
