@@ -55,6 +55,16 @@ def identifiable(identifiable_with: str, access: frozenset[str]) -> bool:
     return any(IDENTIFICATION_ORDER.index(a) >= need for a in access if a in IDENTIFICATION_ORDER)
 
 
+def spread_rows(n_rows: int, n: int) -> np.ndarray:
+    """``min(n, n_rows)`` row indices evenly spaced over ``range(n_rows)``.
+
+    Splits are stored environment by environment, so the first ``n`` rows would all come from the first
+    environment; evenly spaced rows represent every environment in proportion.
+    """
+    n = min(int(n), n_rows)
+    return np.round(np.linspace(0, n_rows - 1, n)).astype(np.int64)
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     view = a.view()
     view.setflags(write=False)
@@ -67,6 +77,17 @@ class SplitView:
     def __init__(self, task: Task, split: Split):
         self._task = task
         self._split = split
+
+    def spread(self, n: int) -> SplitView:
+        """The same split restricted to ``n`` evenly spaced units (all of them if it has fewer)."""
+        if n >= len(self._split):
+            return self
+        rows = spread_rows(len(self._split), n)
+        s = self._split
+        sub = dataclasses.replace(s, x=s.x[rows], y=s.y[rows], env=s.env[rows], group=s.group[rows],
+                                  concepts=s.concepts.iloc[rows].reset_index(drop=True),
+                                  exogenous={k: v[rows] for k, v in s.exogenous.items()})
+        return SplitView(self._task, sub)
 
     @property
     def x(self) -> np.ndarray:
@@ -185,7 +206,7 @@ class Task:
         """Training-row indices of the labelled subset: ``n_concept`` rows evenly spaced over the training split,
         so every training environment is represented in proportion (the split is stored by environment)."""
         self._need("concept", "concept labels")
-        return _readonly(np.round(np.linspace(0, len(self._data.train) - 1, self.n_concept)).astype(np.int64))
+        return _readonly(spread_rows(len(self._data.train), self.n_concept))
 
     @property
     def concepts(self) -> pd.DataFrame:

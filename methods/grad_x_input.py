@@ -56,7 +56,7 @@ class GradXInput(Method):
     def run(self, task: Task) -> MethodOutput:
         model = task.model
         model.eval()
-        x = torch.tensor(np.asarray(task.train.x[: self.max_units]), requires_grad=True)  # (n, d)
+        x = torch.tensor(np.asarray(task.train.spread(self.max_units).x), requires_grad=True)  # (n, d)
         model(x).sum().backward()
         attribution = (x.grad * x).detach().double().numpy()  # (n, d): x_j df/dx_j per unit
         return MethodOutput(model_coef=per_variable(task, attribution.mean(0)),

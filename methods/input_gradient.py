@@ -44,7 +44,7 @@ class InputGradient(Method):
 
     def run(self, task: Task) -> MethodOutput:
         model = task.model
-        x = torch.tensor(np.asarray(task.train.x[: self.max_units]), requires_grad=True)  # (n, d)
+        x = torch.tensor(np.asarray(task.train.spread(self.max_units).x), requires_grad=True)  # (n, d)
         model(x).sum().backward()
         grad = x.grad.mean(0).double().numpy()  # (d,)
         return MethodOutput(model_coef=per_variable(task, grad))

@@ -136,7 +136,7 @@ class IntegratedGradients(Method):
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         train_x = np.asarray(task.train.x, dtype=np.float64)
         ref = np.zeros(train_x.shape[1]) if self.baseline == "zero" else train_x.mean(0)
-        x = train_x[: self.max_units]
+        x = np.asarray(task.train.spread(self.max_units).x, dtype=np.float64)
         model = task.model
         ig = integrated_gradients(model, x, ref, n_steps=self.n_steps, rule=self.rule, chunk_rows=self.chunk_rows)
         gap = ig.sum(1) - (task.predict_logit(x) - task.predict_logit(ref[None, :])[0])

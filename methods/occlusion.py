@@ -63,7 +63,7 @@ class Occlusion(Method):
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         train_x = np.asarray(task.train.x, dtype=np.float64)
         ref = train_x.mean(0) if self.baseline == "mean" else np.zeros(train_x.shape[1])
-        x = train_x[: self.max_units]
+        x = np.asarray(task.train.spread(self.max_units).x, dtype=np.float64)
         n, d = x.shape
         base = task.predict_logit(x)
         delta = np.empty((n, d))

@@ -57,7 +57,7 @@ class PartialDependence(Method):
         self.random_state = random_state
 
     def run(self, task: Task) -> MethodOutput:
-        x = np.asarray(task.train.x[: self.max_units], dtype=np.float32)
+        x = np.asarray(task.train.spread(self.max_units).x, dtype=np.float32)
         n, d = x.shape
         slopes = np.zeros(d)
         curves = {}

@@ -74,8 +74,9 @@ class PermutationImportance(Method):
 
     def run(self, task: Task) -> MethodOutput:
         rng = np.random.default_rng(self.random_state)
-        x = np.asarray(task.train.x[: self.max_units], dtype=np.float32)
-        y = np.asarray(task.train.y[: self.max_units], dtype=np.float64)
+        units = task.train.spread(self.max_units)
+        x = np.asarray(units.x, dtype=np.float32)
+        y = np.asarray(units.y, dtype=np.float64)
         n, d = x.shape
         f0 = task.predict_logit(x)
         base = _loss(f0, y, task.label_kind).mean()

@@ -65,7 +65,7 @@ class ResampleAblation(Method):
         if isinstance(self.n_repeats, bool) or not isinstance(self.n_repeats, int) or self.n_repeats < 1:
             raise ValueError(f"n_repeats must be a positive integer, got {self.n_repeats!r}")
         rng = np.random.default_rng(self.random_state)
-        x = np.asarray(task.train.x[: self.max_units], dtype=np.float64)
+        x = np.asarray(task.train.spread(self.max_units).x, dtype=np.float64)
         n, d = x.shape
         base = task.predict_logit(x)
         change = np.empty((self.n_repeats, n, d))  # f(x') - f(x)

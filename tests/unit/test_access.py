@@ -59,3 +59,15 @@ def test_identifiability_follows_the_access_order():
     assert not identifiable("env", frozenset({"pooled", "internals"}))
     assert not identifiable("group", frozenset({"pooled", "env"}))
     assert not identifiable("never", frozenset({"pooled", "counterfactual"}))
+
+
+def test_spread_subsets_cover_every_environment_and_stay_aligned(make_task, cow_data):
+    task = make_task({"pooled", "env"})
+    sub = task.train.spread(1000)
+    assert len(sub) == 1000
+    assert np.array_equal(np.bincount(sub.env), [500, 500])  # the first 1000 rows would all be env 0
+    rows = np.round(np.linspace(0, len(cow_data.train) - 1, 1000)).astype(int)
+    assert np.array_equal(sub.x, cow_data.train.x[rows]) and np.array_equal(sub.y, cow_data.train.y[rows])
+    assert len(task.train.spread(10**9)) == len(cow_data.train)
+    with pytest.raises(cb.AccessError):
+        _ = make_task({"pooled"}).train.spread(10).env
