@@ -107,6 +107,7 @@ class Replicate:
     subject: nn.Module
     oracle: nn.Module
     subject_config: dict[str, Any]
+    base_ace: dict[str, float]  # the subject's reliance on test_id: the model truth every job is scored against
 
 
 def scenario_from_spec(spec: Mapping[str, Any]) -> Scenario:
@@ -162,7 +163,9 @@ def _prepare_cached(replicate_json: str, cache_dir: str | None) -> Replicate:
     subject = _load_or_train(folder / "subject.pt" if folder else None, trainer(data.train.x, data.train.y))
     decorrelated = decorrelated_train(scn, data.train, seed)
     oracle = _load_or_train(folder / "oracle.pt" if folder else None, trainer(decorrelated.x, decorrelated.y))
-    return Replicate(scn, data, subject, oracle, cfg.to_dict())
+    from cowbench.model_truth import reliance
+
+    return Replicate(scn, data, subject, oracle, cfg.to_dict(), reliance(subject, scn, data.test_id))
 
 
 def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicate:
@@ -242,7 +245,6 @@ def check_output(output: Any, variables: list[str], outputs: frozenset[str]) -> 
 def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput, dict[str, Any], dict[str, Any]]:
     """Run ``method`` on a prepared replicate and score it: (output, metrics, resources)."""
     from cowbench.access import Task
-    from cowbench.model_truth import reliance
     from cowbench.scores import compute_scores
     from cowbench.scores.context import ScoreContext
 
@@ -256,8 +258,7 @@ def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput
         output = method.run(task)
         resources = {"method_wall_s": time.perf_counter() - start, "method_peak_rss_mb": _peak_rss_mb()}
         check_output(output, rep.scenario.variables, type(method).outputs)
-        base_ace = reliance(rep.subject, rep.scenario, rep.data.test_id)
-        ctx = ScoreContext(rep.scenario, rep.data, output, task.access, rep.subject, rep.oracle, base_ace,
+        ctx = ScoreContext(rep.scenario, rep.data, output, task.access, rep.subject, rep.oracle, dict(rep.base_ace),
                            used=set(task.used))
         metrics = compute_scores(ctx)
     return output, metrics, resources
