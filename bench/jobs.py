@@ -8,6 +8,7 @@ canonical JSON spec, which includes the generator, subject, method and scorer ve
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import platform
 import time
@@ -273,7 +274,8 @@ def _outputs_summary(output: MethodOutput) -> dict[str, Any]:
             "edited": output.edited is not None, "details": output.details}
 
 
-def provenance() -> dict[str, Any]:
+@functools.lru_cache(maxsize=1)
+def _provenance() -> dict[str, Any]:
     import importlib.metadata as md
 
     versions = {"python": platform.python_version()}
@@ -283,6 +285,11 @@ def provenance() -> dict[str, Any]:
         except md.PackageNotFoundError:
             versions[pkg] = None
     return {"versions": versions, "host": platform.node(), "machine": platform.machine()}
+
+
+def provenance() -> dict[str, Any]:
+    """Package versions and host of this process (read once per process; a copy per call)."""
+    return copy.deepcopy(_provenance())
 
 
 def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tuple[str, ...] = ()) -> str:
