@@ -8,6 +8,7 @@ names and versions, so changing a score invalidates the results that used it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,12 @@ TRACKS = ("world", "model", "detect", "edit")
 
 @dataclass(frozen=True)
 class Score:
-    """A registered metric: its function, track, direction and whether it ranks its track."""
+    """A registered metric: its function, track, direction and whether it ranks its track.
+
+    ``bounds`` is the metric's possible range (``(lo, hi)``, either end may be infinite), so intervals
+    and plots can stay inside it; ``chance`` is what an uninformed method gets (AUROC 0.5, a cosine 0, a
+    scale-free error 1), or None where no scenario-independent chance level exists (accuracies).
+    """
 
     name: str
     fn: Callable[[Any], float | None]
@@ -29,21 +35,34 @@ class Score:
     primary: bool
     version: str
     doc: str
+    bounds: tuple[float, float] = (-math.inf, math.inf)
+    chance: float | None = None
 
     def __call__(self, ctx: Any) -> float | None:
         return self.fn(ctx)
 
 
 def score(name: str, *, track: str, higher_is_better: bool, primary: bool = False,
-          version: str = "1") -> Callable[[Callable], Score]:
-    """Decorator: register a metric. Its docstring must give its formula."""
+          version: str = "1", bounds: tuple[float, float] = (-math.inf, math.inf),
+          chance: float | None = None) -> Callable[[Callable], Score]:
+    """Decorator: register a metric. Its docstring must give its formula.
+
+    ``bounds`` (default: unbounded) and ``chance`` (default: none stated) are metadata for reports;
+    they do not change the value.
+    """
     if track not in TRACKS:
         raise ValueError(f"score {name!r}: track {track!r} is not one of {TRACKS}")
+    lo, hi = (float(b) for b in bounds)
+    if not lo < hi:
+        raise ValueError(f"score {name!r}: bounds {bounds!r} must be (lo, hi) with lo < hi")
+    if chance is not None and not lo <= chance <= hi:
+        raise ValueError(f"score {name!r}: chance {chance!r} lies outside its bounds {bounds!r}")
 
     def wrap(fn: Callable[[Any], float | None]) -> Score:
         if not fn.__doc__:
             raise ValueError(f"score {name!r} needs a docstring with its formula")
-        entry = Score(name, fn, track, higher_is_better, primary, version, fn.__doc__.strip())
+        entry = Score(name, fn, track, higher_is_better, primary, version, fn.__doc__.strip(),
+                      (lo, hi), None if chance is None else float(chance))
         SCORES.register(name, entry, origin=f"{fn.__module__}.{fn.__qualname__}")
         return entry
 

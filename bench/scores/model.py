@@ -8,7 +8,7 @@ from cowbench.scores import score
 from cowbench.scores._vectors import cosine, scale_free_error
 
 
-@score("model_cos", track="model", higher_is_better=True)
+@score("model_cos", track="model", higher_is_better=True, bounds=(-1, 1), chance=0.0)
 def model_cos(ctx) -> float | None:
     """``cos(r_hat, r)`` over the observed variables."""
     if ctx.output.model_coef is None:
@@ -16,7 +16,7 @@ def model_cos(ctx) -> float | None:
     return cosine(ctx.vector(ctx.output.model_coef), ctx.model_truth)
 
 
-@score("model_err", track="model", higher_is_better=False, primary=True)
+@score("model_err", track="model", higher_is_better=False, primary=True, bounds=(0, 1), chance=1.0)
 def model_err(ctx) -> float | None:
     """``min_{s>=0} ||s*r_hat - r|| / ||r||``."""
     if ctx.output.model_coef is None:
@@ -24,7 +24,7 @@ def model_err(ctx) -> float | None:
     return scale_free_error(ctx.vector(ctx.output.model_coef), ctx.model_truth)
 
 
-@score("model_rank", track="model", higher_is_better=True)
+@score("model_rank", track="model", higher_is_better=True, bounds=(-1, 1), chance=0.0)
 def model_rank(ctx) -> float | None:
     """Spearman correlation between ``|r_hat|`` and ``|r|`` (missing when either is constant)."""
     if ctx.output.model_coef is None:
