@@ -20,7 +20,7 @@ import pandas as pd
 # detection and for `causal_kept` it counts with the causal variables: the features a robust model keeps.
 ROLES = ("label", "causal", "spurious", "nuisance", "hidden", "instrument", "core")
 KEEP_ROLES = ("causal", "core")
-SPLITS = ("train", "val", "test_id", "test_ood")
+SPLITS = ("train", "val", "test_id", "test_ood", "test_bal")
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,7 +30,7 @@ class Split:
     Attributes
     ----------
     name : str
-        ``train``, ``val``, ``test_id`` or ``test_ood``.
+        ``train``, ``val``, ``test_id``, ``test_ood`` or ``test_bal``.
     x : ndarray of shape (n, d), float32
         Rendered inputs.
     y : ndarray of shape (n,), int64
@@ -44,6 +44,11 @@ class Split:
     exogenous : mapping of str to ndarray
         The exogenous noise the split was made from, kept so that interventions can re-evaluate the same
         units. Not part of what methods see.
+    do : mapping of str to ndarray or float
+        The intervention the split was made under (empty for a plain sample; ``test_bal`` holds the
+        permutation of every spurious variable). ``Scenario.intervene`` merges a new ``do`` into it, so an
+        intervention on ``test_bal`` keeps the spurious variables independent of the label. Not part of
+        what methods see (it names the spurious variables).
     """
 
     name: str
@@ -53,6 +58,7 @@ class Split:
     group: np.ndarray
     concepts: pd.DataFrame
     exogenous: Mapping[str, np.ndarray] = field(repr=False)
+    do: Mapping[str, np.ndarray | float] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -70,12 +76,19 @@ class Split:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """The four splits of one sample of a scenario."""
+    """The five splits of one sample of a scenario.
+
+    ``test_id`` is the training distribution; ``test_ood`` the deployment shift (spurious association
+    flipped: the stress test); ``test_bal`` the training distribution with every spurious variable replaced
+    by a random permutation of its own values (independent of the label, causal mechanism unchanged), on
+    which the oracle model is optimal and removing a shortcut, not reversing it, is what pays.
+    """
 
     train: Split
     val: Split
     test_id: Split
     test_ood: Split
+    test_bal: Split
     seed: int
 
     def split(self, name: str) -> Split:

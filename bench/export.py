@@ -1,6 +1,6 @@
 """`cowbench generate`: export one sample of a scenario to files, with a dataset card.
 
-For each split (train, val, test_id, test_ood) the export writes ``<split>.npz`` (arrays ``x``, ``y``,
+For each split (train, val, test_id, test_ood, test_bal) the export writes ``<split>.npz`` (arrays ``x``, ``y``,
 ``env``, ``group`` and one ``concept_<variable>`` per generator variable), ``<split>.csv`` (the same
 columns, one row per unit) and, on request, ``<split>.parquet``; then ``card.json`` and ``card.md``
 (spec, truth, split sizes, checksums and the sha256 of every data file).

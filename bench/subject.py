@@ -81,10 +81,10 @@ def decorrelated_train(scn: Scenario, train: Split, seed: int) -> Split:
 
     Each spurious variable is replaced by a random permutation of its own values (same marginal, no
     association with anything), through ``intervene`` so that its descendants and the rendering follow.
+    The permutation is `SCM.balancing_do`, the one that makes ``test_bal``, so the oracle is trained on
+    the distribution it is scored on.
     """
-    rng = np.random.default_rng(seed)
-    do = {v: rng.permutation(train.concepts[v].to_numpy(dtype=np.float64))
-          for v in scn.truth.of_role("spurious")}
+    do = scn.scm.balancing_do(np.random.default_rng(seed), train.exogenous, train.env)
     return scn.intervene(train, do)
 
 

@@ -229,7 +229,7 @@ class SCM:
         elif split == "val":
             counts = {e: self.sizes["n_val"] for e in train}
         else:
-            envs = train if split == "test_id" else deploy
+            envs = train if split in ("test_id", "test_bal") else deploy
             base, extra = divmod(self.sizes["n_test"], len(envs))
             counts = {e: base + (i < extra) for i, e in enumerate(envs)}
         return np.concatenate([np.full(n, e, dtype=np.int64) for e, n in counts.items()])
@@ -278,7 +278,8 @@ class SCM:
             v: (values[v].astype(np.int64) if kinds[v] == "binary" else values[v])
             for v in self.truth.roles
         })
-        return Split(name=name, x=x, y=y, env=env, group=group, concepts=concepts, exogenous=exogenous)
+        return Split(name=name, x=x, y=y, env=env, group=group, concepts=concepts, exogenous=exogenous,
+                     do=dict(do or {}))
 
     def _draw_selected(self, rng: np.random.Generator, env: np.ndarray) -> dict[str, np.ndarray]:
         """Exogenous noise of the selected units, ``len(env)`` of them with the given environments."""
@@ -304,7 +305,19 @@ class SCM:
             pieces.append({k: v[: int(np.sum(env == e))] for k, v in merged.items()})
         return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
 
+    def balancing_do(self, rng: np.random.Generator, exogenous: Arrays, env: np.ndarray) -> dict[str, np.ndarray]:
+        """Every spurious variable set to a random permutation of its own values on these units.
+
+        Same marginal, no association with the label or anything else: the distribution
+        ``cowbench.subject.decorrelated_train`` trains the oracle on, applied to test_id-like units. The
+        causal mechanism is untouched; for a continuous label this cuts the spurious mechanism.
+        """
+        values = self.evaluate(exogenous, env)
+        return {v: rng.permutation(values[v]) for v in self.truth.of_role("spurious")}
+
     def sample(self, seed: int) -> Dataset:
+        # SeedSequence.spawn children depend only on their index, so adding a split at the end leaves
+        # the existing splits' arrays unchanged
         children = np.random.SeedSequence(int(seed)).spawn(len(SPLITS))
         splits = {}
         for name, child in zip(SPLITS, children, strict=True):
@@ -314,7 +327,8 @@ class SCM:
                 exogenous = self.draw_exogenous(rng, env.shape[0])
             else:
                 exogenous = self._draw_selected(rng, env)
-            splits[name] = self.make_split(name, exogenous, env)
+            do = self.balancing_do(rng, exogenous, env) if name == "test_bal" else None
+            splits[name] = self.make_split(name, exogenous, env, do)
         return Dataset(seed=int(seed), **splits)
 
 
@@ -390,13 +404,15 @@ class Scenario:
         raise ValueError(f"unknown variable {variable!r}; known: {', '.join(self.truth.roles)}")
 
     def sample(self, seed: int) -> Dataset:
-        """Draw the four splits; the same seed gives bit-identical arrays."""
+        """Draw the five splits; the same seed gives bit-identical arrays."""
         return self._scm.sample(seed)
 
     def intervene(self, split: Split, do: Mapping[str, Any]) -> Split:
         """The same units (same exogenous noise) under ``do``; descendants are recomputed, then re-rendered.
 
         ``do`` maps variable names (observed, hidden or the label) to a scalar or an array of shape (n,).
+        It is merged into the intervention the split was made under (``split.do``; ``do`` wins on a shared
+        name), so intervening on ``test_bal`` keeps its spurious variables permuted.
         """
         n = len(split)
         for name, value in do.items():
@@ -408,7 +424,7 @@ class Scenario:
                 raise ValueError(f"do[{name!r}] must be a scalar or have shape ({n},), got {shape}")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"do[{name!r}] has non-finite values")
-        return self._scm.make_split(split.name, split.exogenous, split.env, do)
+        return self._scm.make_split(split.name, split.exogenous, split.env, {**split.do, **do})
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Scenario) and other._id == self._id
