@@ -3,18 +3,22 @@
 ``check_method(cls)`` runs every check on a small cow scenario and returns one `CheckResult` per check;
 ``cowbench check METHOD`` prints them, and our own test suite runs them over every registered method.
 The checks: the declaration is valid, the constructor only stores its parameters, declared access is
-respected (an undeclared read raises `AccessError`, which fails the check), inputs and the shared
+respected (an undeclared read raises `AccessError`, which fails the check), nothing beyond the declared access
+(truth, scenario, raw data) is reachable from the Task's attributes, inputs and the shared
 subject model are not mutated, the same ``random_state`` gives identical output, outputs are finite and
 keyed by the scenario's variables, and the method runs on the smallest scenario in a few seconds.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import inspect
 import time
 import traceback
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +113,116 @@ def check_access_respected(cls: type, fx: _Fixture) -> str | None:
     return None
 
 
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, bytearray, range, np.generic, np.dtype)
+_REVEALING_ROLES = ("causal", "spurious", "core", "instrument")
+
+
+def _children(obj: Any) -> Iterator[tuple[str, Any]]:
+    """The objects ``obj`` holds: container items, instance state, bound ``__self__``, closure cells.
+
+    Never module globals (a module is reachable by ``import`` anyway, not through a Task) and never
+    computed attributes (properties are not called: reading one could itself be a guarded access).
+    """
+    if isinstance(obj, dict):
+        for i, (k, v) in enumerate(obj.items()):
+            yield f"[key {i}]", k
+            yield f"[{k!r}]", v
+        return
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        for i, v in enumerate(obj):
+            yield f"[{i}]", v
+        return
+    if isinstance(obj, types.MethodType):
+        yield ".__self__", obj.__self__
+        yield ".__func__", obj.__func__
+        return
+    if isinstance(obj, types.FunctionType):
+        for i, cell in enumerate(obj.__closure__ or ()):
+            with contextlib.suppress(ValueError):  # an empty cell
+                yield f".__closure__[{i}]", cell.cell_contents
+        yield ".__defaults__", obj.__defaults__
+        yield ".__kwdefaults__", obj.__kwdefaults__
+        return
+    if isinstance(obj, functools.partial):
+        yield ".func", obj.func
+        yield ".args", obj.args
+        yield ".keywords", obj.keywords
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            yield ".flat", list(obj.flat)
+        return
+    state = getattr(obj, "__dict__", None)
+    if isinstance(state, dict):
+        for k, v in state.items():
+            yield f".{k}", v
+    for klass in type(obj).__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            with contextlib.suppress(AttributeError):
+                yield f".{name}", getattr(obj, name)
+
+
+def reachable(root: Any, limit: int = 500_000) -> Iterator[tuple[str, Any]]:
+    """Every object reachable from ``root`` by `_children`, breadth first, each once, with its path."""
+    import torch
+
+    seen = {id(root)}
+    queue = collections.deque([("task", root)])
+    while queue:
+        path, obj = queue.popleft()
+        yield path, obj
+        if isinstance(obj, (*_ATOMS, type, types.ModuleType, torch.Tensor)):
+            continue
+        for step, child in _children(obj):
+            if id(child) not in seen:
+                seen.add(id(child))
+                if len(seen) > limit:
+                    raise RuntimeError(f"more than {limit} objects reachable from {type(root).__name__}")
+                queue.append((path + step, child))
+
+
+def _reveals(truth: Any) -> bool:
+    return bool(truth.world_coef) or any(r in _REVEALING_ROLES for r in truth.roles.values())
+
+
+def reachable_leaks(task: Any) -> list[str]:
+    """Paths from ``task`` to truth or undeclared data: empty when the Task hides them.
+
+    Without ``counterfactual`` access no `Scenario`, `SCM`, `Variable`, `Truth`, `Dataset` or `Split` may
+    be reachable. With it the generator is needed to intervene, so an anonymous scenario is allowed as
+    long as it carries no roles (other than label, hidden) and no world coefficients; a `Dataset`, a raw
+    `Split` (its ``do`` or ``group`` would name the spurious variable) or a revealing truth never is.
+    """
+    from cowbench.data import Dataset, Split, Truth
+    from cowbench.generators.scm import SCM, Scenario, Variable
+
+    cf = "counterfactual" in task.access
+    leaks = []
+    for path, obj in reachable(task):
+        if isinstance(obj, (Dataset, Split)):
+            leaks.append(f"{path}: a {type(obj).__name__}")
+        elif isinstance(obj, (Scenario, SCM, Truth, Variable)):
+            truth = obj if isinstance(obj, Truth) else getattr(obj, "truth", None)
+            if not cf:
+                leaks.append(f"{path}: a {type(obj).__name__} without counterfactual access")
+            elif isinstance(obj, Variable) and (obj.role in _REVEALING_ROLES or obj.text):
+                leaks.append(f"{path}: variable {obj.name!r} keeps its role or equation text")
+            elif truth is not None and _reveals(truth):
+                leaks.append(f"{path}: a {type(obj).__name__} with roles or world coefficients")
+    return leaks
+
+
+def check_nothing_undeclared_reachable(cls: type, fx: _Fixture) -> str | None:
+    task = fx.task(cls)
+    cls(random_state=0).run(task)  # after the run: lazily made parts (the model copy) are there too
+    leaks = reachable_leaks(task)
+    if leaks:
+        return f"{len(leaks)} object(s) beyond the declared access are reachable from the Task, e.g. " + leaks[0]
+    return None
+
+
 def check_no_mutation(cls: type, fx: _Fixture) -> str | None:
     before_data, before_model = fx.data.checksum(), _state(fx.subject)
     cls(random_state=0).run(fx.task(cls))
@@ -158,6 +272,7 @@ CHECKS: dict[str, Callable[[type, _Fixture], str | None]] = {
     "declaration": check_declaration,
     "constructor": check_constructor,
     "access_respected": check_access_respected,
+    "nothing_undeclared_reachable": check_nothing_undeclared_reachable,
     "no_mutation": check_no_mutation,
     "deterministic": check_deterministic,
     "outputs": check_outputs,

@@ -1,11 +1,23 @@
-"""Aggregation and reports: per (scenario, method, metric) the mean over replicates with a 95% CI and n,
-per scenario and track the rank of each method on the track's primary metric, and across scenarios
-the mean rank and win rate.
+"""Aggregation and reports: from job records to one tidy table, then to Markdown.
+
+Two parts, kept apart so that each output format only renders (issue 8 moves them into a folder):
+
+* table building -- job records -> a tidy frame (one row per job and metric); per (scenario, access,
+  method, hyperparameter setting, metric) the mean over replicates with a 95% interval that cannot
+  leave the metric's range; per (scenario, track) ranks that share ties and are withheld where no method
+  beats chance or the method was told the answer; P(best) from a paired bootstrap over replicates;
+  pairwise win rates across scenarios on the scenarios both methods share; and the minimum resolvable
+  difference of each track's primary metric;
+* Markdown rendering of those tables.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +25,58 @@ import numpy as np
 import pandas as pd
 
 from cowbench.errors import InputError
-from cowbench.store import iter_records, read_json
+from cowbench.store import iter_records, read_json, run_path
 
 TRACK_TITLES = {"world": "World recovery", "model": "Model recovery", "detect": "Detection", "edit": "Edit"}
 ACCESS_ORDER = ("pooled", "env", "group", "concept", "internals", "counterfactual")
 
+#: Two means closer than this (relative to the larger magnitude) are a tie: they differ by float noise only.
+TIE_RTOL = 1e-9
+_TIE_ATOL = 1e-12  # so that two values at (or next to) zero tie as well
+N_BOOT = 2000  # percentile bootstrap resamples per cell
+N_BOOT_RANK = 1000  # paired bootstrap resamples per table for P(best)
 
-def _score_table() -> pd.DataFrame:
+#: How a route by which a method was told the spurious variable is named in the report.
+TOLD_ROUTES = {"group": "group labels", "edit_target": "the edit target"}
+
+FRAME_COLUMNS = ["job_id", "scenario", "method", "hparams", "entry", "access", "told", "replicate", "metric",
+                 "value"]
+SUMMARY_COLUMNS = ["scenario", "access", "method", "hparams", "entry", "told", "metric", "mean", "lo", "hi", "n",
+                   "interval"]
+RANK_COLUMNS = ["scenario", "track", "entry", "method", "access", "rank", "win_rate", "unranked"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Metric metadata
+# ----------------------------------------------------------------------------------------------------------
+
+def score_table() -> pd.DataFrame:
+    """One row per registered metric: track, direction, primary, range (``lower``, ``upper``), ``chance``
+    (NaN where the metric declares none) and ``binary`` (None where the metric does not declare it)."""
     from cowbench.scores import all_scores
 
-    return pd.DataFrame([{"metric": s.name, "track": s.track, "higher_is_better": s.higher_is_better,
-                          "primary": s.primary} for s in all_scores()]).set_index("metric")
+    rows = []
+    for s in all_scores():
+        # bounds and chance are declared by newer Score objects; older ones are treated as unbounded, no chance
+        lower, upper = getattr(s, "bounds", None) or (-math.inf, math.inf)
+        chance = getattr(s, "chance", None)
+        rows.append({"metric": s.name, "track": s.track, "higher_is_better": s.higher_is_better,
+                     "primary": s.primary, "lower": float(lower), "upper": float(upper),
+                     "chance": math.nan if chance is None else float(chance),
+                     "binary": getattr(s, "binary", None)})
+    return pd.DataFrame(rows).set_index("metric")
 
+
+def _metric_info(scores: pd.DataFrame, metric: str) -> dict[str, Any]:
+    if metric in scores.index:
+        return scores.loc[metric].to_dict()
+    return {"track": None, "higher_is_better": True, "primary": False, "lower": -math.inf, "upper": math.inf,
+            "chance": math.nan, "binary": None}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loading: job records -> tidy frame
+# ----------------------------------------------------------------------------------------------------------
 
 def scenario_label(spec: dict[str, Any]) -> str:
     """``cow`` for the defaults, ``cow(agreement_test=0.5)`` for knobs that differ from them."""
@@ -48,14 +100,75 @@ def access_label(access: list[str]) -> str:
     return "+".join(a for a in ACCESS_ORDER if a in access)
 
 
-def load_results(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any] | None]:
-    """(long table of ok jobs' metrics, failed records, manifest) for the jobs of the last planned suite."""
+def hparams_label(hparams: dict[str, Any] | None) -> str:
+    """``lr=0.1, penalty=10`` (sorted keys); empty for the defaults."""
+    return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted((hparams or {}).items()))
+
+
+def told_routes(record: dict[str, Any]) -> list[str]:
+    """The routes through which the job's method was told which variable is spurious.
+
+    Records that predate the ``told`` field are judged by declared access: group labels name the spurious
+    variable, so a method that declares ``group`` access was told (DESIGN: access levels).
+    """
+    told = record.get("told")
+    if told is None:
+        told = ["group"] if "group" in (record.get("method_info") or {}).get("access", []) else []
+    return sorted(set(told))
+
+
+def add_entries(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fill in ``hparams``, ``told`` and ``entry`` (the row identity: the method's name, followed by its
+    hyperparameters where the frame holds more than one setting of it) where a frame lacks them."""
+    frame = frame.copy()
+    if "hparams" not in frame:
+        frame["hparams"] = ""
+    if "told" not in frame:
+        frame["told"] = ""
+    frame["hparams"] = frame["hparams"].fillna("")
+    frame["told"] = frame["told"].fillna("")
+    settings = frame.groupby("method")["hparams"].nunique()
+    several = set(settings[settings > 1].index)
+    frame["entry"] = [f"{m}({h})" if m in several else m for m, h in zip(frame["method"], frame["hparams"],
+                                                                          strict=True)]
+    return frame
+
+
+@dataclass
+class RunResults:
+    """What a results directory holds, in tidy tables.
+
+    ``frame``: one row per (ok job, metric with a value), columns `FRAME_COLUMNS`; ``jobs``: one row per
+    ok job; ``missing``: one row per (ok job, metric) stored as missing with a reason; ``failed``: the
+    failed records; ``manifest``: the suite's manifest, if any; ``runs``: the per-job run records
+    (provenance), where present.
+    """
+
+    frame: pd.DataFrame
+    jobs: pd.DataFrame
+    missing: pd.DataFrame
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _manifest(out: Path, suite: str | None) -> dict[str, Any] | None:
+    from cowbench import store
+
+    select = getattr(store, "select_manifest", None)  # directories that hold several suites
+    if select is not None:
+        return select(out, suite)
+    return read_json(out / "manifest.json") if (out / "manifest.json").is_file() else None
+
+
+def load_results(out: Path, suite: str | None = None) -> RunResults:
+    """Read the records of one suite's planned jobs under ``out`` (``suite``: which, if there are several)."""
     out = Path(out)
     if not out.is_dir():
         raise InputError(f"results directory {str(out)!r} does not exist")
-    manifest = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else None
+    manifest = _manifest(out, suite)
     wanted = set(manifest["jobs"]) if manifest else None
-    rows, failed = [], []
+    jobs, rows, missing, failed, runs = [], [], [], [], []
     for rec in iter_records(out):
         if wanted is not None and rec["job_id"] not in wanted:
             continue
@@ -63,159 +176,479 @@ def load_results(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[st
             failed.append(rec)
             continue
         spec, info = rec["spec"], rec.get("method_info") or {}
-        base = {"job_id": rec["job_id"], "scenario": scenario_label(spec["scenario"]),
-                "method": spec["method"], "access": access_label(info.get("access", [])),
-                "replicate": spec["replicate"]}
-        rows.extend({**base, "metric": m, "value": v} for m, v in rec["metrics"].items() if v is not None)
-    frame = pd.DataFrame(rows, columns=["job_id", "scenario", "method", "access", "replicate", "metric", "value"])
-    return frame, failed, manifest
+        job = {"job_id": rec["job_id"], "scenario": scenario_label(spec["scenario"]), "method": spec["method"],
+               "hparams": hparams_label(spec.get("hparams")), "access": access_label(info.get("access", [])),
+               "told": ",".join(told_routes(rec)), "replicate": spec["replicate"]}
+        jobs.append(job)
+        rows.extend({**job, "metric": m, "value": v} for m, v in rec["metrics"].items() if v is not None)
+        missing.extend({**job, "metric": m, "reason": str(reason)} for m, reason in (rec.get("missing") or {}).items())
+        if run_path(out, rec["job_id"]).is_file():
+            try:
+                runs.append(read_json(run_path(out, rec["job_id"])))
+            except (OSError, json.JSONDecodeError):
+                pass  # run records are provenance only; a broken one must not hide the results
+    job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate"]
+    jobs_frame = pd.DataFrame(jobs, columns=job_columns)
+    # entries are decided over every job, so a method's label does not depend on which metric is looked at
+    jobs_frame = add_entries(jobs_frame)
+    entry = jobs_frame.set_index("job_id")["entry"]
+    frame = pd.DataFrame(rows, columns=[c for c in FRAME_COLUMNS if c != "entry"])
+    frame.insert(4, "entry", frame["job_id"].map(entry).astype(object))
+    missing_frame = pd.DataFrame(missing, columns=[*job_columns, "metric", "reason"])
+    missing_frame["entry"] = missing_frame["job_id"].map(entry).astype(object)
+    return RunResults(frame, jobs_frame, missing_frame, failed, manifest, runs)
 
 
-def t_half_width(values: np.ndarray, level: float = 0.95) -> float:
-    """Half-width of the t confidence interval of the mean (NaN for fewer than 2 values)."""
+# ----------------------------------------------------------------------------------------------------------
+# Intervals
+# ----------------------------------------------------------------------------------------------------------
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The t confidence interval of the mean (NaN for fewer than 2 values). Unbounded: for unbounded metrics."""
     from scipy.stats import t
 
+    values = np.asarray(values, dtype=float)
     n = len(values)
     if n < 2:
-        return float("nan")
-    return float(t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
+        return math.nan, math.nan
+    mean = float(np.mean(values))
+    half = float(t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
+    return mean - half, mean + half
 
 
-def summarize(frame: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """One row per (scenario, access, method, metric): mean, ci (half-width), n."""
-    if frame.empty:
-        return pd.DataFrame(columns=["scenario", "access", "method", "metric", "mean", "ci", "n"])
-    grouped = frame.groupby(["scenario", "access", "method", "metric"], sort=True)["value"]
-    return grouped.agg(mean="mean", ci=lambda v: t_half_width(v.to_numpy(), level), n="count").reset_index()
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (Wilson 1927); always inside [0, 1]. NaN for n = 0."""
+    from scipy.stats import norm
+
+    if n <= 0:
+        return math.nan, math.nan
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must lie in [0, n] = [0, {n}], got {successes}")
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # algebraically inside [0, 1]; max/min only absorb rounding at p = 0 or 1, never move a real bound
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def rank_methods(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per (scenario, track): each method's rank on the track's primary metric (1 = best, ties share)."""
-    scores = _score_table()
-    primary = scores[scores.primary]
-    rows = []
-    for metric, info in primary.iterrows():
-        part = summary[summary.metric == metric]
-        for scenario, block in part.groupby("scenario"):
-            ranks = block["mean"].rank(ascending=not info.higher_is_better, method="min")
-            for (_, row), rank in zip(block.iterrows(), ranks, strict=True):
-                beaten = (block["mean"] < row["mean"]) if info.higher_is_better else (block["mean"] > row["mean"])
-                rows.append({"scenario": scenario, "track": info.track, "method": row["method"],
-                             "access": row["access"], "rank": rank,
-                             "win_rate": float(beaten.sum()) / max(len(block) - 1, 1)})
-    return pd.DataFrame(rows, columns=["scenario", "track", "method", "access", "rank", "win_rate"])
+def bootstrap_interval(values: np.ndarray, level: float = 0.95, n_boot: int = N_BOOT,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (Efron 1979), seeded.
 
-
-def rank_stability(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """P(best) per (scenario, track, method): how often the method ranks first on the track's primary
-    metric when replicates are resampled with replacement (jointly for all methods: replicates are paired,
-    every method sees the same data in a replicate). Ties count as a share."""
-    scores = _score_table()
-    rows = []
+    Every resampled mean lies between the smallest and the largest value, so the interval cannot leave a
+    range that holds the values. It under-covers at very small n (with n = 2 it is the two values).
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
     rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+    return float(lo), float(hi)
+
+
+def interval_kind(info: dict[str, Any], observed: np.ndarray) -> str:
+    """``wilson`` for a 0/1 metric, ``bootstrap`` for a metric with a finite bound, ``t`` for an unbounded one.
+
+    A metric is 0/1 if it says so (``binary``) or, when it does not, if every value it took in the run is 0
+    or 1 and its range is [0, 1] or undeclared. For a [0, 1] metric whose values happen to be all 0 or 1
+    (an AUROC of 1 in every replicate) Wilson is the conservative choice: no [0, 1] variable with that
+    mean varies more than a 0/1 one, and a bootstrap of identical values would claim zero width.
+    """
+    binary = info.get("binary")
+    if binary is None:
+        span = (info["lower"], info["upper"])
+        binary = (span in ((0.0, 1.0), (-math.inf, math.inf)) and observed.size > 0
+                  and bool(np.isin(observed, (0.0, 1.0)).all()))
+    if binary:
+        return "wilson"
+    if math.isfinite(info["lower"]) or math.isfinite(info["upper"]):
+        return "bootstrap"
+    return "t"
+
+
+def cell_interval(values: np.ndarray, kind: str, level: float = 0.95, n_boot: int = N_BOOT,
+                  seed: int = 0) -> tuple[float, float]:
+    """The interval of one cell's mean by method ``kind``; none (NaN) for fewer than 2 replicates."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return math.nan, math.nan
+    if kind == "wilson":
+        return wilson_interval(round(float(values.sum())), len(values), level)
+    if kind == "bootstrap":
+        return bootstrap_interval(values, level, n_boot, seed)
+    if kind == "t":
+        return t_interval(values, level)
+    raise ValueError(f"interval kind must be one of wilson, bootstrap, t; got {kind!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Summary, ranks, P(best), aggregation across scenarios, resolvable differences
+# ----------------------------------------------------------------------------------------------------------
+
+def _union(routes: pd.Series) -> str:
+    """The routes of several jobs as one comma-separated string (a setting is told if any job was)."""
+    return ",".join(sorted({r for text in routes for r in text.split(",") if r}))
+
+
+def summarize(frame: pd.DataFrame, level: float = 0.95, *, scores: pd.DataFrame | None = None,
+              n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """One row per (scenario, access, method setting, metric): mean, interval [lo, hi], n and the interval's
+    method (`interval_kind`; ``none`` with one replicate). ``scores`` defaults to `score_table`."""
+    if frame.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    scores = score_table() if scores is None else scores
+    frame = add_entries(frame) if "entry" not in frame else frame
+    kinds = {m: interval_kind(_metric_info(scores, m), part["value"].to_numpy(dtype=float))
+             for m, part in frame.groupby("metric")}
+    told = frame.groupby(["scenario", "entry"])["told"].agg(_union)
+    rows = []
+    for (scenario, access, method, hparams, entry, metric), part in frame.groupby(
+            ["scenario", "access", "method", "hparams", "entry", "metric"], sort=True):
+        values = part["value"].to_numpy(dtype=float)
+        kind = kinds[metric] if len(values) > 1 else "none"
+        lo, hi = cell_interval(values, kind, level, n_boot, seed) if kind != "none" else (math.nan, math.nan)
+        rows.append({"scenario": scenario, "access": access, "method": method, "hparams": hparams, "entry": entry,
+                     "told": told[(scenario, entry)], "metric": metric, "mean": float(np.mean(values)),
+                     "lo": lo, "hi": hi, "n": len(values), "interval": kind})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def tie_tolerance(a: np.ndarray | float, b: np.ndarray | float, rtol: float = TIE_RTOL) -> np.ndarray:
+    """How far apart two means may be and still tie: ``rtol`` of the larger magnitude (plus a tiny floor)."""
+    return rtol * np.maximum(np.abs(a), np.abs(b)) + _TIE_ATOL
+
+
+def tied_ranks(values: np.ndarray, higher_is_better: bool, rtol: float = TIE_RTOL) -> np.ndarray:
+    """Competition ranks (1 = best): one plus the number of values better by more than the tie tolerance."""
+    v = np.asarray(values, dtype=float)
+    v = v if higher_is_better else -v
+    better = v[None, :] - v[:, None] > tie_tolerance(v[None, :], v[:, None], rtol)  # [i, j]: j beats i
+    return 1 + better.sum(axis=1)
+
+
+def _beats_chance(block: pd.DataFrame, chance: float, higher_is_better: bool) -> bool:
+    """Whether some method's interval clears the chance level in the metric's direction (no interval: no)."""
+    if higher_is_better:
+        return bool((block["lo"] > chance).any())
+    return bool((block["hi"] < chance).any())
+
+
+def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
+                 rtol: float = TIE_RTOL) -> pd.DataFrame:
+    """Per (scenario, track): each method setting's rank on the track's primary metric.
+
+    Equal means (within ``rtol``) share a rank and count as half a win. Detection does not rank a method
+    that was told the spurious variable (``unranked = "told"``). A table where no ranked method's interval
+    clears the metric's chance level in the right direction ranks nobody (``unranked = "chance"``).
+    ``win_rate``: share of the other ranked methods of the table it beats, ties counting half.
+    """
+    scores = score_table() if scores is None else scores
+    summary = summary if "told" in summary else summary.assign(told="")
+    summary = summary if "entry" in summary else summary.assign(entry=summary["method"])
+    rows = []
+    for metric, info in scores[scores.primary].iterrows():
+        for scenario, block in summary[summary.metric == metric].groupby("scenario", sort=True):
+            block = block.reset_index(drop=True)
+            told = (block["told"] != "") if info.track == "detect" else pd.Series(False, index=block.index)
+            eligible = block[~told]
+            at_chance = (not math.isnan(info.chance) and not eligible.empty
+                         and not _beats_chance(eligible, info.chance, info.higher_is_better))
+            ranks = pd.Series(np.nan, index=block.index)
+            wins = pd.Series(np.nan, index=block.index)
+            if not at_chance and not eligible.empty:
+                r = tied_ranks(eligible["mean"].to_numpy(), info.higher_is_better, rtol)
+                ranks[eligible.index] = r
+                k = len(r)
+                # beaten: ranked below; tied: same rank (ties are exactly the pairs within the tolerance)
+                beaten = (r[None, :] > r[:, None]).sum(axis=1)
+                tied = (r[None, :] == r[:, None]).sum(axis=1) - 1
+                wins[eligible.index] = (beaten + 0.5 * tied) / max(k - 1, 1)
+            for i, row in block.iterrows():
+                reason = "told" if told[i] else ("chance" if at_chance else "")
+                rows.append({"scenario": scenario, "track": info.track, "entry": row["entry"],
+                             "method": row["method"], "access": row["access"], "rank": ranks[i],
+                             "win_rate": wins[i], "unranked": reason})
+    return pd.DataFrame(rows, columns=RANK_COLUMNS)
+
+
+def rank_stability(frame: pd.DataFrame, ranks: pd.DataFrame | None = None, *, n_boot: int = N_BOOT_RANK,
+                   seed: int = 0, scores: pd.DataFrame | None = None, rtol: float = TIE_RTOL) -> pd.DataFrame:
+    """P(best) per (scenario, track, ranked method setting).
+
+    How often the setting is best on the track's primary metric when replicates are resampled with
+    replacement, jointly for all settings (replicates are paired: every method sees the same data in a
+    replicate); a tie within ``rtol`` splits the win. Only settings with a rank in ``ranks`` (computed
+    from ``frame`` if not given) take part; tables without ranks get no P(best).
+    """
+    scores = score_table() if scores is None else scores
+    frame = add_entries(frame) if "entry" not in frame else frame
+    if ranks is None:
+        ranks = rank_methods(summarize(frame, scores=scores), scores=scores, rtol=rtol)
+    ranked = ranks[ranks["rank"].notna()]
+    rows = []
     for metric, info in scores[scores.primary].iterrows():
         part = frame[frame.metric == metric]
-        for scenario, block in part.groupby("scenario"):
-            table = block.pivot_table(index="replicate", columns="method", values="value", aggfunc="first")
-            values = table.to_numpy(dtype=float)  # (replicates, methods), NaN where a job is missing
-            if values.shape[1] == 0:
+        for scenario, block in part.groupby("scenario", sort=True):
+            entries = set(ranked[(ranked.scenario == scenario) & (ranked.track == info.track)]["entry"])
+            block = block[block.entry.isin(entries)]
+            if block.empty:
                 continue
+            table = block.pivot_table(index="replicate", columns="entry", values="value", aggfunc="first")
+            values = table.to_numpy(dtype=float)  # (replicates, settings), NaN where a job is missing
+            rng = np.random.default_rng(seed)  # per table: a table's P(best) does not depend on the others
             draws = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
-            picked = values[draws]  # (n_boot, replicates, methods)
+            picked = values[draws]  # (n_boot, replicates, settings)
             counts = np.sum(~np.isnan(picked), axis=1)
             means = np.where(counts > 0, np.nansum(picked, axis=1) / np.maximum(counts, 1), np.nan)
             means = means if info.higher_is_better else -means
             means = np.where(np.isnan(means), -np.inf, means)
-            best = means == means.max(axis=1, keepdims=True)
+            top = means.max(axis=1, keepdims=True)
+            best = means >= top - tie_tolerance(top, means, rtol)
             share = (best / best.sum(axis=1, keepdims=True)).mean(axis=0)
-            rows += [{"scenario": scenario, "track": info.track, "method": m, "p_best": float(p)}
-                     for m, p in zip(table.columns, share, strict=True)]
-    return pd.DataFrame(rows, columns=["scenario", "track", "method", "p_best"])
+            rows += [{"scenario": scenario, "track": info.track, "entry": e, "p_best": float(p)}
+                     for e, p in zip(table.columns, share, strict=True)]
+    return pd.DataFrame(rows, columns=["scenario", "track", "entry", "p_best"])
 
 
-def _cell(mean: float, ci: float, n: int) -> str:
-    if np.isnan(ci):
-        return f"{mean:.3f} ({n})"
-    return f"{mean:.3f} ± {ci:.3f} ({n})"
+def across_scenarios(ranks: pd.DataFrame) -> pd.DataFrame:
+    """Per (track, method setting): pairwise win rate over the scenarios both methods of a pair were ranked in.
+
+    Each pair of settings ranked in the same (scenario, track) table is one contest: the better rank wins,
+    an equal rank is a tie and counts half. A method is never compared on a scenario its opponent lacks,
+    so differing scenario sets do not bias the rate; ``scenarios`` (ranked in) against ``tables`` (the
+    track's tables with a rank) states each method's coverage.
+    """
+    ranked = ranks[ranks["rank"].notna()]
+    score: dict[tuple[str, str], float] = defaultdict(float)
+    contests: dict[tuple[str, str], int] = defaultdict(int)
+    for (_, track), block in ranked.groupby(["scenario", "track"], sort=True):
+        r = dict(zip(block["entry"], block["rank"], strict=True))
+        for a, b in combinations(sorted(r), 2):
+            for x, y in ((a, b), (b, a)):
+                contests[(track, x)] += 1
+                score[(track, x)] += 1.0 if r[x] < r[y] else 0.5 if r[x] == r[y] else 0.0
+    tables = ranked.groupby("track")["scenario"].nunique()
+    meta = ranked.groupby(["track", "entry"]).agg(method=("method", "first"), access=("access", "first"),
+                                                  scenarios=("scenario", "nunique")).reset_index()
+    rows = []
+    for r in meta.itertuples():
+        n = contests.get((r.track, r.entry), 0)
+        rows.append({"track": r.track, "entry": r.entry, "method": r.method, "access": r.access,
+                     "win_rate": score[(r.track, r.entry)] / n if n else math.nan, "contests": n,
+                     "scenarios": int(r.scenarios), "tables": int(tables[r.track])})
+    columns = ["track", "entry", "method", "access", "win_rate", "contests", "scenarios", "tables"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def markdown_report(out: Path, level: float = 0.95) -> str:
-    """The Markdown report of a results directory: header, one table per track and scenario, failures."""
+def resolvable_differences(frame: pd.DataFrame, *, n: int | None = None,
+                           scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per track: the minimum difference of its primary metric that ``n`` paired replicates resolve.
+
+    The noise is the s.d. of the per-replicate difference between two method settings, pooled over every
+    pair of settings in every (scenario) table of the track (variances weighted by their degrees of
+    freedom); `cowbench.reliability.min_resolvable_difference` turns it into a difference at ``n``
+    replicates (default: the most common replicate count of the track's cells).
+    """
+    from cowbench.reliability import min_resolvable_difference
+
+    scores = score_table() if scores is None else scores
+    frame = add_entries(frame) if "entry" not in frame else frame
+    rows = []
+    for metric, info in scores[scores.primary].iterrows():
+        part = frame[frame.metric == metric]
+        if part.empty:
+            continue
+        sum_sq, dof = 0.0, 0
+        for _, block in part.groupby("scenario"):
+            table = block.pivot_table(index="replicate", columns="entry", values="value", aggfunc="first")
+            for a, b in combinations(table.columns, 2):
+                d = (table[a] - table[b]).dropna().to_numpy()
+                if len(d) >= 2:
+                    sum_sq += float(np.var(d, ddof=1)) * (len(d) - 1)
+                    dof += len(d) - 1
+        counts = part.groupby(["scenario", "entry"]).size()
+        reps = int(counts.mode().max()) if n is None else n
+        sd = math.sqrt(sum_sq / dof) if dof else math.nan
+        mrd = min_resolvable_difference(sd, reps) if dof else math.nan
+        rows.append({"track": info.track, "metric": metric, "sd_diff": sd, "dof": dof, "n": reps, "mrd": mrd})
+    return pd.DataFrame(rows, columns=["track", "metric", "sd_diff", "dof", "n", "mrd"])
+
+
+def missing_counts(missing: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per (scenario, setting, metric, reason): in how many of the setting's replicates the metric is missing."""
+    columns = ["scenario", "entry", "metric", "reason", "count", "of"]
+    if missing.empty:
+        return pd.DataFrame(columns=columns)
+    total = jobs.groupby(["scenario", "entry"]).size()
+    counts = missing.groupby(["scenario", "entry", "metric", "reason"]).size().rename("count").reset_index()
+    counts["of"] = [int(total.get((s, e), 0)) for s, e in zip(counts["scenario"], counts["entry"], strict=True)]
+    return counts[columns]
+
+
+def fingerprint_summary(runs: list[dict[str, Any]]) -> str | None:
+    """One line naming the machine(s) the run's jobs ran on, from the run records' provenance."""
+    try:
+        from cowbench import fingerprint as fp_module
+    except ImportError:
+        fp_module = None
+    summarise = getattr(fp_module, "summary", None) if fp_module else None
+    seen: dict[str, None] = {}
+    for run in runs:
+        fp = run.get("fingerprint")
+        if fp is None:
+            continue
+        text = summarise(fp) if callable(summarise) and isinstance(fp, dict) else (
+            fp if isinstance(fp, str) else json.dumps(fp, sort_keys=True))
+        seen.setdefault(str(text), None)
+    if seen:
+        return "; ".join(seen)
+    machines = {f"{r.get('machine', '?')} host {r.get('host', '?')}" for r in runs if "machine" in r or "host" in r}
+    return f"no machine fingerprint in the run records (only {'; '.join(sorted(machines))})" if machines else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Markdown rendering
+# ----------------------------------------------------------------------------------------------------------
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def cell_text(mean: float, lo: float, hi: float, n: int) -> str:
+    """``0.600 [0.200, 1.000] (5)``: mean, interval, replicates; ``0.600 (1)`` without an interval."""
+    if math.isnan(lo) or math.isnan(hi):
+        return f"{_fmt(mean)} ({n})"
+    return f"{_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}] ({n})"
+
+
+def _told_line(told: dict[str, str]) -> str | None:
+    """``not ranked on detection: told the spurious variable through group labels: a, b``."""
+    by_route: dict[str, list[str]] = defaultdict(list)
+    for entry, routes in sorted(told.items()):
+        for route in routes.split(","):
+            by_route[TOLD_ROUTES.get(route, route)].append(entry)
+    if not by_route:
+        return None
+    parts = "; ".join(f"through {route}: {', '.join(entries)}" for route, entries in sorted(by_route.items()))
+    return f"not ranked on detection: told the spurious variable {parts}"
+
+
+def _missing_lines(counts: pd.DataFrame) -> list[str]:
+    lines = []
+    for (metric, reason, count, of), block in counts.groupby(["metric", "reason", "count", "of"], sort=True):
+        lines.append(f"{metric} missing in {count}/{of} replicates of {', '.join(sorted(block.entry))}: {reason}")
+    return lines
+
+
+def _header(res: RunResults, level: float, mrd: pd.DataFrame, several_settings: bool) -> list[str]:
     from cowbench import __version__
     from cowbench.scores import scorer_version
 
-    frame, failed, manifest = load_results(out)
-    summary = summarize(frame, level)
-    ranks = rank_methods(summary)
-    stability = rank_stability(frame)
-    scores = _score_table()
+    manifest = res.manifest
     suite = manifest["suite"] if manifest else {}
+    pct = f"{level * 100:g}%"
+    hp = "each setting its own row (no selection)" if several_settings else "defaults (no selection)"
     lines = [
-        f"# cowbench report: {suite.get('name', Path(out).name)}",
+        f"# cowbench report: {suite.get('name', '?')}",
         "",
-        f"suite hash `{manifest['suite_hash'] if manifest else 'unknown'}` · cowbench {__version__} · "
+        f"- suite hash `{manifest['suite_hash'] if manifest else 'unknown'}` · cowbench {__version__} · "
         f"scorer `{scorer_version()}` · root seed {suite.get('root_seed', '?')} · "
         f"{suite.get('replicates', '?')} replicates · subject `{(suite.get('subject') or {}).get('arch', '?')}` · "
-        "hyperparameters: defaults (no selection) · "
-        f"cells: mean ± {int(level * 100)}% t-interval half-width (n replicates) · rank on the track's primary "
-        "metric, P(best) from 1000 bootstrap resamples of the paired replicates · rows grouped by access level",
-        "",
+        f"hyperparameters: {hp} · rows grouped by access level",
+        f"- cells: mean [{pct} interval] (n replicates). Intervals stay inside each metric's range: Wilson score "
+        f"for 0/1 metrics, percentile bootstrap of the mean over replicates ({N_BOOT} resamples, seeded) for "
+        "bounded metrics, t for unbounded ones; none with one replicate",
+        f"- rank: on the track's primary metric; means within {TIE_RTOL:g} (relative) share a rank; no rank in a "
+        "table where no method's interval clears the metric's chance level, nor on detection for a method told "
+        f"the spurious variable. P(best): {N_BOOT_RANK} bootstrap resamples of the paired replicates, ties split",
     ]
+    if not mrd.empty:
+        parts = " · ".join(f"{r.metric} {'—' if math.isnan(r.mrd) else _fmt(r.mrd)}" for r in mrd.itertuples())
+        reps = sorted(set(mrd["n"]))
+        lines.append(
+            f"- min. resolvable difference at {'/'.join(map(str, reps))} replicates (paired t-test, α = 0.05, "
+            "power 0.8; s.d. of per-replicate differences between two methods, pooled over every pair of methods "
+            f"in every table of the track): {parts}")
+    fingerprint = fingerprint_summary(res.runs)
+    if fingerprint:
+        lines.append(f"- machine: {fingerprint}")
+    return [*lines, ""]
+
+
+@dataclass
+class Tables:
+    """Everything a report shows, built once from a run's records; every format renders from this."""
+
+    results: RunResults
+    scores: pd.DataFrame
+    level: float
+    summary: pd.DataFrame
+    ranks: pd.DataFrame
+    stability: pd.DataFrame
+    across: pd.DataFrame
+    resolvable: pd.DataFrame
+    missing: pd.DataFrame
+
+
+def results_from_frame(frame: pd.DataFrame, missing: pd.DataFrame | None = None,
+                       manifest: dict[str, Any] | None = None) -> RunResults:
+    """A `RunResults` from a tidy frame alone (its jobs are the frame's jobs): for tables built outside a run."""
+    frame = add_entries(frame) if "entry" not in frame else frame
+    jobs = frame.drop(columns=["metric", "value"]).drop_duplicates("job_id").reset_index(drop=True)
+    columns = [*jobs.columns, "metric", "reason"]
+    return RunResults(frame, jobs, pd.DataFrame(columns=columns) if missing is None else missing, [], manifest, [])
+
+
+def build_tables(results: RunResults, level: float = 0.95, *, scores: pd.DataFrame | None = None) -> Tables:
+    """Summary, ranks, P(best), across-scenario win rates, resolvable differences and missing counts."""
+    scores = score_table() if scores is None else scores
+    summary = summarize(results.frame, level, scores=scores)
+    ranks = rank_methods(summary, scores=scores)
+    return Tables(results=results, scores=scores, level=level, summary=summary, ranks=ranks,
+                  stability=rank_stability(results.frame, ranks, scores=scores), across=across_scenarios(ranks),
+                  resolvable=resolvable_differences(results.frame, scores=scores),
+                  missing=missing_counts(results.missing, results.jobs))
+
+
+def markdown_report(out: Path, level: float = 0.95, suite: str | None = None) -> str:
+    """The Markdown report of a results directory (of ``suite``, if it holds several): header, one table per
+    track and scenario, aggregation across scenarios, skipped pairs, failures."""
+    results = load_results(out, suite)
+    title = None if results.manifest else Path(out).name
+    return render_markdown(build_tables(results, level), title=title)
+
+
+def render_markdown(tables: Tables, title: str | None = None) -> str:
+    """Render `Tables` as Markdown (``title``: the suite's name from the manifest if None)."""
+    res, scores, summary, ranks = tables.results, tables.scores, tables.summary, tables.ranks
+    several = bool((res.jobs.groupby("method")["hparams"].nunique() > 1).any()) if not res.jobs.empty else False
+    lines = _header(res, tables.level, tables.resolvable, several)
+    if title is not None:
+        lines[0] = f"# cowbench report: {title}"
     if summary.empty:
         lines.append("No finished jobs.")
-    for track, title in TRACK_TITLES.items():
+    stability, missing = tables.stability, tables.missing
+    for track, title_ in TRACK_TITLES.items():
         metrics = [m for m in scores.index if scores.loc[m, "track"] == track]
         part = summary[summary.metric.isin(metrics)]
-        if part.empty:
-            continue
-        for scenario, block in part.groupby("scenario"):
-            present = [m for m in metrics if m in set(block.metric)]
-            arrows = {m: "↑" if scores.loc[m, "higher_is_better"] else "↓" for m in present}
-            header = ["rank", "P(best)", "method", "access", *[f"{m} {arrows[m]}" for m in present]]
-            lines += [f"## {title} — {scenario}", "", "| " + " | ".join(header) + " |",
-                      "|" + "---|" * len(header)]
-            rk = ranks[(ranks.track == track) & (ranks.scenario == scenario)].set_index("method")["rank"]
-            pb = stability[(stability.track == track) & (stability.scenario == scenario)].set_index("method")["p_best"]
-            cells = {(r.access, r.method, r.metric): r for r in block.itertuples()}
-            best = {}
-            for m in present:
-                means = [c.mean for key, c in cells.items() if key[2] == m]
-                best[m] = max(means) if scores.loc[m, "higher_is_better"] else min(means)
-            rows = sorted({(a, meth) for a, meth, _ in cells},
-                          # grouped by access level (fewer levels first), then by rank
-                          key=lambda am: (am[0].count("+"), am[0], rk.get(am[1], np.inf), am[1]))
-            for access, method in rows:
-                texts = []
-                for m in present:
-                    c = cells.get((access, method, m))
-                    if c is None:
-                        texts.append("—")
-                        continue
-                    text = _cell(c.mean, c.ci, int(c.n))
-                    texts.append(f"**{text}**" if np.isclose(c.mean, best[m]) else text)
-                rank = rk.get(method, np.nan)
-                p_best = pb.get(method, np.nan)
-                lines.append(f"| {'—' if pd.isna(rank) else int(rank)} | {'—' if pd.isna(p_best) else f'{p_best:.2f}'} "
-                             f"| {method} | {access} | "
-                             + " | ".join(texts) + " |")
-            lines.append("")
-    if not ranks.empty and ranks.scenario.nunique() > 1:
-        lines += ["## Across scenarios: mean rank and mean win rate per track", "",
-                  "| track | method | access | mean rank | win rate | scenarios |", "|---|---|---|---|---|---|"]
-        agg = ranks.groupby(["track", "method", "access"]).agg(rank=("rank", "mean"), win=("win_rate", "mean"),
-                                                              n=("scenario", "nunique")).reset_index()
-        for _, r in agg.sort_values(["track", "rank"]).iterrows():
-            lines.append(f"| {r.track} | {r.method} | {r.access} | {r['rank']:.2f} | {r.win:.2f} | {r.n} |")
-        lines.append("")
-    skipped = (manifest or {}).get("skipped", [])
+        for scenario, block in part.groupby("scenario", sort=True):
+            lines += _table(track, title_, scenario, block, metrics, scores,
+                            ranks[(ranks.track == track) & (ranks.scenario == scenario)],
+                            stability[(stability.track == track) & (stability.scenario == scenario)],
+                            missing[(missing.scenario == scenario) & missing.metric.isin(metrics)])
+    lines += _across_table(tables.across)
+    skipped = (res.manifest or {}).get("skipped", [])
     if skipped:
         lines += [f"## Skipped pairs ({len(skipped)}): the method cannot run on the scenario", ""]
         for item in skipped:
             lines.append(f"- {item['method']} on {scenario_label(item['scenario'])}: {item['reason']}")
         lines.append("")
-    if failed:
-        lines += [f"## Failed jobs ({len(failed)})", ""]
-        for rec in failed:
+    if res.failed:
+        lines += [f"## Failed jobs ({len(res.failed)})", ""]
+        for rec in res.failed:
             lines.append(f"- `{rec['job_id'][:12]}` {rec['spec']['method']} on "
                          f"{scenario_label(rec['spec']['scenario'])} replicate {rec['spec']['replicate']}: "
                          f"{rec.get('error', '?')}")
@@ -223,6 +656,72 @@ def markdown_report(out: Path, level: float = 0.95) -> str:
     return "\n".join(lines)
 
 
-def summary_json(out: Path, level: float = 0.95) -> str:
-    frame, _, _ = load_results(out)
-    return json.dumps(summarize(frame, level).to_dict(orient="records"), indent=1, allow_nan=True)
+def _table(track: str, title: str, scenario: str, block: pd.DataFrame, metrics: list[str], scores: pd.DataFrame,
+           ranks: pd.DataFrame, stability: pd.DataFrame, missing: pd.DataFrame) -> list[str]:
+    present = [m for m in metrics if m in set(block.metric)]
+    arrows = {m: "↑" if scores.loc[m, "higher_is_better"] else "↓" for m in present}
+    header = ["rank", "P(best)", "method", "access", *[f"{m} {arrows[m]}" for m in present]]
+    lines = [f"## {title} — {scenario}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rk = ranks.set_index("entry")["rank"]
+    pb = stability.set_index("entry")["p_best"]
+    has_rank = bool(rk.notna().any())
+    contenders = set(rk[rk.notna()].index)  # only ranked settings are bolded: told ones are not compared
+    cells = {(r.access, r.entry, r.metric): r for r in block.itertuples()}
+    best: dict[str, float] = {}
+    for m in present:
+        means = np.array([c.mean for (_, e, metric), c in cells.items() if metric == m and e in contenders])
+        if has_rank and means.size:
+            best[m] = means.max() if scores.loc[m, "higher_is_better"] else means.min()
+    rows = sorted({(a, e) for a, e, _ in cells},
+                  # grouped by access level (fewer levels first), then by rank
+                  key=lambda ae: (ae[0].count("+"), ae[0], rk.get(ae[1], np.inf), ae[1]))
+    for access, entry in rows:
+        texts = []
+        for m in present:
+            c = cells.get((access, entry, m))
+            if c is None:
+                texts.append("—")
+                continue
+            text = cell_text(c.mean, c.lo, c.hi, int(c.n))
+            bold = m in best and entry in contenders and abs(c.mean - best[m]) <= tie_tolerance(c.mean, best[m])
+            texts.append(f"**{text}**" if bold else text)
+        rank, p_best = rk.get(entry, np.nan), pb.get(entry, np.nan)
+        lines.append(f"| {'—' if pd.isna(rank) else int(rank)} | {'—' if pd.isna(p_best) else f'{p_best:.2f}'} "
+                     f"| {entry} | {access} | " + " | ".join(texts) + " |")
+    lines.append("")
+    notes = []
+    if (ranks["unranked"] == "chance").any():
+        metric = scores[(scores.track == track) & scores.primary].index[0]
+        notes.append(f"no method beats chance ({scores.loc[metric, 'chance']:g}) on {metric}: no rank")
+    told_entries = set(ranks.loc[ranks["unranked"] == "told", "entry"])
+    line = _told_line({e: t for e, t in zip(block.entry, block.told, strict=True) if e in told_entries})
+    if line:
+        notes.append(line)
+    notes += _missing_lines(missing)
+    if notes:
+        lines += [*notes, ""] if len(notes) == 1 else [*(f"- {n}" for n in notes), ""]
+    return lines
+
+
+def _across_table(agg: pd.DataFrame) -> list[str]:
+    if agg.empty or agg["tables"].max() < 2:
+        return []
+    lines = ["## Across scenarios: pairwise win rate per track", "",
+             "Win rate: share of pairwise contests won, each contest one scenario both methods were ranked in "
+             "(ties count half), so no method is compared on a scenario its opponent lacks; scenarios: where "
+             "the method was ranked, out of the track's tables with a rank. Rows by coverage, then win rate.", "",
+             "| track | method | access | win rate | contests | scenarios |", "|---|---|---|---|---|---|"]
+    order = {t: i for i, t in enumerate(TRACK_TITLES)}
+    # widest coverage first: a method ranked in one scenario does not head a table it barely took part in
+    agg = agg.assign(order=agg.track.map(order)).sort_values(["order", "scenarios", "win_rate", "entry"],
+                                                             ascending=[True, False, False, True])
+    for r in agg.itertuples():
+        rate = "—" if math.isnan(r.win_rate) else f"{r.win_rate:.2f}"
+        lines.append(f"| {r.track} | {r.entry} | {r.access} | {rate} | {r.contests} | {r.scenarios}/{r.tables} |")
+    return [*lines, ""]
+
+
+def summary_json(out: Path, level: float = 0.95, suite: str | None = None) -> str:
+    """The tidy summary (one record per cell: mean, lo, hi, n, interval method) as JSON."""
+    summary = summarize(load_results(out, suite).frame, level)
+    return json.dumps(summary.to_dict(orient="records"), indent=1, allow_nan=True)

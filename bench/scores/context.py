@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cowbench.access import identifiable
+from cowbench.access import identifiable, told_routes
 from cowbench.data import Dataset, Truth
 from cowbench.method import MethodOutput
 
@@ -59,7 +59,13 @@ class ScoreContext:
 
     @property
     def identifiable(self) -> bool:
+        """Whether the spurious role is identifiable at the method's access (group labels do not count)."""
         return identifiable(self.truth.identifiable_with, self.access)
+
+    @property
+    def told(self) -> list[str]:
+        """The routes in ``used`` that named the spurious variable to the method (group labels, edit target)."""
+        return told_routes(self.used)
 
     # -- edit track ---------------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """Detection: does the method's ``spurious_score`` put the spurious variables above the causal ones?
 
-Scores of a method that read the edit target (which names the spurious variable) are not comparable
-and are left missing. Abstentions are counted; an abstention is correct where the scenario is not
-identifiable at the method's access level.
+A method that was told which variable is spurious (it read group labels or the edit target: ``ctx.told``)
+is not ranked against methods that were not: every detection metric of its job is missing, and the job
+record names the route (``told``). Abstentions are counted: the primary ``detect_score`` gives a correct
+abstention (the scenario is not identifiable at the method's access level, `cowbench.access.identifiable`)
+full credit and an abstention on an identifiable scenario chance.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import numpy as np
 from cowbench.scores import score
 
 
+def _told(ctx) -> bool:
+    return bool(ctx.told)
+
+
 def _scores(ctx) -> dict[str, float] | None:
     out = ctx.output
-    if out.abstain or out.spurious_score is None or "edit_target" in ctx.used:
+    if out.abstain or out.spurious_score is None or _told(ctx):
         return None
     return out.spurious_score
 
@@ -23,12 +29,7 @@ def _gives_verdict(ctx) -> bool:
     return ctx.output.abstain or ctx.output.spurious_score is not None
 
 
-@score("detect_auroc", track="detect", higher_is_better=True, primary=True)
-def detect_auroc(ctx) -> float | None:
-    """AUROC of ``spurious_score``: spurious positive, causal and core negative, nuisance excluded, ties 1/2."""
-    s = _scores(ctx)
-    if s is None:
-        return None
+def _auroc(ctx, s: dict[str, float]) -> float | None:
     pos = np.array([s.get(v, np.nan) for v in ctx.truth.of_role("spurious") if v in ctx.variables])
     neg = np.array([s.get(v, np.nan) for v in ctx.truth.keep if v in ctx.variables])
     if pos.size == 0 or neg.size == 0 or not (np.isfinite(pos).all() and np.isfinite(neg).all()):
@@ -37,7 +38,39 @@ def detect_auroc(ctx) -> float | None:
     return float(np.mean((diff > 0) + 0.5 * (diff == 0)))
 
 
-@score("detect_top1", track="detect", higher_is_better=True)
+@score("detect_score", track="detect", higher_is_better=True, primary=True, bounds=(0, 1), chance=0.5,
+       version="1")
+def detect_score(ctx) -> float | None:
+    """Detection counting abstentions; with ``I`` = identifiable at the method's access level:
+
+    ``detect_score = AUROC`` for a verdict where ``I``; ``0.5`` (chance) for a verdict where not ``I`` (no
+    ranking can be supported by the data the method sees, so none is worth more than a coin); ``1`` for a
+    correct abstention (not ``I``); ``0.5`` for an abstention where ``I`` (declining a question the data
+    can answer is worth no more than guessing). Missing if the method gives no verdict, or was told the
+    answer (``ctx.told``: group labels, the edit target). A random ranking and a blanket abstainer both
+    get 0.5 in expectation over identifiable scenarios; only a correct verdict or a correct abstention
+    scores above chance.
+    """
+    if _told(ctx) or not _gives_verdict(ctx):
+        return None
+    if ctx.output.abstain:
+        return 0.5 if ctx.identifiable else 1.0
+    if not ctx.identifiable:
+        return 0.5
+    return _auroc(ctx, ctx.output.spurious_score)
+
+
+@score("detect_auroc", track="detect", higher_is_better=True, bounds=(0, 1), chance=0.5)
+def detect_auroc(ctx) -> float | None:
+    """AUROC of ``spurious_score``: spurious positive, causal and core negative, nuisance excluded, ties 1/2.
+
+    Missing for an abstention and for a method that was told the answer (group labels, the edit target).
+    """
+    s = _scores(ctx)
+    return None if s is None else _auroc(ctx, s)
+
+
+@score("detect_top1", track="detect", higher_is_better=True, bounds=(0, 1))
 def detect_top1(ctx) -> float | None:
     """1 if the observed variable with the highest ``spurious_score`` is spurious (a tie counts as a miss), else 0."""
     s = _scores(ctx)
@@ -50,17 +83,21 @@ def detect_top1(ctx) -> float | None:
     return float(ctx.truth.roles[ctx.variables[top[0]]] == "spurious")
 
 
-@score("abstained", track="detect", higher_is_better=False)
+@score("abstained", track="detect", higher_is_better=False, bounds=(0, 1))
 def abstained(ctx) -> float | None:
-    """1 if the method abstained from a detection verdict, 0 if it gave one (missing if it gives none)."""
-    if not _gives_verdict(ctx):
+    """1 if the method abstained from a detection verdict, 0 if it gave one (missing if it gives none or was told)."""
+    if not _gives_verdict(ctx) or _told(ctx):
         return None
     return float(ctx.output.abstain)
 
 
-@score("abstain_correct", track="detect", higher_is_better=True)
+@score("abstain_correct", track="detect", higher_is_better=True, bounds=(0, 1))
 def abstain_correct(ctx) -> float | None:
-    """For an abstention: 1 if the scenario is not identifiable at the method's access level, else 0."""
-    if not ctx.output.abstain:
+    """For an abstention: 1 if the scenario is not identifiable at the method's access level, else 0.
+
+    Identifiability counts only levels that do not reveal the answer (`cowbench.access.IDENTIFICATION_ORDER`:
+    pooled, env, concept, counterfactual; group labels are not among them). Missing if the method was told.
+    """
+    if not ctx.output.abstain or _told(ctx):
         return None
     return float(not ctx.identifiable)
