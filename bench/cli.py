@@ -4,15 +4,59 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from cowbench.errors import InputError
 
 
 def _print_err(message: str) -> None:
-    print(f"cowbench: error: {message}", file=sys.stderr)
+    print(f"cowbench: error: {' '.join(str(message).split())}", file=sys.stderr)  # one line, always
+
+
+def _warn(message: str) -> None:
+    print(f"cowbench: warning: {message}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are the one ``cowbench: error:`` line the README promises.
+
+    Subparsers inherit the class (argparse builds them with ``type(parent)``).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        _print_err(f"{message} (see '{self.prog} --help')")
+        sys.exit(2)
+
+
+# what a directory written by `run` holds; a non-empty directory with none of these is someone else's
+_RESULT_ENTRIES = ("manifests", "manifest.json", "jobs", "runs", "cache", "report.md")
+
+
+def _check_out_dir(text: str) -> Path:
+    """Refuse an output directory `run` could not or should not write into, before anything is written."""
+    if not text.strip():
+        raise InputError("--out must name a directory, got an empty string")
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {text!r} exists and is not a directory")
+    if out.is_dir():
+        entries = {p.name for p in out.iterdir()}
+        if entries and not entries & set(_RESULT_ENTRIES):
+            raise InputError(f"--out {text!r} is a non-empty directory that is not a cowbench results directory")
+    existing = out
+    while not existing.exists():  # the nearest existing ancestor is where directories would be created
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise InputError(f"--out {text!r} lies under {str(existing)!r}, which is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out {text!r}: no permission to write in {str(existing)!r}")
+    return out
 
 
 def _csv(text: str) -> list[str]:
@@ -115,19 +159,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from cowbench.report import markdown_report
     from cowbench.runner import run_suite
+    from cowbench.store import scan_store, write_text_atomic
     from cowbench.suite import load_suite
 
     _load_plugins(args.plugins)
-    suite = load_suite(args.suite, replicates=args.replicates, root_seed=args.root_seed,
-                       methods=_csv(args.methods) if args.methods else None)
-    out = Path(args.out) if args.out else Path("results") / suite.name
+    methods = None
+    if args.methods is not None:
+        methods = _csv(args.methods)
+        if not methods:
+            raise InputError(f"--methods needs at least one method name, got {args.methods!r}")
+    suite = load_suite(args.suite, replicates=args.replicates, root_seed=args.root_seed, methods=methods)
+    out = _check_out_dir(args.out if args.out is not None else str(Path("results") / suite.name))
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
+    for message in scan_store(out).messages():
+        _warn(message)
     summary = run_suite(suite, out, launcher=args.launcher, n_jobs=args.jobs, force=args.force,
                         retry_failed=args.retry_failed, plugins=args.plugins,
-                        log=lambda m: print(m, file=sys.stderr))
-    text = markdown_report(out)
-    (out / "report.md").write_text(text + "\n", encoding="utf-8")
+                        log=lambda m: print(m, file=sys.stderr), time_limit=args.time_limit,
+                        scheduler=args.scheduler)
+    text = markdown_report(out, suite=suite.name)
+    write_text_atomic(out / "report.md", text + "\n")
     print(text)
     failed_total = len(summary.failed) + summary.failed_before
     print(f"ran {summary.ran} job(s): {summary.ok} ok, {len(summary.failed)} failed; "
@@ -135,31 +187,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from cowbench.store import iter_records, read_json
+def _suites_of(results: str, suite: str | None) -> tuple[Path, dict]:
+    """(directory, suite name -> manifest) of the suites to show; `InputError` if there are none."""
+    from cowbench.store import read_manifests, select_manifest
 
-    out = Path(args.results)
-    manifest_path = out / "manifest.json"
-    if not manifest_path.is_file():
-        raise InputError(f"{str(out)!r} holds no manifest.json: not a cowbench results directory")
-    manifest = read_json(manifest_path)
-    planned = set(manifest["jobs"])
-    status = {r["job_id"]: r["status"] for r in iter_records(out) if r["job_id"] in planned}
-    ok = sum(s == "ok" for s in status.values())
-    failed = sum(s == "failed" for s in status.values())
-    print(f"suite {manifest['suite']['name']} ({manifest['suite_hash']}): {len(planned)} planned, {ok} ok, "
-          f"{failed} failed, {len(planned) - ok - failed} not run")
-    return 1 if failed else 0
+    out = Path(results)
+    if not out.is_dir():
+        raise InputError(f"results directory {results!r} does not exist or is not a directory")
+    manifests = read_manifests(out)
+    if not manifests:
+        raise InputError(f"{results!r} holds no manifest: not a cowbench results directory")
+    if suite is not None:
+        manifests = {suite: select_manifest(out, suite)}
+    return out, manifests
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cowbench.store import scan_store
+
+    out, manifests = _suites_of(args.results, args.suite)
+    scan = scan_store(out)
+    status = {r["job_id"]: r["status"] for r in scan.records}
+    invalid = {path.stem for path, _ in scan.invalid}
+    any_failed = False
+    for manifest in manifests.values():
+        planned = set(manifest["jobs"])
+        for path, problem in scan.invalid:
+            if path.stem in planned:
+                _warn(f"invalid job file {path}: {problem}")
+        ok = sum(status.get(j) == "ok" for j in planned)
+        failed = sum(status.get(j) == "failed" for j in planned)
+        bad = len(planned & invalid)
+        any_failed = any_failed or failed > 0
+        print(f"suite {manifest['suite']['name']} ({manifest['suite_hash']}): {len(planned)} planned, {ok} ok, "
+              f"{failed} failed, {len(planned) - ok - failed} not run"
+              + (f" ({bad} of them invalid files)" if bad else ""))
+    return 1 if any_failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from cowbench.report import markdown_report, summary_json
+    from cowbench.store import scan_store
 
-    out = Path(args.results)
+    out, manifests = _suites_of(args.results, args.suite)
+    if args.format == "json" and len(manifests) > 1:
+        raise InputError(f"{args.results!r} holds {len(manifests)} suites ({', '.join(manifests)}): "
+                         "name one with --suite for JSON")
+    planned = set().union(*(m["jobs"] for m in manifests.values()))
+    for path, problem in scan_store(out).invalid:
+        if path.stem in planned:
+            _warn(f"invalid job file {path}: {problem}; left out of the report")
     if args.format == "json":
-        print(summary_json(out))
-    else:
-        print(markdown_report(out))
+        print(summary_json(out, suite=next(iter(manifests))))
+        return 0
+    print("\n\n".join(markdown_report(out, suite=name) for name in manifests))
     return 0
 
 
@@ -207,10 +288,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from cowbench import __version__
 
-    parser = argparse.ArgumentParser(prog="cowbench", description="A benchmark of causal versus spurious features.")
+    parser = _Parser(prog="cowbench", description="A benchmark of causal versus spurious features.")
     parser.add_argument("--version", action="version", version=f"cowbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    plugins = argparse.ArgumentParser(add_help=False)
+    plugins = _Parser(add_help=False)
     plugins.add_argument("--plugins", action="append", default=[], metavar="MODULE_OR_FILE",
                          help="import a module or .py file that registers methods or scenarios (repeatable)")
 
@@ -236,7 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[plugins], help="run a suite (built-in name or TOML file)")
     p.add_argument("suite")
     p.add_argument("--out", help="results directory (default: results/<suite name>)")
-    p.add_argument("--launcher", default="joblib", choices=["joblib", "serial"])
+    from cowbench.launchers import launcher_names
+
+    p.add_argument("--launcher", default="joblib", choices=launcher_names(),
+                   help="joblib (processes, default), serial, dask (--scheduler or a LocalCluster), inprocess (debug)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="address of an existing Dask scheduler (with --launcher dask; default: a LocalCluster)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="per-job time limit; a job past it is stored as failed, reason timeout (default: the suite's)")
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the usable cores)")
     p.add_argument("--replicates", type=int, default=None)
     p.add_argument("--root-seed", type=int, default=None)
@@ -264,10 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="planned, ok, failed and missing jobs of a results directory")
     p.add_argument("results")
+    p.add_argument("--suite", default=None, help="the suite to show, when the directory holds several (default: all)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("report", help="print the tables of a results directory")
     p.add_argument("results")
+    p.add_argument("--suite", default=None, help="the suite to report, when the directory holds several "
+                   "(default: each in turn)")
     p.add_argument("--format", default="md", choices=["md", "json"])
     p.set_defaults(func=cmd_report)
     return parser
@@ -275,7 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (one line, see _Parser), --help, --version
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args.func(args))
     except (InputError, ValueError) as exc:  # bad input: one line, no traceback, exit 2
@@ -285,10 +379,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_err("interrupted")
         return 130
     except BrokenPipeError:  # the reader went away (`cowbench list | head`): not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a path the user gave that cannot be read or written (after BrokenPipeError, a subclass)
+        _print_err(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        return 2
 
 
 if __name__ == "__main__":

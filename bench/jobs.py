@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import json
 import platform
 import time
 import traceback
@@ -109,6 +110,24 @@ class Replicate:
     oracle: nn.Module
     subject_config: dict[str, Any]
     base_ace: dict[str, float]  # the subject's reliance on test_id: the model truth every job is scored against
+    fingerprint: str = ""  # checksum of what jobs share (data, subject, oracle): a job that changes it fails
+
+
+def replicate_fingerprint(rep: Replicate) -> str:
+    """sha256 over the replicate's shared state: every split's arrays, the subject's and the oracle's parameters.
+
+    Methods get read-only views, but ``setflags(write=True)`` or an in-place model edit can still change them;
+    comparing this before and after a job catches it, so no later job of the replicate is scored on changed data.
+    """
+    import hashlib
+
+    h = hashlib.sha256(rep.data.checksum().encode())
+    for model in (rep.subject, rep.oracle):
+        for name, tensor in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    h.update(repr(sorted(rep.base_ace.items())).encode())  # repr, not JSON: a NaN reliance must not fail here
+    return h.hexdigest()
 
 
 def scenario_from_spec(spec: Mapping[str, Any]) -> Scenario:
@@ -125,17 +144,21 @@ def _load_or_train(path: Path | None, train: Any) -> nn.Module:
 
     import torch
 
-    if path is not None and path.is_file():
+    from cowbench.store import read_checked, write_checked
+
+    data = read_checked(path) if path is not None else None
+    if data is not None:  # only a cache file whose checksum matches is trusted; anything else is rebuilt
         model = train(fit=False)
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval()
+        try:
+            model.load_state_dict(torch.load(io.BytesIO(data), weights_only=True))
+            return model.eval()
+        except (RuntimeError, ValueError, KeyError, EOFError):  # written by an incompatible model: rebuild
+            pass
     model = train(fit=True)
     if path is not None:
-        from cowbench.store import write_bytes_atomic
-
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
-        write_bytes_atomic(path, buffer.getvalue())
+        write_checked(path, buffer.getvalue())
     return model
 
 
@@ -166,7 +189,9 @@ def _prepare_cached(replicate_json: str, cache_dir: str | None) -> Replicate:
     oracle = _load_or_train(folder / "oracle.pt" if folder else None, trainer(decorrelated.x, decorrelated.y))
     from cowbench.model_truth import reliance
 
-    return Replicate(scn, data, subject, oracle, cfg.to_dict(), reliance(subject, scn, data.test_id))
+    rep = Replicate(scn, data, subject, oracle, cfg.to_dict(), reliance(subject, scn, data.test_id))
+    rep.fingerprint = replicate_fingerprint(rep)
+    return rep
 
 
 def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicate:
@@ -249,6 +274,7 @@ def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput
     from cowbench.scores import compute_scores
     from cowbench.scores.context import ScoreContext
 
+    type(method).check_params(method.hyperparameters())  # a NaN or out-of-range value fails here, named
     with _deterministic_torch():
         if method.random_state is None:
             method = method.clone(random_state=fit_seed)
@@ -262,16 +288,61 @@ def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput
         ctx = ScoreContext(rep.scenario, rep.data, output, task.access, rep.subject, rep.oracle, dict(rep.base_ace),
                            used=set(task.used))
         metrics = compute_scores(ctx)
+    # the routes through which the method learnt which variable is spurious: the record keeps them (``told``)
+    # so a report can say in one line why the job is not ranked on detection
+    resources["told"] = task.told
     return output, metrics, resources
 
 
+_DETAILS_ALLOWED = "numbers, strings, booleans, None, lists, tuples, numpy scalars and arrays, dicts"
+
+
+class UnstorableOutput(TypeError):
+    """A method's output holds something the JSON record cannot hold."""
+
+
+def _storable_key(key: Any, where: str) -> str:
+    # JSON object keys are strings; numbers and booleans become their JSON text, as json.dumps does
+    if isinstance(key, np.generic):
+        key = key.item()
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)
+    raise UnstorableOutput(f"{where} has a key of type {type(key).__name__} ({key!r}); allowed: {_DETAILS_ALLOWED}")
+
+
+def _storable(value: Any, where: str) -> Any:
+    """``value`` as plain JSON data: numpy scalars and arrays become numbers and lists, NaN and ±inf become null.
+
+    Anything else (an object, a tensor, a dict with non-string keys) raises `UnstorableOutput` naming where.
+    """
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.ndarray):
+        return _storable(value.tolist(), where)
+    if isinstance(value, np.generic):
+        return _storable(value.item(), where)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        # JSON has no NaN; null is the store's "missing", which is what an undefined diagnostic is
+        return value if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {_storable_key(k, where): _storable(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise UnstorableOutput(f"{where} is a {type(value).__name__}, which cannot be stored; allowed: {_DETAILS_ALLOWED}")
+
+
 def _outputs_summary(output: MethodOutput) -> dict[str, Any]:
+    """The stored part of a method's output (storing is part of the job: an unstorable detail fails it)."""
     def clean(d):
         return None if d is None else {k: float(v) for k, v in sorted(d.items())}
 
     return {"world_coef": clean(output.world_coef), "model_coef": clean(output.model_coef),
             "spurious_score": clean(output.spurious_score), "abstain": bool(output.abstain),
-            "edited": output.edited is not None, "details": output.details}
+            "edited": output.edited is not None, "details": _storable(output.details, "details")}
 
 
 @functools.lru_cache(maxsize=1)
@@ -292,34 +363,116 @@ def provenance() -> dict[str, Any]:
     return copy.deepcopy(_provenance())
 
 
-def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tuple[str, ...] = ()) -> str:
-    """Run one job and store its record; a failure is stored as a failed job with its traceback.
+_LOADED_PLUGINS: set[str] = set()
 
-    Returns the job's status (``ok`` or ``failed``). Never raises for a failure of the method.
-    """
+
+def load_plugins_once(plugins: tuple[str, ...]) -> None:
+    """Import each plugin once per process: a ``.py`` plugin is executed on every load, and a worker runs many jobs."""
     from cowbench.registry import load_plugin
 
+    for plugin in plugins:
+        if plugin not in _LOADED_PLUGINS:
+            load_plugin(plugin)
+            _LOADED_PLUGINS.add(plugin)
+
+
+class SharedStateChanged(RuntimeError):
+    """A job changed the data or models shared by the jobs of its replicate."""
+
+
+def _base_record(spec: JobSpec) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "job_id": spec.id, "spec": spec.to_dict(), "seeds": spec.seeds(),
+            "method_info": None}
+
+
+def _failure(reason: str, error: str, tb: str) -> dict[str, Any]:
+    return {"status": "failed", "reason": reason, "error": error, "traceback": tb}
+
+
+def _stored_since(out: Path, job_id: str, since: float | None) -> bool:
+    """Whether a job file was written at or after ``since`` (by another run sharing the directory)."""
+    if since is None:
+        return False
+    try:
+        return job_path(out, job_id).stat().st_mtime >= since
+    except OSError:
+        return False
+
+
+def _write_record(out: Path, spec: JobSpec, record: dict[str, Any], run_info: dict[str, Any]) -> str:
+    write_json_atomic(run_path(out, spec.id), {"job_id": spec.id, "status": record["status"], **run_info,
+                                               **provenance()})
+    try:
+        write_json_atomic(job_path(out, spec.id), record)  # last: its presence means done
+    except (TypeError, ValueError) as exc:  # the record cannot be stored as JSON: that is the job's failure
+        record = {**_base_record(spec), "method_info": record.get("method_info"),
+                  **_failure("unstorable", f"the job's record cannot be stored: {type(exc).__name__}: {exc}",
+                             traceback.format_exc())}
+        write_json_atomic(job_path(out, spec.id), record)
+    return record["status"]
+
+
+def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tuple[str, ...] = (), *,
+            planned_at: float | None = None, wait: bool = False) -> str:
+    """Run one job under its lock and store its record; a failure is stored as a failed job with its traceback.
+
+    Returns ``ok`` or ``failed``, or ``skipped`` when another process holds the job's lock (``wait=False``) or
+    stored the job at or after ``planned_at`` (another run sharing ``out`` did it). Never raises for a failure
+    of the method. A job that changes its replicate's shared data or models fails, and the replicate is
+    dropped from the cache so the next job loads it clean.
+    """
+    from cowbench.locks import hold, job_lock_path
+
+    with hold(job_lock_path(out, spec.id), wait=None if wait else 0.0) as held:
+        if not held or _stored_since(out, spec.id, planned_at):
+            return "skipped"
+        return _run_job_locked(spec, Path(out), cache_dir, plugins)
+
+
+def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: tuple[str, ...]) -> str:
     started = time.time()
-    record: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "job_id": spec.id, "spec": spec.to_dict(),
-                              "seeds": spec.seeds(), "method_info": None}
+    record = _base_record(spec)
     resources: dict[str, Any] = {}
     try:
-        for plugin in plugins:
-            load_plugin(plugin)
+        load_plugins_once(plugins)
         rep = prepare(spec.replicate, cache_dir)
         cls = METHODS.get(spec.method)
         record["method_info"] = {"family": cls.family, "access": sorted(cls.access),
                                  "outputs": sorted(cls.outputs)}
         method = cls(**spec.hparams)
-        output, metrics, resources = execute(rep, method, spec.fit_seed)
-        record.update(status="ok", metrics=metrics, outputs=_outputs_summary(output))
+        try:
+            output, metrics, resources = execute(rep, method, spec.fit_seed)
+        finally:
+            if replicate_fingerprint(rep) != rep.fingerprint:
+                _prepare_cached.cache_clear()  # the next job of this replicate rebuilds it from the seed and cache
+                raise SharedStateChanged(
+                    "the method changed the data or models shared by the jobs of its replicate (arrays made "
+                    "writeable and overwritten, or the subject edited in place); methods must not modify their inputs")
+        record.update(status="ok", metrics=metrics, outputs=_outputs_summary(output), told=resources.pop("told"))
+    except SharedStateChanged as exc:
+        record.update(_failure("mutation", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    except UnstorableOutput as exc:
+        record.update(_failure("unstorable", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
     except Exception as exc:  # a failing method fails its own job, never the sweep
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-    write_json_atomic(run_path(out, spec.id), {
-        "job_id": spec.id, "status": record["status"], "started_unix": started,
-        "job_wall_s": time.time() - started, **resources, **provenance()})
-    write_json_atomic(job_path(out, spec.id), record)  # last: its presence means done
-    return record["status"]
+        record.update(_failure("exception", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    return _write_record(out, spec, record, {"started_unix": started, "job_wall_s": time.time() - started,
+                                             **resources})
+
+
+def store_failure(spec: JobSpec, out: Path, reason: str, error: str, tb: str = "", *,
+                  planned_at: float | None = None) -> str:
+    """Store a job whose process died or overran as failed (``reason``: timeout, exit, signal, interrupt...).
+
+    Called by the process that supervised the job once the job's own process is gone (its lock with it).
+    Returns ``failed``, or ``skipped`` if another process holds the lock or stored the job since ``planned_at``.
+    """
+    from cowbench.locks import hold, job_lock_path
+
+    with hold(job_lock_path(out, spec.id), wait=5.0) as held:
+        if not held or _stored_since(out, spec.id, planned_at):
+            return "skipped"
+        return _write_record(Path(out), spec, {**_base_record(spec), **_failure(reason, error, tb)},
+                             {"started_unix": None})
 
 
 def evaluate(scn: Scenario, method: Method, seed: int = 0, *, replicate: int = 0,

@@ -36,9 +36,10 @@ from cowbench.errors import InputError
 from cowbench.jobs import JobSpec, ReplicateSpec, make_job
 from cowbench.registries import METHODS, SCENARIOS
 from cowbench.seeds import stable_hash
+from cowbench.store import check_suite_name
 
 _TOP_KEYS = {"suite", "subject", "scenarios", "methods"}
-_SUITE_KEYS = {"name", "description", "root_seed", "replicates"}
+_SUITE_KEYS = {"name", "description", "root_seed", "replicates", "time_limit"}
 
 
 def builtin_suites() -> list[str]:
@@ -58,6 +59,9 @@ class Suite:
     subject: Mapping[str, Any]
     scenarios: tuple[Mapping[str, Any], ...]  # scenario specs (generator, version, resolved knobs)
     methods: tuple[tuple[str, Mapping[str, Any]], ...]  # (name, hyperparameters)
+    # seconds per job before it is stopped and stored as failed (None: the runner's default); how to run, not
+    # what is run, so it is left out of to_dict() and the suite hash
+    time_limit: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "root_seed": self.root_seed,
@@ -110,6 +114,15 @@ def _int(value: Any, where: str, low: int, high: int) -> int:
     return value
 
 
+def _time_limit(value: Any) -> float | None:
+    from cowbench.runner import check_time_limit
+
+    try:
+        return check_time_limit(value)
+    except InputError as exc:
+        raise _fail("[suite] time_limit", str(exc)) from None
+
+
 def _scenarios(entries: Any) -> list[dict[str, Any]]:
     if not isinstance(entries, list) or not entries:
         raise _fail("[[scenarios]]", "at least one scenario table is required")
@@ -121,15 +134,22 @@ def _scenarios(entries: Any) -> list[dict[str, Any]]:
         extra = set(entry) - {"name", "knobs", "grid"}
         if extra:
             raise _fail(where, f"unknown key(s) {sorted(extra)}; allowed: name, knobs, grid")
+        if not isinstance(entry["name"], str):
+            raise _fail(where, f"'name' must be a scenario name (a string), got {entry['name']!r}")
         knobs, grid = entry.get("knobs", {}), entry.get("grid", {})
         if not isinstance(knobs, dict) or not isinstance(grid, dict):
             raise _fail(where, "'knobs' and 'grid' must be tables")
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise _fail(where, f"grid knob {key!r} needs a non-empty list of values")
+        both = sorted(set(knobs) & set(grid))
+        if both:
+            raise _fail(where, f"knob(s) {both} are both fixed in 'knobs' and swept in 'grid'; keep one")
         family = SCENARIOS.get(entry["name"])
         for combo in itertools.product(*grid.values()) if grid else [()]:
             scn = family(**{**knobs, **dict(zip(grid, combo, strict=True))})
+            if scn.spec in specs:  # the same jobs twice would be run twice and counted twice
+                raise _fail(where, f"scenario {scn!r} appears twice (a repeated entry or grid value)")
             specs.append(scn.spec)
     return specs
 
@@ -144,19 +164,24 @@ def _methods(table: Any) -> list[tuple[str, dict[str, Any]]]:
     for item in include:
         if isinstance(item, str):
             name, params = item, {}
-        elif isinstance(item, dict) and set(item) <= {"name", "params"} and "name" in item:
-            name, params = item["name"], dict(item.get("params", {}))
+        elif (isinstance(item, dict) and set(item) <= {"name", "params"} and isinstance(item.get("name"), str)):
+            name, params = item["name"], item.get("params", {})
+            if not isinstance(params, dict):
+                raise _fail("[methods]", f"{name!r}: 'params' must be a table of name = value, got {params!r}")
         else:
             raise _fail("[methods]", f"entry {item!r} is neither a name nor a {{name, params}} table")
         cls = METHODS.get(name)
-        try:
-            cls(**params)
-        except TypeError as exc:
-            allowed = ", ".join(p for p in cls._param_names() if p != "random_state")
-            raise _fail("[methods]", f"bad hyperparameters for {name!r}: {exc} (allowed: {allowed})") from None
         if "random_state" in params:
             raise _fail("[methods]", f"{name!r}: random_state is derived from the root seed, do not set it")
-        out.append((name, params))
+        try:
+            cls.check_params(params)  # names, types and ranges, before anything is planned
+            cls(**params)
+        except (TypeError, ValueError) as exc:
+            allowed = ", ".join(p for p in cls._param_names() if p != "random_state")
+            raise _fail("[methods]", f"bad hyperparameters for {name!r}: {exc} (allowed: {allowed})") from None
+        if (name, params) in out:
+            raise _fail("[methods]", f"{name!r} is listed twice with the same hyperparameters {params}")
+        out.append((name, dict(params)))
     return out
 
 
@@ -174,25 +199,41 @@ def parse_suite(raw: Mapping[str, Any], *, default_name: str = "suite") -> Suite
         subject = SubjectConfig.from_mapping(raw.get("subject", {})).to_dict()
     except (TypeError, ValueError) as exc:
         raise _fail("[subject]", str(exc)) from None
+    description = head.get("description", "")
+    if not isinstance(description, str):
+        raise _fail("[suite] description", f"must be a string, got {description!r}")
+    try:  # the name becomes a folder and a file name: a path in it would write outside the results
+        name = check_suite_name(head.get("name", default_name))
+    except InputError as exc:
+        hint = "" if "name" in head else " (taken from the file name: set [suite] name)"
+        raise _fail("[suite] name", f"{exc}{hint}") from None
     return Suite(
-        name=str(head.get("name", default_name)),
-        description=str(head.get("description", "")),
+        name=name,
+        description=description,
         root_seed=_int(head.get("root_seed", 0), "[suite] root_seed", 0, 2**32 - 1),
         replicates=_int(head.get("replicates", 3), "[suite] replicates", 1, 10_000),
         subject=subject,
         scenarios=tuple(_scenarios(raw.get("scenarios"))),
         methods=tuple(_methods(raw.get("methods"))),
+        time_limit=_time_limit(head.get("time_limit")),
     )
 
 
 def load_suite(name_or_path: str, *, replicates: int | None = None, root_seed: int | None = None,
                methods: Sequence[str] | None = None) -> Suite:
     """A suite by built-in name or TOML path, with command-line overrides applied."""
+    if not name_or_path.strip():
+        raise InputError("the suite must be a built-in suite name or a TOML file, got an empty string")
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"suite file {name_or_path!r} does not exist")
-        text = path.read_text(encoding="utf-8")
+        if not path.is_file():
+            raise InputError(f"suite file {name_or_path!r} is not a regular file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"suite file {name_or_path!r} is not UTF-8 text") from None
         default_name = path.stem
     elif name_or_path in builtin_suites():
         text = (resources.files("cowbench") / "suites" / f"{name_or_path}.toml").read_text(encoding="utf-8")
