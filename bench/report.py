@@ -598,8 +598,11 @@ def results_from_frame(frame: pd.DataFrame, missing: pd.DataFrame | None = None,
     """A `RunResults` from a tidy frame alone (its jobs are the frame's jobs): for tables built outside a run."""
     frame = add_entries(frame) if "entry" not in frame else frame
     jobs = frame.drop(columns=["metric", "value"]).drop_duplicates("job_id").reset_index(drop=True)
-    columns = [*jobs.columns, "metric", "reason"]
-    return RunResults(frame, jobs, pd.DataFrame(columns=columns) if missing is None else missing, [], manifest, [])
+    if missing is None:
+        missing = pd.DataFrame(columns=[*jobs.columns, "metric", "reason"])
+    elif "entry" not in missing:
+        missing = missing.assign(entry=missing["job_id"].map(jobs.set_index("job_id")["entry"]))
+    return RunResults(frame, jobs, missing, [], manifest, [])
 
 
 def build_tables(results: RunResults, level: float = 0.95, *, scores: pd.DataFrame | None = None) -> Tables:

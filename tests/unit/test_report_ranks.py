@@ -1,0 +1,206 @@
+"""Report ranks: ties shared, no crown at chance, no detection rank for a told method, honest aggregation."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cowbench.reliability import min_resolvable_difference
+from cowbench.report import (
+    across_scenarios,
+    build_tables,
+    rank_methods,
+    rank_stability,
+    render_markdown,
+    resolvable_differences,
+    results_from_frame,
+    score_table,
+    summarize,
+    tied_ranks,
+)
+
+INF = math.inf
+
+
+def scores_table() -> pd.DataFrame:
+    base = {"higher_is_better": True, "primary": False, "lower": 0.0, "upper": 1.0, "chance": math.nan,
+            "binary": None}
+    rows = [{"metric": "err", "track": "world", "higher_is_better": False, "primary": True, "chance": 1.0},
+            {"metric": "cos", "track": "world", "lower": -1.0},
+            {"metric": "auroc", "track": "detect", "primary": True, "chance": 0.5},
+            {"metric": "gain", "track": "edit", "primary": True, "lower": -INF, "upper": INF, "chance": 0.0},
+            {"metric": "residual", "track": "edit", "higher_is_better": False, "upper": INF}]
+    return pd.DataFrame([{**base, **r} for r in rows]).set_index("metric")
+
+
+SCORES = scores_table()
+
+
+def frame(values: dict[str, list[float]], metric: str = "err", scenario: str = "cow", told: str = "",
+          told_methods: tuple[str, ...] = ()) -> pd.DataFrame:
+    rows = [{"job_id": f"{scenario}-{m}-{r}", "scenario": scenario, "method": m, "hparams": "", "access": "pooled",
+             "told": told if m in told_methods else "", "replicate": r, "metric": metric, "value": v}
+            for m, vs in values.items() for r, v in enumerate(vs)]
+    return pd.DataFrame(rows)
+
+
+def ranks_of(f: pd.DataFrame) -> pd.DataFrame:
+    return rank_methods(summarize(f, scores=SCORES), scores=SCORES)
+
+
+def report(f: pd.DataFrame, missing: pd.DataFrame | None = None) -> str:
+    return render_markdown(build_tables(results_from_frame(f, missing), scores=SCORES), title="test")
+
+
+def table_lines(text: str, heading: str) -> list[str]:
+    """The lines of the section under ``heading`` (up to the next heading)."""
+    lines = text.splitlines()
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start:end]
+
+
+def test_ranks_follow_the_metric_direction_and_win_rates_count_beaten_methods():
+    r = ranks_of(frame({"a": [0.1, 0.2, 0.3], "b": [0.5, 0.6, 0.7]})).set_index("entry")  # err: lower is better
+    assert r.loc["a", "rank"] == 1 and r.loc["b", "rank"] == 2
+    assert r.loc["a", "win_rate"] == 1.0 and r.loc["b", "win_rate"] == 0.0
+
+
+def test_equal_cells_share_a_rank_within_float_noise_and_count_half_a_win():
+    assert list(tied_ranks(np.array([0.3, 0.1 + 0.2, 0.5]), higher_is_better=False)) == [1, 1, 3]
+    assert list(tied_ranks(np.array([0.0, -0.0, 1e-300]), higher_is_better=True)) == [1, 1, 1]
+    assert list(tied_ranks(np.array([0.3, 0.3 + 1e-6]), higher_is_better=True)) == [2, 1]  # a real difference
+    base = [0.1, 0.2, 0.3]
+    f = frame({"a": base, "b": [v * (1 + 1e-12) for v in base], "c": [0.6, 0.7, 0.8]})
+    r = ranks_of(f).set_index("entry")
+    assert r.loc["a", "rank"] == r.loc["b", "rank"] == 1 and r.loc["c", "rank"] == 3
+    assert r.loc["a", "win_rate"] == r.loc["b", "win_rate"] == pytest.approx(0.75)  # beats c, ties the other
+
+
+def test_p_best_splits_ties_and_is_one_for_a_method_better_in_every_replicate():
+    p = rank_stability(frame({"a": [0.1, 0.2, 0.3], "b": [0.5, 0.6, 0.7]}), scores=SCORES).set_index("entry")
+    assert p.loc["a", "p_best"] == 1.0 and p.loc["b", "p_best"] == 0.0
+    base = [0.1, 0.2, 0.9]
+    tied = rank_stability(frame({"a": base, "b": [v * (1 + 1e-12) for v in base]}), scores=SCORES)
+    assert list(tied.p_best) == [0.5, 0.5]  # float noise does not decide who is best
+    mixed = rank_stability(frame({"a": [0.1, 0.9], "b": [0.5, 0.5]}), scores=SCORES).set_index("entry")["p_best"]
+    assert 0 < mixed["a"] < 1 and mixed.sum() == pytest.approx(1.0)
+
+
+def test_methods_that_all_fail_are_not_crowned():
+    # the issue's cow_separable world track: two methods at world_err 1.000 in every replicate
+    f = frame({"backdoor_env": [1.0] * 5, "logistic": [1.0] * 5}, metric="world_err")
+    scores = score_table()
+    assert scores.loc["world_err", "chance"] == 1.0
+    r = rank_methods(summarize(f, scores=scores), scores=scores)
+    assert r["rank"].isna().all() and (r.unranked == "chance").all()
+    assert rank_stability(f, r, scores=scores).empty  # and no P(best) 1.00 for either
+
+
+def test_a_table_where_every_method_is_at_chance_has_no_rank_no_bold_and_says_so():
+    # do-nothing detectors: AUROC around 1/2, every interval straddles the chance level
+    f = frame({"constant": [0.5] * 5, "coin": [0.0, 1.0, 0.5, 1.0, 0.0], "reversed": [0.25, 0.75, 0.5, 0.5, 0.25]},
+              metric="auroc")
+    r = ranks_of(f)
+    assert r["rank"].isna().all()
+    section = table_lines(report(f), "## Detection — cow")
+    rows = [line for line in section if line.startswith("| —")]
+    assert len(rows) == 3 and not any("**" in line for line in section)
+    assert "no method beats chance (0.5) on auroc: no rank" in section
+
+
+def test_one_method_above_chance_ranks_the_table_and_only_best_cells_are_bold():
+    f = pd.concat([frame({"good": [0.9, 0.95, 0.92], "coin": [0.0, 1.0, 0.5]}, metric="auroc")])
+    r = ranks_of(f).set_index("entry")
+    assert r.loc["good", "rank"] == 1 and r.loc["coin", "rank"] == 2
+    section = table_lines(report(f), "## Detection — cow")
+    bold = [line for line in section if "**" in line]
+    assert len(bold) == 1 and "| good |" in bold[0]
+    assert not any("beats chance" in line for line in section)
+
+
+def test_a_reversed_method_does_not_beat_chance_in_the_wrong_direction():
+    # world_err: lower is better and chance 1; a method stuck at the worst end is not above chance
+    f = frame({"reversed": [1.0, 1.0, 1.0], "good": [0.2, 0.3, 0.25]})
+    r = ranks_of(f).set_index("entry")
+    assert r.loc["good", "rank"] == 1 and r.loc["reversed", "rank"] == 2
+    assert ranks_of(frame({"reversed": [1.0, 1.0, 1.0]}))["rank"].isna().all()
+
+
+def test_a_told_method_gets_no_detection_rank_and_the_report_says_why():
+    # a label-peeking detector (reads group labels) is perfect; it must not take the detection crown
+    f = pd.concat([frame({"group_gap": [1.0, 1.0, 1.0], "group_reweight": [1.0, 0.9, 1.0], "env_instability":
+                         [0.8, 0.7, 0.9]}, metric="auroc", told="group", told_methods=("group_gap", "group_reweight")),
+                   frame({"group_gap": [0.1, 0.2, 0.1], "env_instability": [0.5, 0.6, 0.5]}, metric="err")])
+    f["job_id"] = f.scenario + f.method + f.replicate.astype(str)  # one job scores both tracks
+    r = ranks_of(f)
+    detect = r[r.track == "detect"].set_index("entry")
+    assert detect.loc["env_instability", "rank"] == 1
+    assert detect.loc["group_gap", "unranked"] == detect.loc["group_reweight", "unranked"] == "told"
+    assert detect.loc[["group_gap", "group_reweight"], "rank"].isna().all()
+    world = r[r.track == "world"].set_index("entry")
+    assert world.loc["group_gap", "rank"] == 1  # being told only costs the detection rank
+    p = rank_stability(f, r, scores=SCORES)
+    assert set(p[p.track == "detect"].entry) == {"env_instability"}
+    section = table_lines(report(f), "## Detection — cow")
+    assert "not ranked on detection: told the spurious variable through group labels: group_gap, group_reweight" \
+        in section
+    bold = [line for line in section if "**" in line]
+    assert len(bold) == 1 and "| env_instability |" in bold[0]
+
+
+def test_missing_metrics_are_counted_with_their_reason_once():
+    f = frame({"erase": [0.5, 0.6, 0.7, 0.6, 0.5], "retrain": [0.1, 0.2, 0.1, 0.3, 0.2]}, metric="gain")
+    jobs = f.drop_duplicates("job_id")
+    missing = pd.concat([jobs[jobs.method == "erase"].assign(metric="residual", reason="base reliance below 3 SE"),
+                         jobs[(jobs.method == "retrain") & (jobs.replicate < 2)].assign(
+                             metric="residual", reason="base reliance below 3 SE")]).drop(columns="value")
+    section = table_lines(report(f, missing), "## Edit — cow")
+    assert "- residual missing in 5/5 replicates of erase: base reliance below 3 SE" in section
+    assert "- residual missing in 2/5 replicates of retrain: base reliance below 3 SE" in section
+
+
+def test_across_scenarios_compares_methods_only_on_scenarios_they_share():
+    # a: ranked everywhere; b: s1 and s2 (ties a on s2); c: only s3, where it beats a.
+    # Mean rank over each method's own scenarios would put c first with 1.00 from one scenario.
+    f = pd.concat([frame({"a": [0.1, 0.1], "b": [0.5, 0.5]}, scenario="s1"),
+                   frame({"a": [0.3, 0.3], "b": [0.3, 0.3]}, scenario="s2"),
+                   frame({"a": [0.4, 0.4], "c": [0.2, 0.2]}, scenario="s3")])
+    agg = across_scenarios(ranks_of(f)).set_index("entry")
+    # contests: a-b on s1 (a wins), a-b on s2 (tie), a-c on s3 (c wins)
+    assert agg.loc["a", "win_rate"] == pytest.approx(1.5 / 3) and agg.loc["a", "contests"] == 3
+    assert agg.loc["b", "win_rate"] == pytest.approx(0.5 / 2) and agg.loc["b", "contests"] == 2
+    assert agg.loc["c", "win_rate"] == 1.0 and agg.loc["c", "contests"] == 1
+    assert list(agg.scenarios) == [3, 2, 1] and (agg.tables == 3).all()
+    section = table_lines(report(f), "## Across scenarios: pairwise win rate per track")
+    rows = [line for line in section if line.startswith("| world |")]
+    assert rows[0].startswith("| world | a |") and rows[0].endswith("| 3/3 |")  # widest coverage first
+    assert rows[-1] == "| world | c | pooled | 1.00 | 1 | 1/3 |"
+
+
+def test_across_scenarios_leaves_out_tables_without_ranks():
+    f = pd.concat([frame({"a": [0.1, 0.1], "b": [0.5, 0.5]}, scenario="s1"),
+                   frame({"a": [1.0, 1.0], "b": [1.0, 1.0]}, scenario="s2")])  # both at chance on s2
+    agg = across_scenarios(ranks_of(f)).set_index("entry")
+    assert (agg.tables == 1).all() and agg.loc["a", "contests"] == 1
+
+
+def test_min_resolvable_difference_pools_paired_differences_over_the_tracks_tables():
+    # per-replicate differences a - b: s1 (1, 2, 3) var 1, df 2; s2 (0, 4) var 8, df 1 -> pooled var 10/3
+    f = pd.concat([frame({"a": [0.2, 0.4, 0.6], "b": [0.1, 0.2, 0.3]}, metric="gain", scenario="s1"),
+                   frame({"a": [0.5, 0.9], "b": [0.5, 0.5]}, metric="gain", scenario="s2")])
+    f["value"] = f.value * 10
+    out = resolvable_differences(f, scores=SCORES).set_index("metric").loc["gain"]
+    sd = math.sqrt(10 / 3)
+    assert out.sd_diff == pytest.approx(sd) and out.dof == 3
+    assert out.n == 3 and out.mrd == pytest.approx(min_resolvable_difference(sd, 3))
+    header = report(f).splitlines()
+    line = next(x for x in header if x.startswith("- min. resolvable difference"))
+    assert f"gain {min_resolvable_difference(sd, 3):.3f}" in line
+
+
+def test_cells_print_the_interval_and_n():
+    text = report(frame({"a": [0.2, 0.6]}))
+    assert "| a | pooled | **0.400 [0.200, 0.600] (2)** |" in text  # the n = 2 percentile bootstrap: the two values
+    assert "±" not in text
