@@ -48,7 +48,7 @@ def test_smoke_runs_prints_ranked_tables_and_a_rerun_skips_every_job(tmp_path):
     for title in ("World recovery — cow", "Model recovery — cow", "Detection — cow", "Edit — cow"):
         assert f"## {title}" in first.stdout
     assert "| rank | P(best) | method | access |" in first.stdout
-    assert "env_instability" in first.stdout and "± " in first.stdout and "(3)" in first.stdout
+    assert "env_instability" in first.stdout and "] (3)" in first.stdout and "±" not in first.stdout
     files = job_files(out)
     assert len(files) == 15
     assert all(json.loads(b)["status"] == "ok" for b in files.values())
