@@ -79,6 +79,130 @@ class Choice:
         return self.options[int(rng.integers(len(self.options)))]
 
 
+# -- hyperparameter constraints: what a value may be (the spaces above say how to sample one) ---------
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
+
+
+@dataclass(frozen=True)
+class Real:
+    """A finite number in ``[low, high]`` (``None``: unbounded; ``open_low``: ``low`` itself excluded)."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        if not _is_real(value) or not math.isfinite(float(value)):
+            return False
+        value = float(value)
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is None:
+            return f"a finite number {'>' if self.open_low else '>='} {self.low:g}"
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"a finite number in {'(' if self.open_low or self.low is None else '['}{low}, {high}]"
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer (not a bool, not a float) in ``[low, high]`` (``None``: unbounded)."""
+
+    low: int | None = None
+    high: int | None = None
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+            return False
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def describe(self) -> str:
+        if self.high is None:
+            return "an integer" if self.low is None else f"an integer >= {self.low}"
+        return f"an integer in [{self.low}, {self.high}]"
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of values (compared by type and value: ``1`` is not ``True``)."""
+
+    options: tuple[Any, ...]
+
+    def accepts(self, value: Any) -> bool:
+        return any(type(value) is type(o) and value == o for o in self.options)
+
+    def describe(self) -> str:
+        return f"one of {', '.join(map(repr, self.options))}"
+
+
+@dataclass(frozen=True)
+class OrNone:
+    """None, or a value ``inner`` accepts (e.g. ``epochs=None`` meaning the subject's own setting)."""
+
+    inner: Any
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or self.inner.accepts(value)
+
+    def describe(self) -> str:
+        return f"None or {self.inner.describe()}"
+
+
+@dataclass(frozen=True)
+class _AnyString:
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str)
+
+    def describe(self) -> str:
+        return "a string"
+
+
+def _from_space(space: Any) -> Any:
+    """The constraint a declared search space implies: its support, not its sampling range."""
+    if isinstance(space, LogUniform):
+        return Real(0.0, None, open_low=True)
+    if isinstance(space, Uniform):
+        return Real(space.low, space.high)
+    if isinstance(space, Choice):
+        opts = space.options
+        if all(isinstance(o, str) for o in opts):
+            return Options(tuple(opts))
+        if all(isinstance(o, int) and not isinstance(o, bool) for o in opts):
+            return Integer(1 if min(opts) >= 1 else None if min(opts) < 0 else 0)
+        if all(_is_real(o) for o in opts):
+            return Real(0.0, None, open_low=True) if min(opts) > 0 else Real()
+        return Options(tuple(opts))
+    return None
+
+
+def _from_default(default: Any, hint: Any) -> Any:
+    """The constraint a constructor default implies: its type, and its sign for numbers (counts start at 1)."""
+    import types
+
+    if default is None:
+        args = [a for a in getattr(hint, "__args__", ()) if a is not type(None)]
+        if isinstance(hint, types.UnionType) and args == [int]:
+            return OrNone(Integer(1))
+        if isinstance(hint, types.UnionType) and args == [float]:
+            return OrNone(Real())
+        return None
+    if isinstance(default, bool):
+        return Options((True, False))
+    if isinstance(default, int):
+        return Integer(1 if default >= 1 else 0 if default >= 0 else None)
+    if isinstance(default, float):
+        return Real(0.0, None, open_low=True) if default > 0 else Real(0.0) if default == 0 else Real()
+    if isinstance(default, str):
+        return _AnyString()
+    return None
+
+
 class Method:
     """Base class of every method.
 
@@ -93,6 +217,9 @@ class Method:
     access: ClassVar[frozenset[str]]
     outputs: ClassVar[frozenset[str]]
     search_space: ClassVar[Mapping[str, Any]] = {}
+    # what each hyperparameter may be, where its search space and constructor default say too little
+    # (`Real`, `Integer`, `Options`, `OrNone`); see `constraints`
+    param_constraints: ClassVar[Mapping[str, Any]] = {}
     # what the method needs of a scenario; `applicable` turns these into a reason to skip a pair
     needs_input_map: ClassVar[bool] = False  # reads per-variable answers off input columns (identity rendering)
     label_kinds: ClassVar[frozenset[str]] = frozenset({"binary", "continuous"})
@@ -105,6 +232,55 @@ class Method:
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
         return [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+    @classmethod
+    def constraints(cls) -> dict[str, Any]:
+        """Hyperparameter -> constraint: declared in ``param_constraints``, else implied by ``search_space``,
+        else by the constructor default's type (a positive default: positive values; a count: >= 1)."""
+        import typing
+
+        try:
+            hints = typing.get_type_hints(cls.__init__)
+        except Exception:  # annotations naming what the method's module does not import: use defaults only
+            hints = {}
+        sig = inspect.signature(cls.__init__)
+        table = {}
+        for name in cls._param_names():
+            if name == "random_state":
+                continue
+            if name in cls.param_constraints:
+                table[name] = cls.param_constraints[name]
+                continue
+            found = _from_space(cls.search_space[name]) if name in cls.search_space else None
+            if found is None:
+                found = _from_default(sig.parameters[name].default, hints.get(name))
+            if found is not None:
+                table[name] = found
+        return table
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate hyperparameters before anything runs: known names, values allowed by `constraints`.
+
+        Raises `InputError` naming the method, the hyperparameter, the value and what is allowed.
+        """
+        from cowbench.errors import InputError
+
+        if not isinstance(params, Mapping):
+            raise InputError(f"method {cls.name!r}: hyperparameters must be a table of name = value, "
+                             f"got {params!r}")
+        allowed = [p for p in cls._param_names() if p != "random_state"]
+        for key in params:
+            if key not in allowed:
+                raise InputError(f"method {cls.name!r}: unknown hyperparameter {key!r}; allowed: "
+                                 f"{', '.join(allowed) or 'none'}")
+        table = cls.constraints()
+        for key, value in params.items():
+            rule = table.get(key)
+            if rule is not None and not rule.accepts(value):
+                raise InputError(f"method {cls.name!r}: hyperparameter {key}={value!r} is invalid: allowed "
+                                 f"{rule.describe()}")
+        return dict(params)
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments, as stored (scikit-learn convention)."""
@@ -172,8 +348,14 @@ def register_method(cls: type[Method]) -> type[Method]:
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
     if positional:
         raise TypeError(f"method {cls.name!r}: hyperparameters must be keyword-only, got {positional}")
-    unknown = set(cls.search_space) - set(params)
+    unknown = (set(cls.search_space) | set(cls.param_constraints)) - set(params)
     if unknown:
-        raise ValueError(f"method {cls.name!r}: search_space names unknown hyperparameters {sorted(unknown)}")
+        raise ValueError(f"method {cls.name!r}: search_space or param_constraints name unknown hyperparameters "
+                         f"{sorted(unknown)}")
+    for key, rule in cls.constraints().items():  # a constraint its own default breaks is a declaration bug
+        default = sig.parameters[key].default
+        if default is not inspect.Parameter.empty and not rule.accepts(default):
+            raise ValueError(f"method {cls.name!r}: the default {key}={default!r} breaks its constraint "
+                             f"({rule.describe()})")
     METHODS.register(cls.name, cls, origin=f"{cls.__module__}.{cls.__qualname__}")
     return cls

@@ -1,28 +1,51 @@
-"""The results store: one JSON file per job, written atomically; its presence means the job is done.
+"""The results store: one JSON file per job, written atomically; a file means done only once it validates.
 
 Layout under the output directory::
 
-    manifest.json                 the suite and its planned job ids
+    manifests/<suite>.json        one per suite: the suite and its planned job ids (suites share a directory)
+    manifest.json                 the single manifest of result directories written before there were several
     jobs/<id[:2]>/<id>.json       the job's spec, seeds, status, metrics and outputs (deterministic)
     runs/<id[:2]>/<id>.json       wall time, peak memory, host and package versions (varies run to run)
-    cache/<replicate id>/         subject and oracle weights shared by the jobs of one replicate
+    cache/<replicate id>/         subject and oracle weights shared by the jobs of one replicate, each with a
+                                  ``.sha256`` file beside it
 
 Job files hold nothing that varies between runs, so the same suite and root seed give byte-identical
 job files whatever the launcher. Nothing is loaded with pickle.
+
+The store trusts only what it can check: a job file counts as done when it is UTF-8 JSON of the current
+schema whose spec hashes to its file name (so a valid file copied under another id is not done twice), and
+a cache file only when its checksum matches. Anything else is named, counted as not run and rebuilt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cowbench.errors import InputError
+from cowbench.seeds import stable_hash
+
 SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed")
+MANIFEST_DIR = "manifests"
+LEGACY_MANIFEST = "manifest.json"
+# a temporary file untouched this long belongs to a killed writer: real writes take milliseconds
+STALE_TMP_SECONDS = 600.0
+_TMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
+_JOB_ID = re.compile(r"[0-9a-f]{64}")
+# suite names become file names under manifests/ and the default output folder: no separators, no "..", no dot first
+_SUITE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -31,9 +54,10 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it into place, fsync the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are meant to be shared
         with os.fdopen(fd, "wb") as fh:
@@ -54,6 +78,59 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         pass
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """`write_bytes_atomic` for UTF-8 text (reports)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def remove_stale_tmp(out: Path, max_age_s: float = STALE_TMP_SECONDS) -> list[Path]:
+    """Delete the temporary files of killed writes under ``out``: those not modified for ``max_age_s`` seconds.
+
+    A live writer's temporary file is younger (it is written in one go and renamed at once), so it is kept.
+    Returns the removed paths.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    now = time.time()
+    removed = []
+    for tmp in out.rglob(f".*{_TMP_SUFFIX}"):
+        try:
+            if tmp.is_file() and now - tmp.stat().st_mtime > max_age_s:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # renamed or removed by its writer meanwhile: not stale
+            continue
+    return removed
+
+
+# -- checked cache files -------------------------------------------------------------------------------
+
+
+def checksum_path(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".sha256")
+
+
+def write_checked(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically with its sha256 in ``<path>.sha256`` (written last: its presence vouches)."""
+    write_bytes_atomic(path, data)
+    write_bytes_atomic(checksum_path(path), (hashlib.sha256(data).hexdigest() + "\n").encode())
+
+
+def read_checked(path: Path) -> bytes | None:
+    """The bytes of ``path`` if its checksum file exists and matches, else None (missing, truncated, altered)."""
+    path = Path(path)
+    try:
+        expected = checksum_path(path).read_text(encoding="ascii").strip()
+        data = path.read_bytes()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return data if hashlib.sha256(data).hexdigest() == expected else None
+
+
+# -- job records -------------------------------------------------------------------------------------------
+
+
 def job_path(out: Path, job_id: str) -> Path:
     return Path(out) / "jobs" / job_id[:2] / f"{job_id}.json"
 
@@ -62,29 +139,201 @@ def run_path(out: Path, job_id: str) -> Path:
     return Path(out) / "runs" / job_id[:2] / f"{job_id}.json"
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"holds {name}, which is not JSON")
+
+
+def read_json(path: Path) -> Any:
+    """Parse a UTF-8 JSON file strictly (NaN and Infinity are refused, as the writer never produces them)."""
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        return json.load(fh, parse_constant=_reject_constant)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def record_problem(record: Any, job_id: str) -> str | None:
+    """Why ``record`` is not a valid job record stored under ``job_id``, or None if it is valid."""
+    if not isinstance(record, dict):
+        return f"holds a JSON {type(record).__name__}, not an object"
+    if record.get("schema_version") != SCHEMA_VERSION:
+        return f"schema_version is {record.get('schema_version')!r}, this cowbench reads {SCHEMA_VERSION}"
+    if record.get("status") not in STATUSES:
+        return f"status is {record.get('status')!r}, not one of {', '.join(STATUSES)}"
+    spec = record.get("spec")
+    if not isinstance(spec, dict):
+        return "has no 'spec' object"
+    scenario = spec.get("scenario")
+    if (not isinstance(scenario, dict) or not isinstance(scenario.get("generator"), str)
+            or not isinstance(scenario.get("knobs"), dict) or not isinstance(spec.get("method"), str)
+            or not isinstance(spec.get("hparams"), dict) or isinstance(spec.get("replicate"), bool)
+            or not isinstance(spec.get("replicate"), int)):
+        return "its spec lacks a scenario, method, hparams or replicate of the right type"
+    try:
+        content_id = stable_hash(spec)
+    except (TypeError, ValueError) as exc:
+        return f"its spec cannot be hashed ({exc})"
+    if content_id != job_id:
+        return f"its spec hashes to job {content_id[:12]}, not to its name: a copy of another job's file"
+    if record.get("job_id") != job_id:
+        return f"its job_id {str(record.get('job_id'))[:12]!r} differs from its name"
+    info = record.get("method_info")
+    if info is not None and (not isinstance(info, dict) or not isinstance(info.get("access", []), list)):
+        return "its method_info is not an object with an access list"
+    if record["status"] == "ok":
+        metrics = record.get("metrics")
+        if not isinstance(metrics, dict):
+            return "is ok but has no 'metrics' object"
+        bad = sorted(k for k, v in metrics.items() if v is not None and not _is_number(v))
+        if bad:
+            return f"metric(s) {', '.join(bad)} are neither finite numbers nor null"
+    elif not isinstance(record.get("error", ""), str):
+        return "its error is not a string"
+    return None
+
+
+def load_record(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None) for a valid job file, (None, why) for an unreadable or invalid one."""
+    path = Path(path)
+    job_id = path.stem
+    if not _JOB_ID.fullmatch(job_id):
+        return None, "its name is not a job id (64 hex digits)"
+    try:
+        record = read_json(path)
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text"
+    except (json.JSONDecodeError, ValueError) as exc:
+        return None, f"is not valid JSON ({str(exc).splitlines()[0]})"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    problem = record_problem(record, job_id)
+    return (None, problem) if problem else (record, None)
+
+
+def invalid_message(path: Path, problem: str) -> str:
+    """The one line naming an invalid job file and what happens to it."""
+    return f"invalid job file {path}: {problem}; counted as not run, the next run reruns it"
 
 
 def job_status(out: Path, job_id: str) -> str | None:
-    """``ok``, ``failed`` or None (not run, or an unreadable file, which is treated as not run)."""
+    """``ok``, ``failed`` or None (not run, or an invalid file, which is treated as not run)."""
     path = job_path(out, job_id)
     if not path.is_file():
         return None
-    try:
-        return read_json(path).get("status")
-    except (OSError, json.JSONDecodeError):
-        return None
+    record, _ = load_record(path)
+    return None if record is None else record["status"]
+
+
+@dataclass
+class StoreScan:
+    """Every job file under a results directory: the valid records and the invalid files with the reason."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    invalid: list[tuple[Path, str]] = field(default_factory=list)
+
+    def messages(self) -> list[str]:
+        return [invalid_message(path, problem) for path, problem in self.invalid]
+
+
+def scan_store(out: Path) -> StoreScan:
+    """Read and validate every job file under ``out``, in file-name order."""
+    scan = StoreScan()
+    root = Path(out) / "jobs"
+    for path in sorted(root.glob("*/*.json")):
+        record, problem = load_record(path)
+        if record is None:
+            scan.invalid.append((path, problem or "invalid"))
+        else:
+            scan.records.append(record)
+    return scan
 
 
 def iter_records(out: Path) -> Iterator[dict[str, Any]]:
-    """Every readable job record under ``out``, in file-name order."""
-    root = Path(out) / "jobs"
-    for path in sorted(root.glob("*/*.json")):
-        try:
-            record = read_json(path)
-        except (OSError, json.JSONDecodeError):
-            continue
-        if record.get("schema_version") == SCHEMA_VERSION:
-            yield record
+    """Every valid job record under ``out``, in file-name order (invalid files: see `scan_store`)."""
+    yield from scan_store(out).records
+
+
+# -- manifests -----------------------------------------------------------------------------------------
+
+
+def check_suite_name(name: Any) -> str:
+    """A suite name is a plain file name (letters, digits, ``_ . -``, no leading dot, no ``..``): it names files."""
+    if not isinstance(name, str) or not _SUITE_NAME.fullmatch(name) or ".." in name:
+        raise InputError(f"suite name {name!r} is invalid: allowed 1 to 100 letters, digits, '_', '.', '-', "
+                         "not starting with '.' and without '..'")
+    return name
+
+
+def manifest_path(out: Path, suite_name: str) -> Path:
+    return Path(out) / MANIFEST_DIR / f"{check_suite_name(suite_name)}.json"
+
+
+def write_manifest(out: Path, manifest: Mapping[str, Any]) -> Path:
+    """Store a suite's manifest as ``manifests/<suite name>.json`` (atomically); other suites' stay."""
+    path = manifest_path(out, manifest["suite"]["name"])
+    write_json_atomic(path, dict(manifest))
+    return path
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A validated manifest, or `InputError` naming the file and what is wrong with it."""
+    def bad(problem: str) -> InputError:
+        return InputError(f"manifest {path} is invalid: {problem}")
+
+    try:
+        manifest = read_json(path)
+    except UnicodeDecodeError:
+        raise bad("not UTF-8 text") from None
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise bad(f"not valid JSON ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        raise bad(f"cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(manifest, dict):
+        raise bad(f"a JSON {type(manifest).__name__}, expected an object with suite, suite_hash and jobs")
+    suite = manifest.get("suite")
+    if not isinstance(suite, dict) or not isinstance(suite.get("name"), str):
+        raise bad("needs a 'suite' object with a 'name'")
+    if not isinstance(manifest.get("suite_hash"), str):
+        raise bad("needs a 'suite_hash' string")
+    jobs = manifest.get("jobs")
+    if not isinstance(jobs, list) or not all(isinstance(j, str) and _JOB_ID.fullmatch(j) for j in jobs):
+        raise bad("'jobs' must be a list of job ids")
+    skipped = manifest.get("skipped", [])
+    if not isinstance(skipped, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("method"), str) and isinstance(s.get("scenario"), dict)
+            for s in skipped):
+        raise bad("'skipped' must be a list of {scenario, method, reason} objects")
+    return manifest
+
+
+def read_manifests(out: Path) -> dict[str, dict[str, Any]]:
+    """Suite name -> manifest for every suite planned in ``out`` (an old ``manifest.json`` included)."""
+    out = Path(out)
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((out / MANIFEST_DIR).glob("*.json")):
+        manifest = read_manifest(path)
+        if manifest["suite"]["name"] != path.stem:
+            raise InputError(f"manifest {path} is invalid: it plans suite {manifest['suite']['name']!r}")
+        found[path.stem] = manifest
+    legacy = out / LEGACY_MANIFEST
+    if legacy.is_file():
+        manifest = read_manifest(legacy)
+        found.setdefault(manifest["suite"]["name"], manifest)  # a newer per-suite manifest wins
+    return dict(sorted(found.items()))
+
+
+def select_manifest(out: Path, suite: str | None = None) -> dict[str, Any] | None:
+    """The manifest of ``suite`` in ``out`` (the only one when ``suite`` is None); None when there is none.
+
+    Raises `InputError` when ``suite`` is not there, or when ``out`` holds several suites and none was named.
+    """
+    manifests = read_manifests(out)
+    if suite is not None:
+        if suite not in manifests:
+            there = ", ".join(manifests) or "none"
+            raise InputError(f"{str(out)!r} holds no suite {suite!r}; suites there: {there}")
+        return manifests[suite]
+    if len(manifests) > 1:
+        raise InputError(f"{str(out)!r} holds {len(manifests)} suites ({', '.join(manifests)}): name one with --suite")
+    return next(iter(manifests.values()), None)

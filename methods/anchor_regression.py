@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.access import Task
-from cowbench.method import LogUniform, Method, MethodOutput, register_method
+from cowbench.method import LogUniform, Method, MethodOutput, Real, register_method
 
 
 def anchor_fit(x: np.ndarray, y: np.ndarray, anchors: np.ndarray, gamma: float) -> np.ndarray:
@@ -62,6 +62,7 @@ class AnchorRegression(Method):
     needs_input_map = True
     label_kinds = frozenset({"continuous"})
     search_space = {"gamma": LogUniform(0.1, 1e4)}
+    param_constraints = {"gamma": Real(0.0)}  # gamma = 0 partials the anchors out, 1 is OLS
 
     def __init__(self, *, gamma: float = 10.0, random_state: int | None = None):
         self.gamma = gamma

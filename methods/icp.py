@@ -9,7 +9,7 @@ import numpy as np
 from scipy import stats
 
 from cowbench.access import Task
-from cowbench.method import Choice, Method, MethodOutput, register_method
+from cowbench.method import Choice, Method, MethodOutput, Real, register_method
 from cowbench.methods._common import per_variable
 
 
@@ -152,6 +152,7 @@ class ICP(Method):
     label_kinds = frozenset({"continuous"})
     min_environments = 2
     search_space = {"alpha": Choice((0.01, 0.05, 0.1))}
+    param_constraints = {"alpha": Real(0.0, 1.0, open_low=True)}  # a test level
 
     def __init__(self, *, alpha: float = 0.05, max_inputs: int = 16, random_state: int | None = None):
         self.alpha = alpha

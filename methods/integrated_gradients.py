@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from cowbench.access import Task
-from cowbench.method import Choice, Method, MethodOutput, register_method
+from cowbench.method import Choice, Method, MethodOutput, Options, register_method
 from cowbench.methods._common import origin_slope, per_variable
 
 RULES = ("trapezoid", "midpoint", "gausslegendre")
@@ -121,6 +121,7 @@ class IntegratedGradients(Method):
     outputs = frozenset({"model"})
     needs_input_map = True
     search_space = {"baseline": Choice(BASELINES), "n_steps": Choice((16, 32, 64, 128))}
+    param_constraints = {"rule": Options(RULES)}
 
     def __init__(self, *, baseline: str = "mean", n_steps: int = 64, rule: str = "trapezoid",
                  max_units: int = 2000, chunk_rows: int = 1 << 16, random_state: int | None = None):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from cowbench.access import Task
-from cowbench.method import LogUniform, Method, MethodOutput, register_method
+from cowbench.method import Integer, LogUniform, Method, MethodOutput, Options, register_method
 from cowbench.methods._common import per_variable
 
 
@@ -247,6 +247,9 @@ class IRMLinear(Method):
     needs_input_map = True
     min_environments = 2
     search_space = {"lam": LogUniform(1.0, 1e5)}
+    # any other dummy silently ran the per-input variant
+    param_constraints = {"dummy": Options(("scalar", "vector", "matrix")), "optimizer": Options(("lbfgs", "adam")),
+                         "anneal_steps": Integer(0)}
 
     def __init__(self, *, lam: float = 1e4, dummy: str = "scalar", optimizer: str = "lbfgs", steps: int = 500,
                  lr: float = 0.01, anneal_steps: int = 500, random_state: int | None = None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.access import Task
-from cowbench.method import LogUniform, Method, MethodOutput, register_method
+from cowbench.method import Integer, LogUniform, Method, MethodOutput, Options, register_method
 from cowbench.methods.irm_linear import fit_penalised, invariance_output
 
 
@@ -57,6 +57,7 @@ class VRExLinear(Method):
     needs_input_map = True
     min_environments = 2
     search_space = {"beta": LogUniform(1.0, 1e5)}
+    param_constraints = {"optimizer": Options(("lbfgs", "adam")), "anneal_steps": Integer(0)}
 
     def __init__(self, *, beta: float = 1e3, optimizer: str = "lbfgs", steps: int = 500, lr: float = 0.01,
                  anneal_steps: int = 500, random_state: int | None = None):
