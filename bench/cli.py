@@ -174,8 +174,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
     for message in scan_store(out).messages():
         _warn(message)
-    for message in scan_store(out).messages():
-        _warn(message)
     summary = run_suite(suite, out, launcher=args.launcher, n_jobs=args.jobs, force=args.force,
                         retry_failed=args.retry_failed, plugins=args.plugins,
                         log=lambda m: print(m, file=sys.stderr), time_limit=args.time_limit,
@@ -355,13 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="planned, ok, failed and missing jobs of a results directory")
     p.add_argument("results")
     p.add_argument("--suite", default=None, help="the suite to show, when the directory holds several (default: all)")
-    p.add_argument("--suite", default=None, help="the suite to show, when the directory holds several (default: all)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("report", help="print the tables of a results directory")
     p.add_argument("results")
-    p.add_argument("--suite", default=None, help="the suite to report, when the directory holds several "
-                   "(default: each in turn)")
     p.add_argument("--suite", default=None, help="the suite to report, when the directory holds several "
                    "(default: each in turn)")
     p.add_argument("--format", default="md", choices=["md", "json"])

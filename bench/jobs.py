@@ -275,7 +275,6 @@ def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput
     from cowbench.scores.context import ScoreContext
 
     type(method).check_params(method.hyperparameters())  # a NaN or out-of-range value fails here, named
-    type(method).check_params(method.hyperparameters())  # a NaN or out-of-range value fails here, named
     with _deterministic_torch():
         if method.random_state is None:
             method = method.clone(random_state=fit_seed)

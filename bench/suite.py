@@ -37,7 +37,6 @@ from cowbench.jobs import JobSpec, ReplicateSpec, make_job
 from cowbench.registries import METHODS, SCENARIOS
 from cowbench.seeds import stable_hash
 from cowbench.store import check_suite_name
-from cowbench.store import check_suite_name
 
 _TOP_KEYS = {"suite", "subject", "scenarios", "methods"}
 _SUITE_KEYS = {"name", "description", "root_seed", "replicates", "time_limit"}
