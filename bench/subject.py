@@ -19,7 +19,7 @@ from cowbench.training import fit_logit_model
 if TYPE_CHECKING:
     from cowbench.generators.scm import Scenario
 
-SUBJECT_VERSION = "1"
+SUBJECT_VERSION = "2"  # 2: trained in float64 (reproducible across x86 vector widths)
 
 
 @dataclass(frozen=True)
