@@ -178,7 +178,8 @@ def load_results(out: Path, suite: str | None = None) -> RunResults:
         spec, info = rec["spec"], rec.get("method_info") or {}
         job = {"job_id": rec["job_id"], "scenario": scenario_label(spec["scenario"]), "method": spec["method"],
                "hparams": hparams_label(spec.get("hparams")), "access": access_label(info.get("access", [])),
-               "told": ",".join(told_routes(rec)), "replicate": spec["replicate"]}
+               "told": ",".join(told_routes(rec)), "replicate": spec["replicate"],
+               "detects": "detect" in info.get("outputs", ["detect"])}
         jobs.append(job)
         rows.extend({**job, "metric": m, "value": v} for m, v in rec["metrics"].items() if v is not None)
         missing.extend({**job, "metric": m, "reason": str(reason)} for m, reason in (rec.get("missing") or {}).items())
@@ -187,7 +188,7 @@ def load_results(out: Path, suite: str | None = None) -> RunResults:
                 runs.append(read_json(run_path(out, rec["job_id"])))
             except (OSError, json.JSONDecodeError):
                 pass  # run records are provenance only; a broken one must not hide the results
-    job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate"]
+    job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate", "detects"]
     jobs_frame = pd.DataFrame(jobs, columns=job_columns)
     # entries are decided over every job, so a method's label does not depend on which metric is looked at
     jobs_frame = add_entries(jobs_frame)
@@ -477,6 +478,22 @@ def resolvable_differences(frame: pd.DataFrame, *, n: int | None = None,
     return pd.DataFrame(rows, columns=["track", "metric", "sd_diff", "dof", "n", "mrd"])
 
 
+def told_detectors(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per (scenario, setting) of a detection method that was told the spurious variable: the routes.
+
+    Their detection metrics are missing (or, in records without ``told``, present but unranked); the report
+    names them under the scenario's detection table so their absence from the ranking is explained.
+    """
+    columns = ["scenario", "entry", "told"]
+    if jobs.empty:
+        return pd.DataFrame(columns=columns)
+    detects = jobs["detects"] if "detects" in jobs else pd.Series(True, index=jobs.index)
+    told = jobs[(jobs["told"] != "") & detects.astype(bool)]
+    if told.empty:
+        return pd.DataFrame(columns=columns)
+    return told.groupby(["scenario", "entry"])["told"].agg(_union).reset_index()[columns]
+
+
 def missing_counts(missing: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
     """Per (scenario, setting, metric, reason): in how many of the setting's replicates the metric is missing."""
     columns = ["scenario", "entry", "metric", "reason", "count", "of"]
@@ -526,10 +543,10 @@ def cell_text(mean: float, lo: float, hi: float, n: int) -> str:
 
 def _told_line(told: dict[str, str]) -> str | None:
     """``not ranked on detection: told the spurious variable through group labels: a, b``."""
-    by_route: dict[str, list[str]] = defaultdict(list)
+    by_route: dict[str, list[str]] = defaultdict(list)  # one group per set of routes, each method listed once
     for entry, routes in sorted(told.items()):
-        for route in routes.split(","):
-            by_route[TOLD_ROUTES.get(route, route)].append(entry)
+        by_route[" and ".join(sorted(TOLD_ROUTES.get(r, r) for r in routes.split(",") if r))].append(entry)
+    by_route.pop("", None)
     if not by_route:
         return None
     parts = "; ".join(f"through {route}: {', '.join(entries)}" for route, entries in sorted(by_route.items()))
@@ -591,6 +608,7 @@ class Tables:
     across: pd.DataFrame
     resolvable: pd.DataFrame
     missing: pd.DataFrame
+    told: pd.DataFrame
 
 
 def results_from_frame(frame: pd.DataFrame, missing: pd.DataFrame | None = None,
@@ -613,7 +631,7 @@ def build_tables(results: RunResults, level: float = 0.95, *, scores: pd.DataFra
     return Tables(results=results, scores=scores, level=level, summary=summary, ranks=ranks,
                   stability=rank_stability(results.frame, ranks, scores=scores), across=across_scenarios(ranks),
                   resolvable=resolvable_differences(results.frame, scores=scores),
-                  missing=missing_counts(results.missing, results.jobs))
+                  missing=missing_counts(results.missing, results.jobs), told=told_detectors(results.jobs))
 
 
 def markdown_report(out: Path, level: float = 0.95, suite: str | None = None) -> str:
@@ -633,15 +651,22 @@ def render_markdown(tables: Tables, title: str | None = None) -> str:
         lines[0] = f"# cowbench report: {title}"
     if summary.empty:
         lines.append("No finished jobs.")
-    stability, missing = tables.stability, tables.missing
+    stability, missing, told = tables.stability, tables.missing, tables.told
     for track, title_ in TRACK_TITLES.items():
         metrics = [m for m in scores.index if scores.loc[m, "track"] == track]
         part = summary[summary.metric.isin(metrics)]
-        for scenario, block in part.groupby("scenario", sort=True):
-            lines += _table(track, title_, scenario, block, metrics, scores,
-                            ranks[(ranks.track == track) & (ranks.scenario == scenario)],
+        scenarios = set(part.scenario) | (set(told.scenario) if track == "detect" else set())
+        for scenario in sorted(scenarios):
+            rk = ranks[(ranks.track == track) & (ranks.scenario == scenario)]
+            block = part[part.scenario == scenario]
+            unranked = set(rk.loc[rk.unranked == "told", "entry"])
+            told_here = {e: r for e, r in zip(block.entry, block.told, strict=True) if e in unranked}
+            if track == "detect":  # told detectors whose detection metrics are all missing have no row, only a line
+                t = told[told.scenario == scenario]
+                told_here.update({e: r for e, r in zip(t.entry, t.told, strict=True) if e not in told_here})
+            lines += _table(track, title_, scenario, block, metrics, scores, rk,
                             stability[(stability.track == track) & (stability.scenario == scenario)],
-                            missing[(missing.scenario == scenario) & missing.metric.isin(metrics)])
+                            missing[(missing.scenario == scenario) & missing.metric.isin(metrics)], told_here)
     lines += _across_table(tables.across)
     skipped = (res.manifest or {}).get("skipped", [])
     if skipped:
@@ -660,11 +685,13 @@ def render_markdown(tables: Tables, title: str | None = None) -> str:
 
 
 def _table(track: str, title: str, scenario: str, block: pd.DataFrame, metrics: list[str], scores: pd.DataFrame,
-           ranks: pd.DataFrame, stability: pd.DataFrame, missing: pd.DataFrame) -> list[str]:
+           ranks: pd.DataFrame, stability: pd.DataFrame, missing: pd.DataFrame, told: dict[str, str]) -> list[str]:
     present = [m for m in metrics if m in set(block.metric)]
     arrows = {m: "↑" if scores.loc[m, "higher_is_better"] else "↓" for m in present}
     header = ["rank", "P(best)", "method", "access", *[f"{m} {arrows[m]}" for m in present]]
-    lines = [f"## {title} — {scenario}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"## {title} — {scenario}", ""]
+    if present:
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     rk = ranks.set_index("entry")["rank"]
     pb = stability.set_index("entry")["p_best"]
     has_rank = bool(rk.notna().any())
@@ -691,18 +718,18 @@ def _table(track: str, title: str, scenario: str, block: pd.DataFrame, metrics: 
         rank, p_best = rk.get(entry, np.nan), pb.get(entry, np.nan)
         lines.append(f"| {'—' if pd.isna(rank) else int(rank)} | {'—' if pd.isna(p_best) else f'{p_best:.2f}'} "
                      f"| {entry} | {access} | " + " | ".join(texts) + " |")
-    lines.append("")
+    if present:
+        lines.append("")
     notes = []
     if (ranks["unranked"] == "chance").any():
         metric = scores[(scores.track == track) & scores.primary].index[0]
         notes.append(f"no method beats chance ({scores.loc[metric, 'chance']:g}) on {metric}: no rank")
-    told_entries = set(ranks.loc[ranks["unranked"] == "told", "entry"])
-    line = _told_line({e: t for e, t in zip(block.entry, block.told, strict=True) if e in told_entries})
+    line = _told_line(told)
     if line:
         notes.append(line)
     notes += _missing_lines(missing)
     if notes:
-        lines += [*notes, ""] if len(notes) == 1 else [*(f"- {n}" for n in notes), ""]
+        lines += [*(f"- {n}" for n in notes), ""]
     return lines
 
 

@@ -107,7 +107,7 @@ def test_a_table_where_every_method_is_at_chance_has_no_rank_no_bold_and_says_so
     section = table_lines(report(f), "## Detection — cow")
     rows = [line for line in section if line.startswith("| —")]
     assert len(rows) == 3 and not any("**" in line for line in section)
-    assert "no method beats chance (0.5) on auroc: no rank" in section
+    assert "- no method beats chance (0.5) on auroc: no rank" in section
 
 
 def test_one_method_above_chance_ranks_the_table_and_only_best_cells_are_bold():
@@ -144,10 +144,26 @@ def test_a_told_method_gets_no_detection_rank_and_the_report_says_why():
     p = rank_stability(f, r, scores=SCORES)
     assert set(p[p.track == "detect"].entry) == {"env_instability"}
     section = table_lines(report(f), "## Detection — cow")
-    assert "not ranked on detection: told the spurious variable through group labels: group_gap, group_reweight" \
+    assert "- not ranked on detection: told the spurious variable through group labels: group_gap, group_reweight" \
         in section
     bold = [line for line in section if "**" in line]
     assert len(bold) == 1 and "| env_instability |" in bold[0]
+
+
+def test_a_told_detector_whose_detection_metrics_are_all_missing_is_named_under_the_detection_table():
+    # records with ``told``: the scorer leaves every detection metric of a told job missing, so the method
+    # has no row in the detection table; the line still says why it is not ranked there
+    f = pd.concat([frame({"group_gap": [0.1, 0.2, 0.1], "env_instability": [0.5, 0.6, 0.5]}, metric="err"),
+                   frame({"env_instability": [0.9, 0.8, 0.9]}, metric="auroc"),
+                   frame({"group_reweight": [0.5, 0.6, 0.7]}, metric="gain")])
+    f["job_id"] = f.scenario + f.method + f.replicate.astype(str)
+    f["told"] = np.where(f.method.isin(["group_gap", "group_reweight"]), "edit_target,group", "")
+    f["detects"] = f.method != "group_reweight"  # an edit method: not a detector, not listed
+    section = table_lines(report(f), "## Detection — cow")
+    assert "- not ranked on detection: told the spurious variable through group labels and the edit target: " \
+        "group_gap" in section
+    assert not any("group_reweight" in line for line in section)
+    assert sum(line.startswith("| 1 | 1.00 | env_instability |") for line in section) == 1
 
 
 def test_missing_metrics_are_counted_with_their_reason_once():
