@@ -721,9 +721,11 @@ def _table(track: str, title: str, scenario: str, block: pd.DataFrame, metrics: 
     if present:
         lines.append("")
     notes = []
+    primary = scores[(scores.track == track) & scores.primary].index
     if (ranks["unranked"] == "chance").any():
-        metric = scores[(scores.track == track) & scores.primary].index[0]
-        notes.append(f"no method beats chance ({scores.loc[metric, 'chance']:g}) on {metric}: no rank")
+        notes.append(f"no method beats chance ({scores.loc[primary[0], 'chance']:g}) on {primary[0]}: no rank")
+    elif present and len(primary) and primary[0] not in present:
+        notes.append(f"no rank: no method has a value of the track's primary metric {primary[0]}")
     line = _told_line(told)
     if line:
         notes.append(line)

@@ -220,3 +220,9 @@ def test_cells_print_the_interval_and_n():
     text = report(frame({"a": [0.2, 0.6]}))
     assert "| a | pooled | **0.400 [0.200, 0.600] (2)** |" in text  # the n = 2 percentile bootstrap: the two values
     assert "±" not in text
+
+
+def test_a_table_without_its_primary_metric_says_why_it_has_no_rank():
+    section = table_lines(report(frame({"a": [0.2, 0.3], "b": [0.4, 0.5]}, metric="cos")), "## World recovery — cow")
+    assert "- no rank: no method has a value of the track's primary metric err" in section
+    assert not any("**" in line for line in section)
