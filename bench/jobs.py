@@ -480,6 +480,7 @@ def evaluate(scn: Scenario, method: Method, seed: int = 0, *, replicate: int = 0
     """Run one job in-process and return its metrics (the harness's result for root seed ``seed``)."""
     from cowbench.subject import SubjectConfig
 
+    type(method).check_params(method.hyperparameters())  # before the spec: a NaN would fail there unnamed
     cfg = SubjectConfig.from_mapping(subject).to_dict()
     rspec = ReplicateSpec(scn.spec, replicate, seed, cfg)
     spec = make_job(rspec, method.name, method.hyperparameters())
