@@ -162,20 +162,20 @@ def _load_or_train(path: Path | None, train: Any) -> nn.Module:
     return model
 
 
-@functools.lru_cache(maxsize=2)
-def _prepare_cached(replicate_json: str, cache_dir: str | None) -> Replicate:
-    import json
+def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], data_seed: int, subject_seed: int,
+                    folder: Path | None = None) -> Replicate:
+    """Data, subject and oracle from explicit seeds (`prepare` derives them from a `ReplicateSpec`).
 
+    ``cowbench reliability`` calls it directly to vary the data seed and the subject seed one at a time.
+    Subject and oracle weights are cached under ``folder`` when given.
+    """
     from cowbench.models import build_model
     from cowbench.subject import SubjectConfig, decorrelated_train, fit_fresh, loss_for
 
-    spec = json.loads(replicate_json)
-    scn = scenario_from_spec(spec["scenario"])
-    rspec = ReplicateSpec(spec["scenario"], spec["replicate"], spec["root_seed"], spec["subject"])
-    cfg = SubjectConfig.from_mapping({k: v for k, v in spec["subject"].items() if k != "version"})
-    data = scn.sample(rspec.data_seed)
-    seed = rspec.subject_seed
-    folder = Path(cache_dir) / rspec.id if cache_dir else None
+    scn = scenario_from_spec(scenario)
+    cfg = SubjectConfig.from_mapping({k: v for k, v in subject.items() if k != "version"})
+    data = scn.sample(data_seed)
+    seed = subject_seed
 
     def trainer(x: np.ndarray, y: np.ndarray):
         def train(fit: bool):
@@ -194,11 +194,21 @@ def _prepare_cached(replicate_json: str, cache_dir: str | None) -> Replicate:
     return rep
 
 
+@functools.lru_cache(maxsize=2)
+def _prepare_cached(replicate_json: str, cache_dir: str | None) -> Replicate:
+    import json
+
+    spec = json.loads(replicate_json)
+    rspec = ReplicateSpec(spec["scenario"], spec["replicate"], spec["root_seed"], spec["subject"])
+    folder = Path(cache_dir) / rspec.id if cache_dir else None
+    return build_replicate(spec["scenario"], spec["subject"], rspec.data_seed, rspec.subject_seed, folder)
+
+
 def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicate:
     """Data, subject and oracle of a replicate (trained once, then loaded from ``cache_dir``)."""
-    from cowbench.models import torch_threads
+    from cowbench.determinism import pinned_threads
 
-    with torch_threads(1):
+    with pinned_threads(1):  # torch and every BLAS pool: results must not depend on the worker count
         return _prepare_cached(canonical_json(replicate.to_dict()), str(cache_dir) if cache_dir else None)
 
 
@@ -207,17 +217,10 @@ def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicat
 
 @contextlib.contextmanager
 def _deterministic_torch() -> Iterator[None]:
-    import torch
+    from cowbench.determinism import deterministic
 
-    from cowbench.models import torch_threads
-
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        with torch_threads(1):
-            yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
+    with deterministic(1):  # deterministic torch, one thread in torch and in every BLAS pool
+        yield
 
 
 def _reset_peak_rss() -> None:
@@ -355,11 +358,14 @@ def _provenance() -> dict[str, Any]:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    return {"versions": versions, "host": platform.node(), "machine": platform.machine()}
+    from cowbench.fingerprint import machine_fingerprint
+
+    return {"versions": versions, "host": platform.node(), "machine": platform.machine(),
+            "fingerprint": machine_fingerprint()}
 
 
 def provenance() -> dict[str, Any]:
-    """Package versions and host of this process (read once per process; a copy per call)."""
+    """Package versions, host and machine fingerprint of this process (read once per process; a copy per call)."""
     return copy.deepcopy(_provenance())
 
 
