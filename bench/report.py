@@ -179,7 +179,8 @@ def load_results(out: Path, suite: str | None = None) -> RunResults:
         job = {"job_id": rec["job_id"], "scenario": scenario_label(spec["scenario"]), "method": spec["method"],
                "hparams": hparams_label(spec.get("hparams")), "access": access_label(info.get("access", [])),
                "told": ",".join(told_routes(rec)), "replicate": spec["replicate"],
-               "detects": "detect" in info.get("outputs", ["detect"])}
+               "detects": "detect" in info.get("outputs", ["detect"]),
+               "scorer": (spec.get("versions") or {}).get("scorer")}
         jobs.append(job)
         rows.extend({**job, "metric": m, "value": v} for m, v in rec["metrics"].items() if v is not None)
         missing.extend({**job, "metric": m, "reason": str(reason)} for m, reason in (rec.get("missing") or {}).items())
@@ -188,7 +189,7 @@ def load_results(out: Path, suite: str | None = None) -> RunResults:
                 runs.append(read_json(run_path(out, rec["job_id"])))
             except (OSError, json.JSONDecodeError):
                 pass  # run records are provenance only; a broken one must not hide the results
-    job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate", "detects"]
+    job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate", "detects", "scorer"]
     jobs_frame = pd.DataFrame(jobs, columns=job_columns)
     # entries are decided over every job, so a method's label does not depend on which metric is looked at
     jobs_frame = add_entries(jobs_frame)
@@ -560,6 +561,20 @@ def _missing_lines(counts: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _versions(res: RunResults, installed: str, scorer: str) -> str:
+    """The package and scorer versions the results were made with (from the records), and the installed ones
+    where they differ: a report of old results must not claim the current code made them."""
+    made = sorted({str(v) for r in res.runs if (v := (r.get("versions") or {}).get("cowbench"))})
+    scorers = sorted(set(res.jobs["scorer"].dropna())) if "scorer" in res.jobs else []
+    text = f"cowbench {', '.join(made) or installed}"
+    if made and installed not in made:
+        text += f" (installed: {installed})"
+    text += f" · scorer `{', '.join(scorers) or scorer}`"
+    if scorers and scorer not in scorers:
+        text += f" (installed scorer `{scorer}`: these results predate it)"
+    return text
+
+
 def _header(res: RunResults, level: float, mrd: pd.DataFrame, several_settings: bool) -> list[str]:
     from cowbench import __version__
     from cowbench.scores import scorer_version
@@ -571,8 +586,8 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame, several_settings: 
     lines = [
         f"# cowbench report: {suite.get('name', '?')}",
         "",
-        f"- suite hash `{manifest['suite_hash'] if manifest else 'unknown'}` · cowbench {__version__} · "
-        f"scorer `{scorer_version()}` · root seed {suite.get('root_seed', '?')} · "
+        f"- suite hash `{manifest['suite_hash'] if manifest else 'unknown'}` · "
+        f"{_versions(res, __version__, scorer_version())} · root seed {suite.get('root_seed', '?')} · "
         f"{suite.get('replicates', '?')} replicates · subject `{(suite.get('subject') or {}).get('arch', '?')}` · "
         f"hyperparameters: {hp} · rows grouped by access level",
         f"- cells: mean [{pct} interval] (n replicates). Intervals stay inside each metric's range: Wilson score "
