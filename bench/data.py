@@ -120,6 +120,10 @@ class Truth:
         The least access level at which the spurious role can be told apart from the data.
     identifiable_reason : str
         Why, in one line.
+    world_undefined : str
+        Empty where the world truth is defined; otherwise why it is not (e.g. the average partial effect of
+        a cause with an atom at a kink grows like 1/h). ``world_coef`` is then empty and the world track is
+        not scored.
     """
 
     roles: Mapping[str, str]
@@ -127,6 +131,12 @@ class Truth:
     link: str
     identifiable_with: str
     identifiable_reason: str
+    world_undefined: str = ""
+
+    @property
+    def world_defined(self) -> bool:
+        """Whether ``world_coef`` holds a world truth (see ``world_undefined``)."""
+        return not self.world_undefined
 
     def of_role(self, role: str) -> list[str]:
         """Variables with ``role``, in declaration order."""

@@ -35,7 +35,7 @@ World truth: ``label = shape XOR Bernoulli(label_flip)``, i.e. ``P(label = 1 | s
 ``world_coef = {"shape": 1.0, "color": 0.0}`` (scores are scale-free; the probability-scale slope would be
 ``1 - 2 label_flip``). ``identifiable_with = "env"`` when the training colour-flip probabilities differ
 (colour's association with the label changes across environments while the label's mechanism does not),
-``"group"`` with a single training strength.
+``"counterfactual"`` with a single training strength (the chain is then Markov equivalent to its reverse).
 
 Published pattern (IRM repository's ``reproduce_paper_results_output.txt``, 10 restarts, MNIST, 14x14,
 25000 images per environment): ERM 87.4% train / 17.1% test (e = 0.9); IRM 70.8% / 66.9%; ERM on
@@ -163,7 +163,7 @@ class ColoredDigitRendering(Rendering):
         return x
 
 
-@scenario_family("colored_digits", version="1", knobs=KNOBS)
+@scenario_family("colored_digits", version="2", knobs=KNOBS)
 def colored_digits(*, color_flip_train, color_flip_test, label_flip, n_train, n_val, n_test) -> SCM:
     """IRM's Colored MNIST on the 8x8 sklearn digits (see the module docstring)."""
     variables = (
@@ -182,8 +182,9 @@ def colored_digits(*, color_flip_train, color_flip_test, label_flip, n_train, n_
     if len(set(color_flip_train)) > 1:
         ident, why = "env", "P(color != label) differs across training environments while label's mechanism does not"
     else:
-        ident, why = "group", ("one colour strength in training: pooled or environment data cannot tell an "
-                               "anti-causal child of the label from a cause")
+        ident, why = "counterfactual", ("one colour strength in training: shape -> label -> color is Markov "
+                                        "equivalent to its reverse (the label has one cause); do(color) leaves the "
+                                        "label unchanged, do(shape) does not")
     truth = Truth(
         roles={v.name: v.role for v in variables},
         world_coef={"shape": 1.0, "color": 0.0},

@@ -14,10 +14,14 @@ More knobs widen the family (see the glossary, ``cowbench knobs``):
 * ``causal_form``: ``linear`` (above), or ``and``/``or``/``xor`` of ``moo > 0`` and ``tail > 0``: the index is
   then ``coef_moo * (2 g - 1)`` with ``g`` the boolean form, plus the extra causes' linear terms. The world
   coefficient of a cause is its average partial effect on the index, ``E[d index / d v]``: the coefficient
-  for the linear form, ``coef_moo * phi(0)`` for and/or (``phi`` the standard normal density), and 0 for
-  xor, where no linear summary of the mechanism exists (the world track is then not scored: the truth
-  vector is zero) while detection and editing still are. Simplicity bias makes ERM lean on grass when the
-  cause is an xor (Shah et al. 2020, arXiv:2006.07710).
+  for the linear form; for and/or ``2 coef_moo f(0) P(other cause on/off) = coef_moo f(0)``, with ``f`` the
+  density of the cause as drawn (``noise``): ``1/sqrt(2 pi) = 0.399`` for normal, ``1/sqrt(2) = 0.707`` for
+  unit-variance Laplace; and 0 for xor (the kink's up and down steps cancel), where no linear summary of
+  the mechanism exists (the world track is then not scored: the truth vector is zero) while detection and
+  editing still are. With ``sparsity > 0`` a cause has an atom at the kink, so for and/or/xor the partial
+  effect grows like 1/h: the world truth is undefined (``Truth.world_undefined``) and the world track is not
+  scored. Simplicity bias makes ERM lean on grass when the cause is an xor (Shah et al. 2020,
+  arXiv:2006.07710).
 * ``n_causal``, ``n_spurious``, ``n_nuisance``: extra causes ``cause3, ...`` (coefficient ``coef_extra``),
   extra anti-causal spurious copies ``grass2, ...`` (same agreement, independent draws) and extra nuisance
   ``sky2, ...``; ``n_nuisance = 0`` drops sky.
@@ -163,20 +167,58 @@ def _rendering(rendering: str, render_dim: int, observed: tuple[str, ...], measu
     return MLPRendering(observed, measured, RENDER_SEED, d_out=render_dim, hidden=32)
 
 
-def _world_coef(form: str, causes: list[str], coef_moo: float, coef_tail: float, coef_extra: float) -> dict:
+def density_at_zero(noise: str) -> float:
+    """Density at 0 of a cause drawn as ``noise`` scaled to unit variance (before sparsity).
+
+    Normal: ``1 / sqrt(2 pi)``; Laplace(0, b) with ``b = 1 / sqrt(2)`` (variance ``2 b^2 = 1``): ``1 / (2 b)``.
+    """
+    if noise == "normal":
+        return 1.0 / math.sqrt(2 * math.pi)
+    if noise == "laplace":
+        return 1.0 / (2 * (1.0 / math.sqrt(2.0)))
+    raise ValueError(f"no density for noise {noise!r}; allowed: normal, laplace")
+
+
+def _world_coef(form: str, causes: list[str], coef_moo: float, coef_tail: float, coef_extra: float,
+                noise: str, sparsity: float) -> tuple[dict, str]:
+    """The world truth (average partial effects on the index) and, where it is undefined, why."""
+    if form != "linear" and sparsity > 0 and coef_moo != 0:
+        return {}, (f"causal_form={form} with sparsity={sparsity}: moo and tail are exactly 0 with probability "
+                    f"{sparsity}, an atom at the kink of the index, so the average partial effect grows like "
+                    "1/h and no world coefficient exists")
     if form == "linear":
         world = {"moo": coef_moo, "tail": coef_tail}
     elif form in ("and", "or"):
-        # E[d/dv coef*(2g - 1)]: a kink at 0 with density phi(0), active when the other cause is on (and)
-        # or off (or), which has probability 1/2
-        world = dict.fromkeys(("moo", "tail"), coef_moo / math.sqrt(2 * math.pi))
+        # E[d/dv coef*(2g - 1)] = 2 coef f(0) P(the other cause is on (and) / off (or)); the causes are
+        # symmetric and continuous, so that probability is 1/2
+        world = dict.fromkeys(("moo", "tail"), 2 * coef_moo * density_at_zero(noise) * 0.5)
     else:
+        # xor: the step at moo = 0 is up when tail <= 0 and down when tail > 0, each with probability 1/2
         world = {"moo": 0.0, "tail": 0.0}
     world.update(dict.fromkeys(causes[2:], coef_extra))
-    return world
+    return world, ""
 
 
-@scenario_family("cow", version="1", knobs=KNOBS)
+def _identification(agreement_train: tuple[float, ...], heteroskedastic: float, n_effective_causes: int
+                    ) -> tuple[str, str]:
+    """The least access level, among those that do not reveal the answer, at which grass is identifiable."""
+    if all(a in (0.0, 1.0) for a in agreement_train):
+        return "counterfactual", ("grass is a function of cow in every training environment (no minority group): "
+                                  "only interventions separate it from a cause")
+    differ = len(set(agreement_train)) > 1
+    if n_effective_causes >= 2 and not (heteroskedastic > 0 and differ):
+        return "pooled", ("two independent causes make cow a collider (dependent given cow, independent "
+                          "otherwise), while grass is independent of the causes given cow: a cause of cow would "
+                          "be independent of them and dependent given cow, so the pooled distribution orients "
+                          "cow -> grass (PC/FCI under faithfulness, measurement noise on the causes included)")
+    if differ:
+        return "env", ("P(grass = cow) differs across training environments while cow's mechanism does not; within "
+                       "an environment the collider at cow orients cow -> grass")
+    return "counterfactual", ("one spurious strength and fewer than two causes with an effect: cow -> grass and a "
+                              "cause -> cow are Markov equivalent; only interventions separate them")
+
+
+@scenario_family("cow", version="2", knobs=KNOBS)
 def cow(*, agreement_train, agreement_test, coef_moo, coef_tail, label_noise, measurement_noise,
         n_train, n_val, n_test, rendering, render_dim, causal_form, n_causal, coef_extra, n_spurious, n_nuisance,
         noise, heteroskedastic, standardize, input_offset, sparsity) -> SCM:
@@ -199,18 +241,14 @@ def cow(*, agreement_train, agreement_test, coef_moo, coef_tail, label_noise, me
         Environment(f"train{i}", {"agreement": a, "label_noise": label_noise * (1 + heteroskedastic * i)})
         for i, a in enumerate(agreement_train))
     environments += (Environment("deploy", {"agreement": agreement_test}, deployment=True),)
-    if all(a in (0.0, 1.0) for a in agreement_train):
-        ident, why = "counterfactual", ("grass is a function of cow in every training environment (no minority "
-                                        "group): only interventions separate it from a cause")
-    elif len(set(agreement_train)) > 1:
-        ident, why = "env", "P(grass = cow) differs across training environments while cow's mechanism does not"
-    else:
-        ident, why = "group", ("one spurious strength in training: pooled or environment data cannot tell an "
-                               "anti-causal child of cow from a cause")
-    world = _world_coef(causal_form, causes, coef_moo, coef_tail, coef_extra)
-    world.update(dict.fromkeys(spurious + nuisance, 0.0))
+    coefs = [coef_moo, coef_tail] if causal_form == "linear" else [coef_moo, coef_moo]
+    effective = sum(c != 0 for c in coefs) + (len(causes) - 2) * (coef_extra != 0)
+    ident, why = _identification(agreement_train, heteroskedastic, effective)
+    world, undefined = _world_coef(causal_form, causes, coef_moo, coef_tail, coef_extra, noise, sparsity)
+    if not undefined:
+        world.update(dict.fromkeys(spurious + nuisance, 0.0))
     truth = Truth(roles={v.name: v.role for v in variables}, world_coef=world, link="probit",
-                  identifiable_with=ident, identifiable_reason=why)
+                  identifiable_with=ident, identifiable_reason=why, world_undefined=undefined)
     observed = tuple(causes + spurious + nuisance)
     render = _rendering(rendering, render_dim, observed, dict.fromkeys(causes, "measurement_noise"))
     scm = SCM(tuple(variables), params, environments, render, truth, sizes(n_train, n_val, n_test))
@@ -246,9 +284,10 @@ preset("cow_image", cow, rendering="image", doc=(
     "counterfactual-based methods give per-variable answers (Sagawa et al. 2020 Waterbirds analogue, "
     "arXiv:1911.08731)."))
 preset("cow_single_env", cow, agreement_train=(0.85,), doc=(
-    "cow with one training environment: grass is not identifiable from pooled or environment data. "
-    "Expected: environment-based methods abstain (ICP returns nothing; Peters et al. 2016, arXiv:1501.01332); "
-    "group-label methods still remove the reliance."))
+    "cow with one training environment: invariance across environments cannot flag grass, though the pooled "
+    "distribution still orients cow -> grass (the causes make cow a collider). Expected: environment-based "
+    "methods abstain (ICP returns nothing; Peters et al. 2016, arXiv:1501.01332), which the detection score "
+    "counts as chance since the scenario is identifiable; group-label methods still remove the reliance."))
 preset("cow_separable", cow, agreement_train=(1.0, 1.0), doc=(
     "cow where grass equals cow in every training environment (catalog S23). Expected: no observational "
     "method can tell grass from a cause, so abstention is the correct answer; the logistic MLE diverges "

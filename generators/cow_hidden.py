@@ -66,7 +66,7 @@ def _grass(parents, u, params):
     return params["confounding"] * parents["u_hidden"] + params["grass_noise"] * u
 
 
-@scenario_family("cow_hidden", version="1", knobs=KNOBS)
+@scenario_family("cow_hidden", version="2", knobs=KNOBS)
 def cow_hidden(*, confounding_train, confounding_test, coef_hidden, grass_noise, coef_moo, coef_tail, label_noise,
                measurement_noise, n_train, n_val, n_test) -> SCM:
     """A hidden confounder of grass and cow (see the module docstring)."""
@@ -91,8 +91,9 @@ def cow_hidden(*, confounding_train, confounding_test, coef_hidden, grass_noise,
         ident, why = "env", ("cow given moo and tail is invariant across training environments, cow given moo, "
                              "tail and grass is not (the confounder's effect on grass differs)")
     else:
-        ident, why = "group", ("one confounding strength in training: pooled or environment data cannot tell a "
-                               "hidden-confounded grass from a cause")
+        ident, why = "counterfactual", ("one confounding strength in training: a hidden-confounded grass looks "
+                                        "like a cause in every observational view, exact concepts included "
+                                        "(u_hidden is never given); do(grass) leaves cow unchanged")
     truth = cow_truth(variables, coef_moo, coef_tail, ident, why)
     rendering = cow_rendering()
     return SCM(variables, params, environments, rendering, truth,

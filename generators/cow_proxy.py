@@ -44,7 +44,7 @@ def _grass(parents, u, params):
     return rho * parents["moo"] + np.sqrt(1.0 - rho**2) * u
 
 
-@scenario_family("cow_proxy", version="1", knobs=KNOBS)
+@scenario_family("cow_proxy", version="2", knobs=KNOBS)
 def cow_proxy(*, rho_train, rho_test, tau, coef_moo, coef_tail, label_noise, n_train, n_val, n_test) -> SCM:
     """Grass as a correlated proxy of a noisily observed moo (see the module docstring)."""
     variables = (
@@ -66,8 +66,8 @@ def cow_proxy(*, rho_train, rho_test, tau, coef_moo, coef_tail, label_noise, n_t
         ident, why = "env", ("grass's correlation with moo differs across training environments, so the "
                              "prediction of cow from the inputs is invariant only without grass")
     else:
-        ident, why = "group", ("one proxy strength in training: pooled or environment data cannot tell a proxy "
-                               "of a noisy moo from a cause")
+        ident, why = "concept", ("one proxy strength in training: from the noisy inputs a proxy of moo looks like "
+                                 "a cause; the exact moo (concept labels) makes grass independent of cow")
     truth = cow_truth(variables, coef_moo, coef_tail, ident, why)
     rendering = IdentityRendering(("moo", "tail", "grass", "sky"), {"moo": "tau", "tail": "tau"})
     return SCM(variables, params, environments, rendering, truth,

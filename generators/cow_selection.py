@@ -55,7 +55,7 @@ def _keep(values, params):
     return np.where(values["grass"] == values["cow"], params["keep"], 1.0 - params["keep"])
 
 
-@scenario_family("cow_selection", version="1", knobs=KNOBS)
+@scenario_family("cow_selection", version="2", knobs=KNOBS)
 def cow_selection(*, keep_train, keep_test, coef_moo, coef_tail, label_noise, measurement_noise,
                   n_train, n_val, n_test) -> SCM:
     """Selection on grass and cow (see the module docstring)."""
@@ -72,12 +72,17 @@ def cow_selection(*, keep_train, keep_test, coef_moo, coef_tail, label_noise, me
               "measurement_noise": measurement_noise}
     environments = tuple(Environment(f"train{i}", {"keep": k}) for i, k in enumerate(keep_train))
     environments += (Environment("deploy", {"keep": keep_test}, deployment=True),)
-    if len(set(keep_train)) > 1:
+    if coef_moo != 0 and coef_tail != 0:
+        # grass is a fair coin, so P(kept | cow) = 1/2 and the selection leaves (moo, tail, cow) as drawn
+        ident, why = "pooled", ("moo and tail are independent and dependent given cow (a collider), while grass "
+                                "is independent of them given cow (selection acts on grass and cow only): a cause "
+                                "of cow would not be, so the pooled distribution orients grass away from cow")
+    elif len(set(keep_train)) > 1:
         ident, why = "env", ("the selection on (grass, cow) differs across training environments, cow's "
                              "mechanism does not")
     else:
-        ident, why = "group", ("one selection strength in training: a selected association cannot be told from a "
-                               "causal one without group labels")
+        ident, why = "counterfactual", ("one selection strength and one cause: a selected association is Markov "
+                                        "equivalent to a causal one; do(grass) leaves cow unchanged")
     truth = cow_truth(variables, coef_moo, coef_tail, ident, why)
     rendering = cow_rendering()
     return SCM(variables, params, environments, rendering, truth,

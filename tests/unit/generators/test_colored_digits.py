@@ -44,7 +44,7 @@ def test_registered_with_documented_truth(scn):
     assert scn.variables == ["shape", "color"]
     assert dict(scn.truth.world_coef) == {"shape": 1.0, "color": 0.0}
     assert scn.truth.identifiable_with == "env"
-    assert cb.make_scenario("colored_digits", color_flip_train=(0.1,)).truth.identifiable_with == "group"
+    assert cb.make_scenario("colored_digits", color_flip_train=(0.1,)).truth.identifiable_with == "counterfactual"
     assert scn.input_map is None and len(scn.feature_names) == 2 * PIXELS
     assert [e.params["color_flip"] for e in scn.environments] == [0.1, 0.2, 0.9]
     assert [e.deployment for e in scn.environments] == [False, False, True]

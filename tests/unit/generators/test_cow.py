@@ -22,8 +22,14 @@ def test_truth_roles_and_world_coefficients(cow):
     assert cow.truth.roles == {"moo": "causal", "tail": "causal", "cow": "label", "grass": "spurious",
                                "sky": "nuisance"}
     assert cow.truth.world_coef == {"moo": 1.0, "tail": 1.0, "grass": 0.0, "sky": 0.0}
-    assert cow.truth.identifiable_with == "env"
-    assert cb.make_scenario("cow", agreement_train=(0.9,)).truth.identifiable_with == "group"
+    # two independent causes make cow a collider, which orients cow -> grass from pooled data alone
+    assert cow.truth.identifiable_with == "pooled"
+    assert cb.make_scenario("cow", agreement_train=(0.9,)).truth.identifiable_with == "pooled"
+    # environment-dependent label noise confounds cow and grass in the pooled data: environments needed
+    assert cb.make_scenario("cow", heteroskedastic=1.0).truth.identifiable_with == "env"
+    # one effective cause: no collider, cow -> grass and grass -> cow are Markov equivalent
+    assert cb.make_scenario("cow", coef_tail=0.0, agreement_train=(0.9,)).truth.identifiable_with == "counterfactual"
+    assert cb.make_scenario("cow", coef_tail=0.0).truth.identifiable_with == "env"
 
 
 def test_agreement_per_environment_matches_the_knobs(cow_data):
