@@ -506,25 +506,22 @@ def missing_counts(missing: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
     return counts[columns]
 
 
-def fingerprint_summary(runs: list[dict[str, Any]]) -> str | None:
-    """One line naming the machine(s) the run's jobs ran on, from the run records' provenance."""
+def machine_line(runs: list[dict[str, Any]]) -> str | None:
+    """The machine(s) the run's jobs ran on, one summary each, from the run records' provenance."""
     try:
-        from cowbench import fingerprint as fp_module
-    except ImportError:
-        fp_module = None
-    summarise = getattr(fp_module, "summary", None) if fp_module else None
-    seen: dict[str, None] = {}
+        from cowbench.fingerprint import fingerprint_summary
+    except ImportError:  # a package without machine fingerprints: name the machine type at least
+        fingerprint_summary = None
+    seen: dict[str, None] = {}  # insertion-ordered set
     for run in runs:
         fp = run.get("fingerprint")
-        if fp is None:
-            continue
-        text = summarise(fp) if callable(summarise) and isinstance(fp, dict) else (
-            fp if isinstance(fp, str) else json.dumps(fp, sort_keys=True))
-        seen.setdefault(str(text), None)
+        if isinstance(fp, dict) and fingerprint_summary is not None:
+            seen.setdefault(fingerprint_summary(fp), None)
     if seen:
-        return "; ".join(seen)
-    machines = {f"{r.get('machine', '?')} host {r.get('host', '?')}" for r in runs if "machine" in r or "host" in r}
-    return f"no machine fingerprint in the run records (only {'; '.join(sorted(machines))})" if machines else None
+        return " | ".join(seen) if len(seen) == 1 else f"{len(seen)} machines: " + " | ".join(seen)
+    machines = sorted({f"{r.get('machine', '?')} host {r.get('host', '?')}" for r in runs
+                       if "machine" in r or "host" in r})
+    return f"no machine fingerprint in the run records (only {'; '.join(machines)})" if machines else None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -604,7 +601,7 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame, several_settings: 
             f"- min. resolvable difference at {'/'.join(map(str, reps))} replicates (paired t-test, α = 0.05, "
             "power 0.8; s.d. of per-replicate differences between two methods, pooled over every pair of methods "
             f"in every table of the track): {parts}")
-    fingerprint = fingerprint_summary(res.runs)
+    fingerprint = machine_line(res.runs)
     if fingerprint:
         lines.append(f"- machine: {fingerprint}")
     return [*lines, ""]

@@ -226,3 +226,23 @@ def test_a_table_without_its_primary_metric_says_why_it_has_no_rank():
     section = table_lines(report(frame({"a": [0.2, 0.3], "b": [0.4, 0.5]}, metric="cos")), "## World recovery — cow")
     assert "- no rank: no method has a value of the track's primary metric err" in section
     assert not any("**" in line for line in section)
+
+
+def test_header_names_the_versions_and_machine_the_results_were_made_with():
+    from cowbench import __version__
+    from cowbench.fingerprint import fingerprint_summary
+    from cowbench.report import machine_line
+    from cowbench.scores import scorer_version
+
+    fp = {"cpu": "Test CPU", "machine": "x86_64", "simd": ["avx2"], "torch": {"version": "9"}, "blas": [], "env": {}}
+    other = {**fp, "cpu": "Other CPU"}
+    assert machine_line([{"fingerprint": fp}, {"fingerprint": fp}]) == fingerprint_summary(fp)
+    assert machine_line([{"fingerprint": fp}, {"fingerprint": other}]).startswith("2 machines: ")
+    assert machine_line([{"machine": "x86_64", "host": "vm"}]).startswith("no machine fingerprint")
+    res = results_from_frame(frame({"a": [0.2, 0.3]}))
+    res.jobs["scorer"] = "0ld5c0re"
+    res.runs.extend([{"fingerprint": fp, "versions": {"cowbench": "0.0.1"}}])
+    text = render_markdown(build_tables(res, scores=SCORES))
+    assert f"cowbench 0.0.1 (installed: {__version__})" in text
+    assert f"scorer `0ld5c0re` (installed scorer `{scorer_version()}`: these results predate it)" in text
+    assert f"- machine: {fingerprint_summary(fp)}" in text.splitlines()
