@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -187,7 +188,7 @@ def load_results(out: Path, suite: str | None = None) -> RunResults:
         if run_path(out, rec["job_id"]).is_file():
             try:
                 runs.append(read_json(run_path(out, rec["job_id"])))
-            except (OSError, json.JSONDecodeError):
+            except (OSError, ValueError):  # ValueError: undecodable or non-JSON constants
                 pass  # run records are provenance only; a broken one must not hide the results
     job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate", "detects", "scorer"]
     jobs_frame = pd.DataFrame(jobs, columns=job_columns)
@@ -495,13 +496,21 @@ def told_detectors(jobs: pd.DataFrame) -> pd.DataFrame:
     return told.groupby(["scenario", "entry"])["told"].agg(_union).reset_index()[columns]
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 def missing_counts(missing: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per (scenario, setting, metric, reason): in how many of the setting's replicates the metric is missing."""
-    columns = ["scenario", "entry", "metric", "reason", "count", "of"]
+    """Per (scenario, setting, metric, kind of reason): in how many of the setting's replicates the metric is
+    missing (``count`` of ``of``), one example reason (the lowest replicate's) and whether the replicates'
+    reasons differ in their numbers (``alike`` False). Reasons of one kind differ only in their numbers."""
+    columns = ["scenario", "entry", "metric", "kind", "reason", "alike", "count", "of"]
     if missing.empty:
         return pd.DataFrame(columns=columns)
     total = jobs.groupby(["scenario", "entry"]).size()
-    counts = missing.groupby(["scenario", "entry", "metric", "reason"]).size().rename("count").reset_index()
+    missing = missing.assign(kind=missing["reason"].map(lambda r: _NUMBER.sub("#", r))).sort_values("replicate")
+    counts = missing.groupby(["scenario", "entry", "metric", "kind"], sort=True).agg(
+        reason=("reason", "first"), distinct=("reason", "nunique"), count=("job_id", "nunique")).reset_index()
+    counts["alike"] = counts.pop("distinct") == 1
     counts["of"] = [int(total.get((s, e), 0)) for s, e in zip(counts["scenario"], counts["entry"], strict=True)]
     return counts[columns]
 
@@ -552,9 +561,12 @@ def _told_line(told: dict[str, str]) -> str | None:
 
 
 def _missing_lines(counts: pd.DataFrame) -> list[str]:
+    """One line per metric and kind of reason (settings with the same count share it), numbers of the first."""
     lines = []
-    for (metric, reason, count, of), block in counts.groupby(["metric", "reason", "count", "of"], sort=True):
-        lines.append(f"{metric} missing in {count}/{of} replicates of {', '.join(sorted(block.entry))}: {reason}")
+    for (metric, _, count, of), block in counts.groupby(["metric", "kind", "count", "of"], sort=True):
+        example = "" if block["alike"].all() and block["reason"].nunique() == 1 else "e.g. "
+        lines.append(f"{metric} missing in {count}/{of} replicates of {', '.join(sorted(block.entry))}: "
+                     f"{example}{block['reason'].iloc[0]}")
     return lines
 
 

@@ -167,14 +167,18 @@ def test_a_told_detector_whose_detection_metrics_are_all_missing_is_named_under_
 
 
 def test_missing_metrics_are_counted_with_their_reason_once():
-    f = frame({"erase": [0.5, 0.6, 0.7, 0.6, 0.5], "retrain": [0.1, 0.2, 0.1, 0.3, 0.2]}, metric="gain")
-    jobs = f.drop_duplicates("job_id")
-    missing = pd.concat([jobs[jobs.method == "erase"].assign(metric="residual", reason="base reliance below 3 SE"),
-                         jobs[(jobs.method == "retrain") & (jobs.replicate < 2)].assign(
-                             metric="residual", reason="base reliance below 3 SE")]).drop(columns="value")
-    section = table_lines(report(f, missing), "## Edit — cow")
-    assert "- residual missing in 5/5 replicates of erase: base reliance below 3 SE" in section
-    assert "- residual missing in 2/5 replicates of retrain: base reliance below 3 SE" in section
+    f = frame({"erase": [0.5, 0.6, 0.7, 0.6, 0.5], "retrain": [0.1, 0.2, 0.1, 0.3, 0.2],
+               "reweight": [0.1, 0.2, 0.1, 0.3, 0.2]}, metric="gain")
+    jobs = f.drop_duplicates("job_id").drop(columns="value").assign(metric="residual")
+    # the guard's reason carries each replicate's numbers: one line per setting, the first as an example
+    erase = jobs[jobs.method == "erase"].assign(reason=[f"base = {0.001 * (r + 1):.4g} below 3 x 0.01 (n = 2000)"
+                                                        for r in range(5)])
+    # the same reason, word for word, in 2 of 5 replicates of two settings: one line naming both
+    few = jobs[jobs.method.isin(["retrain", "reweight"]) & (jobs.replicate < 2)].assign(reason="no shortcut")
+    section = table_lines(report(f, pd.concat([erase, few])), "## Edit — cow")
+    assert "- residual missing in 5/5 replicates of erase: e.g. base = 0.001 below 3 x 0.01 (n = 2000)" in section
+    assert "- residual missing in 2/5 replicates of retrain, reweight: no shortcut" in section
+    assert sum("missing in" in line for line in section) == 2
 
 
 def test_across_scenarios_compares_methods_only_on_scenarios_they_share():
