@@ -66,12 +66,17 @@ def test_detection_auroc_and_top1(cow, cow_data, scores, auroc, top1):
     assert m["detect_auroc"] == auroc and m["detect_top1"] == top1 and m["abstained"] == 0.0
 
 
-def test_abstention_is_counted_and_judged_against_identifiability(cow, cow_data):
+def test_abstention_is_counted_and_judged_against_identifiability(cow_data):
+    import cowbench as cb
+
+    # environment-dependent label noise: identifiable with environments, not from pooled data
+    hetero = cb.make_scenario("cow", heteroskedastic=1.0)
+    assert hetero.truth.identifiable_with == "env"
     out = MethodOutput(abstain=True)
-    pooled = compute_scores(context(cow, cow_data, out, access=("pooled",)))
+    pooled = compute_scores(context(hetero, cow_data, out, access=("pooled",)))
     assert pooled["abstained"] == 1.0 and pooled["abstain_correct"] == 1.0 and pooled["detect_auroc"] is None
-    env = compute_scores(context(cow, cow_data, out, access=("pooled", "env")))
-    assert env["abstain_correct"] == 0.0  # the default cow is identifiable with environments
+    env = compute_scores(context(hetero, cow_data, out, access=("pooled", "env")))
+    assert env["abstain_correct"] == 0.0
 
 
 def test_detection_is_dropped_when_the_method_read_the_edit_target(cow, cow_data):
