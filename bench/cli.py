@@ -159,7 +159,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from cowbench.report import markdown_report
     from cowbench.runner import run_suite
-    from cowbench.store import scan_store, write_text_atomic
+    from cowbench.store import read_manifests, scan_store, write_text_atomic
     from cowbench.suite import load_suite
 
     _load_plugins(args.plugins)
@@ -172,6 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = _check_out_dir(args.out if args.out is not None else str(Path("results") / suite.name))
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
+    read_manifests(out)  # another suite's broken manifest would otherwise fail the report after the jobs ran
     for message in scan_store(out).messages():
         _warn(message)
     summary = run_suite(suite, out, launcher=args.launcher, n_jobs=args.jobs, force=args.force,
