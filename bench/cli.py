@@ -286,6 +286,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from cowbench.runner import default_n_jobs
+    from cowbench.verify import DEFAULT_SAMPLE, Tolerance, render, verify
+
+    if args.sample is not None and args.sample < 1:
+        raise InputError(f"--sample must be a positive integer, got {args.sample}")
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
+    if not Path(args.results).is_dir():
+        raise InputError(f"results directory {args.results!r} does not exist")
+    tolerance = Tolerance(abs=args.tolerance, units=args.tolerance_units)
+    sample = None if args.all else (args.sample or DEFAULT_SAMPLE)
+    result = verify(Path(args.results), sample=sample, seed=args.seed, tolerance=tolerance, suite=args.suite,
+                    n_jobs=args.jobs or default_n_jobs(), plugins=args.plugins,
+                    progress=lambda done, total: print(f"\rreran {done}/{total}", end="", file=sys.stderr))
+    print("", file=sys.stderr)
+    print(render(result, show_all=args.show_all))
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cowbench import __version__
 
@@ -362,6 +382,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: each in turn)")
     p.add_argument("--format", default="md", choices=["md", "json"])
     p.set_defaults(func=cmd_report)
+
+    from cowbench.verify import DEFAULT_ABS, DEFAULT_SAMPLE, DEFAULT_UNITS
+
+    p = sub.add_parser("verify", parents=[plugins], help="rerun stored jobs and check every cell and confident rank "
+                       "reproduces (exit 1 if not)")
+    p.add_argument("results")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--sample", type=int, default=None, metavar="K",
+                       help=f"rerun K jobs drawn with --seed (default: {DEFAULT_SAMPLE})")
+    which.add_argument("--all", action="store_true", help="rerun every stored job")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_ABS, metavar="ABS",
+                   help=f"absolute tolerance of continuous metrics (default: {DEFAULT_ABS:g})")
+    p.add_argument("--tolerance-units", type=float, default=DEFAULT_UNITS, metavar="U",
+                   help="flipped predictions allowed in accuracy-type metrics (default: %(default)g)")
+    p.add_argument("--suite", default=None, help="the suite to verify, when the directory holds several")
+    p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the usable cores)")
+    p.add_argument("--show-all", action="store_true", help="list every cell, not only those out of tolerance")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 
