@@ -455,6 +455,9 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
                     "the method changed the data or models shared by the jobs of its replicate (arrays made "
                     "writeable and overwritten, or the subject edited in place); methods must not modify their inputs")
         record.update(status="ok", metrics=metrics, outputs=_outputs_summary(output), told=resources.pop("told"))
+        # {metric: reason} for guarded scores that refused a value (cowbench.scores.Missing); plain absences
+        # (no output for that track) are not listed
+        record["missing"] = dict(getattr(metrics, "missing", {}))
     except SharedStateChanged as exc:
         record.update(_failure("mutation", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
     except UnstorableOutput as exc:

@@ -40,21 +40,29 @@ def _logits_under(model: nn.Module, scn: Scenario, split: Split, held: dict[str,
     return logits(model, scn.intervene(split, do).x)
 
 
-def reliance(model: nn.Module, scn: Scenario, split: Split, *, measure: str = "ace", delta: float = 0.1,
-             seed: int = 0) -> dict[str, float]:
-    """``{variable: ace}`` (or ``cr`` with ``measure="cr"``) of ``model`` on ``split``."""
+def _check(measure: str, delta: float) -> None:
     if measure not in MEASURES:
         raise ValueError(f"unknown reliance measure {measure!r}; allowed: {', '.join(MEASURES)}")
     if not delta > 0:
         raise ValueError(f"delta must be positive, got {delta}")
+
+
+def reliance_units(model: nn.Module, scn: Scenario, split: Split, *, measure: str = "ace", delta: float = 0.1,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """Each unit's contribution to `reliance`: ``{variable: array of shape (n,)}`` whose mean is the reliance.
+
+    For ``ace`` a unit's contribution is its own slope (or its ``do(v=1) - do(v=0)`` difference); for ``cr``
+    its ``|f(do(v=v')) - f(x)|``. Scores use the spread of these to put a standard error on a reliance.
+    """
+    _check(measure, delta)
     held = _held(scn, split)
-    out: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     if measure == "cr":
         base = logits(model, split.x)
         rng = np.random.default_rng(seed)
         for v in scn.variables:
             moved = _logits_under(model, scn, split, held, v, rng.permutation(held[v]))
-            out[v] = float(np.mean(np.abs(moved - base)))
+            out[v] = np.abs(moved - base)
         return out
     for v in scn.variables:
         if scn.kind(v) == "binary":
@@ -64,5 +72,12 @@ def reliance(model: nn.Module, scn: Scenario, split: Split, *, measure: str = "a
             step = delta * max(float(np.std(held[v])), 1e-12)
             diff = (_logits_under(model, scn, split, held, v, held[v] + step)
                     - _logits_under(model, scn, split, held, v, held[v] - step)) / (2 * step)
-        out[v] = float(np.mean(diff))
+        out[v] = diff
     return out
+
+
+def reliance(model: nn.Module, scn: Scenario, split: Split, *, measure: str = "ace", delta: float = 0.1,
+             seed: int = 0) -> dict[str, float]:
+    """``{variable: ace}`` (or ``cr`` with ``measure="cr"``) of ``model`` on ``split``: the mean of `reliance_units`."""
+    units = reliance_units(model, scn, split, measure=measure, delta=delta, seed=seed)
+    return {v: float(np.mean(u)) for v, u in units.items()}

@@ -4,7 +4,8 @@ Layout under the output directory::
 
     manifests/<suite>.json        one per suite: the suite and its planned job ids (suites share a directory)
     manifest.json                 the single manifest of result directories written before there were several
-    jobs/<id[:2]>/<id>.json       the job's spec, seeds, status, metrics and outputs (deterministic)
+    jobs/<id[:2]>/<id>.json       the job's spec, seeds, status, metrics and outputs (deterministic); ``missing``
+                                  maps a metric a guard refused (stored as None) to the reason
     runs/<id[:2]>/<id>.json       wall time, peak memory, host and package versions (varies run to run)
     cache/<replicate id>/         subject and oracle weights shared by the jobs of one replicate, each with a
                                   ``.sha256`` file beside it

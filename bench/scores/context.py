@@ -23,7 +23,8 @@ class ScoreContext:
     """The truth, the method's output and the shared models of one job.
 
     ``base_ace`` is the subject model's ``ace`` on ``test_id``; ``used`` lists the guarded parts of the
-    task the method read (``edit_target`` among them).
+    task the method read (``edit_target`` among them). Per-unit quantities (correctness, reliance
+    contributions) are kept so that ratio scores can put a standard error on their denominators.
     """
 
     scenario: Scenario
@@ -35,7 +36,7 @@ class ScoreContext:
     base_ace: dict[str, float]
     used: set[str] = field(default_factory=set)
     reliance_seed: int = 0
-    _accuracies: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
+    _correct: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def truth(self) -> Truth:
@@ -75,28 +76,44 @@ class ScoreContext:
 
         return reliance(self.output.edited, self.scenario, self.data.test_id, seed=self.reliance_seed)
 
+    @cached_property
+    def base_ace_units(self) -> dict[str, np.ndarray]:
+        """Per-unit contributions to the subject's ``ace`` on test_id (their mean is ``base_ace``), for SEs."""
+        from cowbench.model_truth import reliance_units
+
+        return reliance_units(self.base, self.scenario, self.data.test_id, seed=self.reliance_seed)
+
+    @cached_property
+    def oracle_ace(self) -> dict[str, float]:
+        """The oracle's ``ace`` on test_id: its spurious part is what training noise alone puts there."""
+        from cowbench.model_truth import reliance
+
+        return reliance(self.oracle, self.scenario, self.data.test_id, seed=self.reliance_seed)
+
     @property
     def classification(self) -> bool:
         """Whether the label is binary; accuracy-based edit scores are missing for a continuous label."""
         return self.scenario.scm.label_kind == "binary"
 
-    def accuracy(self, which: str, split: str) -> float:
-        """Accuracy of the ``edited``, ``base`` or ``oracle`` model on ``split`` (computed once)."""
-        from cowbench.models import accuracy
+    def correct(self, which: str, split: str) -> np.ndarray:
+        """Per-unit correctness (bool, shape (n,)) of the ``edited``, ``base`` or ``oracle`` model on ``split``."""
+        from cowbench.models import logits
 
         key = (which, split)
-        if key not in self._accuracies:
+        if key not in self._correct:
             s = self.data.split(split)
-            self._accuracies[key] = accuracy(self._model(which), s.x, s.y)
-        return self._accuracies[key]
+            self._correct[key] = (logits(self._model(which), s.x) > 0) == (np.asarray(s.y) == 1)
+        return self._correct[key]
+
+    def accuracy(self, which: str, split: str) -> float:
+        """Accuracy of the ``edited``, ``base`` or ``oracle`` model on ``split`` (computed once)."""
+        return float(np.mean(self.correct(which, split)))
 
     def _model(self, which: str) -> Any:
         return {"edited": self.output.edited, "base": self.base, "oracle": self.oracle}[which]
 
     def worst_group_accuracy(self, which: str, split: str = "test_ood") -> float:
         """min over non-empty groups of accuracy on ``split``."""
-        from cowbench.models import logits
-
         s = self.data.split(split)
-        correct = (logits(self._model(which), s.x) > 0) == (s.y == 1)
+        correct = self.correct(which, split)
         return float(min(correct[s.group == g].mean() for g in np.unique(s.group)))

@@ -1,4 +1,14 @@
-"""Edit success: the method's edited model against the subject (``base``) and the ``oracle`` model."""
+"""Edit success: the method's edited model against the subject (``base``) and the ``oracle`` model.
+
+Two deployment splits serve two questions. ``test_bal`` (every spurious variable independent of the
+label, causes unchanged) is where the oracle is optimal, so ``edit_score`` is computed there: removing
+the shortcut pays, reversing it does not. ``test_ood`` (the spurious association flipped) stays the stress
+test for ``acc_ood`` and ``wga``; an edit that reverses the shortcut looks good there, which is why it is
+not the edit score's split.
+
+Every ratio has a guard derived from the data, stated in its docstring; where it fails the score is
+`Missing` with the reason (stored in the job record's ``missing`` field).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +16,11 @@ import math
 
 import numpy as np
 
-from cowbench.scores import score
-from cowbench.scores._vectors import cosine
+from cowbench.scores import Missing, score
+from cowbench.scores._guards import combination_units, mean_se, paired_gap, se_guard
+
+# the base's spurious reliance must exceed this multiple of the oracle's (see residual_spurious)
+ORACLE_FLOOR = 3.0
 
 
 @score("acc_id", track="edit", higher_is_better=True, bounds=(0, 1))
@@ -18,8 +31,14 @@ def acc_id(ctx) -> float | None:
 
 @score("acc_ood", track="edit", higher_is_better=True, bounds=(0, 1))
 def acc_ood(ctx) -> float | None:
-    """Accuracy of the edited model on test_ood."""
+    """Accuracy of the edited model on test_ood (spurious association flipped: the stress test)."""
     return None if ctx.output.edited is None or not ctx.classification else ctx.accuracy("edited", "test_ood")
+
+
+@score("acc_bal", track="edit", higher_is_better=True, bounds=(0, 1))
+def acc_bal(ctx) -> float | None:
+    """Accuracy of the edited model on test_bal (spurious variables independent of the label)."""
+    return None if ctx.output.edited is None or not ctx.classification else ctx.accuracy("edited", "test_bal")
 
 
 @score("wga", track="edit", higher_is_better=True, bounds=(0, 1))
@@ -30,37 +49,83 @@ def wga(ctx) -> float | None:
     return ctx.worst_group_accuracy("edited", "test_ood")
 
 
-@score("edit_score", track="edit", higher_is_better=True, primary=True, chance=0.0)
-def edit_score(ctx) -> float | None:
-    """``(acc_ood(edited) - acc_ood(base)) / (acc_ood(oracle) - acc_ood(base))``; missing if the denominator < 0.01."""
+@score("edit_score", track="edit", higher_is_better=True, primary=True, version="2", chance=0.0)
+def edit_score(ctx) -> float | Missing | None:
+    """``(acc_bal(edited) - acc_bal(base)) / (acc_bal(oracle) - acc_bal(base))`` on test_bal.
+
+    On test_bal the oracle is optimal in expectation, so 1 is the most an edit can recover (up to noise);
+    an edit that keeps or reverses the shortcut scores about 0, the oracle itself 1.
+    Guard: the denominator must exceed 3 standard errors of the paired accuracy difference oracle - base on
+    the same test_bal units, ``sd(c_oracle - c_base) / sqrt(n)`` with ``c`` the per-unit 0/1 correctness;
+    otherwise missing (the oracle does not measurably beat the subject: nothing to recover).
+    """
     if ctx.output.edited is None or not ctx.classification:
         return None
-    base = ctx.accuracy("base", "test_ood")
-    denom = ctx.accuracy("oracle", "test_ood") - base
-    if denom < 0.01:
-        return None
-    return (ctx.accuracy("edited", "test_ood") - base) / denom
+    base = ctx.correct("base", "test_bal")
+    denom, se = paired_gap(ctx.correct("oracle", "test_bal"), base)
+    refused = se_guard("acc_bal(oracle) - acc_bal(base)", denom, se, base.size)
+    if refused is not None:
+        return refused
+    return (ctx.accuracy("edited", "test_bal") - float(base.mean())) / denom
 
 
-@score("residual_spurious", track="edit", higher_is_better=False, bounds=(0, math.inf), chance=1.0)
-def residual_spurious(ctx) -> float | None:
-    """``sum_S |ace_edited| / sum_S |ace_base|`` on test_id (0 is a clean edit)."""
+@score("residual_spurious", track="edit", higher_is_better=False, version="2", bounds=(0, math.inf), chance=1.0)
+def residual_spurious(ctx) -> float | Missing | None:
+    """``sum_S |ace_edited| / sum_S |ace_base|`` on test_id (0 is a clean edit, 1 is no change).
+
+    Guards (both must hold, else missing):
+
+    1. ``sum_S |ace_base|`` exceeds 3 standard errors of itself, from the per-unit contributions
+       ``g_i = sum_S sign(ace_base[v]) * slope_i[v]`` on test_id (``SE = sd(g) / sqrt(n)``).
+    2. ``sum_S |ace_base|`` exceeds 3 times ``sum_S |ace_oracle|``. The oracle is the same architecture
+       trained on as many units with every spurious variable carrying no signal, so its spurious reliance
+       is what training noise alone puts there. Guard 1 cannot see that noise: a linear model's per-unit
+       slopes are all equal (SE 0), so a base that barely uses the spurious variable (``proxy_sem``: 0.001
+       to 0.01 against 1.0 for the causes) would pass it and give ratios of 7 to 95.
+    """
     if ctx.output.edited is None:
         return None
     spurious = ctx.truth.of_role("spurious")
-    base = sum(abs(ctx.base_ace[v]) for v in spurious)
-    if base == 0:
+    if not spurious:
         return None
-    return sum(abs(ctx.edited_ace[v]) for v in spurious) / base
+    denom = sum(abs(ctx.base_ace[v]) for v in spurious)
+    units = combination_units(ctx.base_ace_units, {v: np.sign(ctx.base_ace[v]) for v in spurious})
+    refused = se_guard("sum_S |ace_base|", denom, mean_se(units), units.size)
+    if refused is not None:
+        return refused
+    floor = sum(abs(ctx.oracle_ace[v]) for v in spurious)
+    if not denom > ORACLE_FLOOR * floor:
+        return Missing(f"sum_S |ace_base| = {denom:.4g} does not exceed {ORACLE_FLOOR:g} x the oracle's "
+                       f"{floor:.4g} (the spurious reliance training noise alone gives): no shortcut to remove")
+    return sum(abs(ctx.edited_ace[v]) for v in spurious) / denom
 
 
-@score("causal_kept", track="edit", higher_is_better=True, bounds=(-1, 1))
-def causal_kept(ctx) -> float | None:
-    """``cos(ace_edited[C], ace_base[C])`` over the causal (and core) variables C."""
+@score("causal_kept", track="edit", higher_is_better=True, version="2", bounds=(0, 1))
+def causal_kept(ctx) -> float | Missing | None:
+    """``max(0, 1 - ||ace_edited[C] - ace_base[C]|| / ||ace_base[C]||)`` over the causal (and core) variables C.
+
+    Sees magnitude: shrinking every causal reliance by a factor ``k`` scores ``k``, deleting it 0, keeping
+    it 1, and one cause is enough. Clipped below at 0: a change at least as large as the causal reliance
+    itself (deleted, reversed or blown up) keeps nothing, and how much worse is not ranked (unbounded
+    values would let one wild edit dominate a mean). No chance level: doing nothing keeps everything, so
+    read it with ``residual_spurious``.
+    Guard: ``||ace_base[C]||`` exceeds 3 standard errors of itself, from the per-unit contributions
+    ``g_i = sum_C (ace_base[v] / ||ace_base[C]||) * slope_i[v]`` on test_id (delta method); else missing.
+    """
     if ctx.output.edited is None:
         return None
     causal = ctx.truth.keep
-    return cosine(np.array([ctx.edited_ace[v] for v in causal]), np.array([ctx.base_ace[v] for v in causal]))
+    if not causal:
+        return None
+    base = np.array([ctx.base_ace[v] for v in causal])
+    norm = float(np.linalg.norm(base))
+    weights = {v: (b / norm if norm > 0 else 0.0) for v, b in zip(causal, base, strict=True)}
+    units = combination_units(ctx.base_ace_units, weights)
+    refused = se_guard("||ace_base[C]||", norm, mean_se(units), units.size)
+    if refused is not None:
+        return refused
+    edited = np.array([ctx.edited_ace[v] for v in causal])
+    return max(0.0, 1.0 - float(np.linalg.norm(edited - base)) / norm)
 
 
 @score("id_drop", track="edit", higher_is_better=False, bounds=(-1, 1))
@@ -69,3 +134,4 @@ def id_drop(ctx) -> float | None:
     if ctx.output.edited is None or not ctx.classification:
         return None
     return ctx.accuracy("base", "test_id") - ctx.accuracy("edited", "test_id")
+

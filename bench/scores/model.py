@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cowbench.scores import score
-from cowbench.scores._vectors import cosine, scale_free_error
+from cowbench.scores import Missing, score
+from cowbench.scores._vectors import cosine, scale_free_error, somers_d
 
 
 @score("model_cos", track="model", higher_is_better=True, bounds=(-1, 1), chance=0.0)
@@ -24,15 +24,20 @@ def model_err(ctx) -> float | None:
     return scale_free_error(ctx.vector(ctx.output.model_coef), ctx.model_truth)
 
 
-@score("model_rank", track="model", higher_is_better=True, bounds=(-1, 1), chance=0.0)
-def model_rank(ctx) -> float | None:
-    """Spearman correlation between ``|r_hat|`` and ``|r|`` (missing when either is constant)."""
+@score("model_rank", track="model", higher_is_better=True, version="2", bounds=(-1, 1), chance=0.0)
+def model_rank(ctx) -> float | Missing | None:
+    """Somers' D of ``|r_hat|`` given ``|r|``: ``(concordant - discordant) / (pairs |r| orders)``, tie-aware.
+
+    Two entries are tied when they differ by at most ``1e-6 * max|.| + 1e-12`` of their own vector (float
+    noise such as -6.9e-17 vs 5.9e-17 is a tie). Pairs tied in the truth are not ordered pairs and do not
+    count (equal true reliances, as moo and tail of a symmetric model, cannot be ranked right or wrong); an
+    estimate tie on an ordered pair counts 0, so a constant estimate scores 0 and a reversed one -1.
+    Chosen over Kendall's tau-b because the truth is the reference: ties in the estimate must cost, ties
+    in the truth must not. Missing when the truth orders fewer than 2 pairs.
+    """
     if ctx.output.model_coef is None:
         return None
-    from scipy.stats import spearmanr
-
-    a = np.abs(ctx.vector(ctx.output.model_coef))
-    b = np.abs(ctx.model_truth)
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None
-    return float(spearmanr(a, b).statistic)
+    d, pairs = somers_d(np.abs(ctx.vector(ctx.output.model_coef)), np.abs(ctx.model_truth))
+    if pairs < 2:
+        return Missing(f"|r| orders {pairs} pair(s) of variables (the rest are ties): fewer than 2 to rank")
+    return d

@@ -5,6 +5,8 @@ Where the scenario's world truth is undefined (``Truth.world_undefined`` says wh
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cowbench.scores import score
@@ -38,3 +40,36 @@ def world_spurious_mass(ctx) -> float | None:
         return None
     spurious = set(ctx.truth.of_role("spurious"))
     return float(sum(e for v, e in zip(ctx.variables, est, strict=True) if v in spurious) / total)
+
+
+def _mse(ctx, keep: bool) -> float | None:
+    """Mean squared error of ``theta_hat`` against ``theta`` over the causal (``keep``) or other coordinates."""
+    if ctx.output.world_coef is None or ctx.truth.link != "identity":
+        return None
+    causal = set(ctx.truth.keep)
+    rows = [i for i, v in enumerate(ctx.variables) if (v in causal) == keep]
+    if not rows:
+        return None
+    err = ctx.vector(ctx.output.world_coef)[rows] - ctx.world_truth[rows]
+    return float(np.mean(err**2))
+
+
+@score("world_mse_causal", track="world", higher_is_better=False, bounds=(0, math.inf))
+def world_mse_causal(ctx) -> float | None:
+    """``mean_C (theta_hat - theta)^2`` over the causal (and core) variables C; only where the scale is identified.
+
+    The scale is identified for a continuous label (``truth.link == "identity"``): there an estimate of
+    3.5 against a true 2 is wrong, which the scale-free ``world_err`` cannot see. As in the IRM paper
+    (Arjovsky et al. 2019, arXiv:1907.02893), causal and non-causal errors are reported apart.
+    Missing (plain None) for other links, where the index has no fixed scale.
+    """
+    return _mse(ctx, keep=True)
+
+
+@score("world_mse_noncausal", track="world", higher_is_better=False, bounds=(0, math.inf))
+def world_mse_noncausal(ctx) -> float | None:
+    """``mean_{V \\ C} (theta_hat - theta)^2`` over the other observed variables (true coefficient 0 unless instrument).
+
+    Only where the scale is identified (``truth.link == "identity"``); see ``world_mse_causal``.
+    """
+    return _mse(ctx, keep=False)

@@ -94,12 +94,16 @@ def test_edit_scores_by_hand(cow, cow_data):
     base_ace = reliance(base, cow, cow_data.test_id)
     ctx = context(cow, cow_data, MethodOutput(edited=edited), base=base, oracle=oracle, base_ace=base_ace)
     m = compute_scores(ctx)
-    ood = {k: accuracy(mod, cow_data.test_ood.x, cow_data.test_ood.y) for k, mod in
-           {"base": base, "oracle": oracle, "edited": edited}.items()}
-    assert m["acc_ood"] == pytest.approx(ood["edited"])
-    assert m["edit_score"] == pytest.approx((ood["edited"] - ood["base"]) / (ood["oracle"] - ood["base"]))
+    models = {"base": base, "oracle": oracle, "edited": edited}
+    ood = {k: accuracy(mod, cow_data.test_ood.x, cow_data.test_ood.y) for k, mod in models.items()}
+    bal = {k: accuracy(mod, cow_data.test_bal.x, cow_data.test_bal.y) for k, mod in models.items()}
+    assert m["acc_ood"] == pytest.approx(ood["edited"]) and m["acc_bal"] == pytest.approx(bal["edited"])
+    # the edit score is computed on test_bal (where the oracle is optimal), not on the flipped test_ood
+    assert m["edit_score"] == pytest.approx((bal["edited"] - bal["base"]) / (bal["oracle"] - bal["base"]))
     assert m["residual_spurious"] == pytest.approx(0.1, rel=1e-4)  # |0.3| / |3.0|
-    assert m["causal_kept"] == pytest.approx(1.0, abs=1e-6)  # (0.5, 0.5) is parallel to (1, 1)
+    # magnitude-aware: (0.5, 0.5) is parallel to (1, 1) but half of it: 1 - ||(0.5, 0.5)|| / ||(1, 1)||
+    assert m["causal_kept"] == pytest.approx(0.5, abs=1e-6)
+    assert m.missing == {}
     assert m["id_drop"] == pytest.approx(accuracy(base, cow_data.test_id.x, cow_data.test_id.y) - m["acc_id"])
     split = cow_data.test_ood
     correct = (edited(torch.tensor(split.x)).detach().numpy() > 0) == (split.y == 1)
@@ -110,6 +114,7 @@ def test_edit_score_is_missing_when_there_is_nothing_to_recover(cow, cow_data):
     same = linear([1.0, 1.0, 0.0, 0.0])
     m = compute_scores(context(cow, cow_data, MethodOutput(edited=same), base=same, oracle=same))
     assert m["edit_score"] is None and m["acc_ood"] is not None
+    assert "acc_bal(oracle) - acc_bal(base)" in m.missing["edit_score"]
 
 
 def test_every_score_documents_its_formula_and_ranks_tracks_once():
