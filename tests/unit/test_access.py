@@ -1,8 +1,12 @@
+import itertools
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import cowbench as cb
-from cowbench.access import Task, identifiable
+from cowbench.access import ACCESS_LEVELS, IDENTIFICATION_ORDER, Task, identifiable
+from cowbench.conformance import reachable, reachable_leaks
 
 
 @pytest.fixture
@@ -59,6 +63,10 @@ def test_identifiability_follows_the_access_order():
     assert not identifiable("env", frozenset({"pooled", "internals"}))
     assert not identifiable("group", frozenset({"pooled", "env"}))
     assert not identifiable("never", frozenset({"pooled", "counterfactual"}))
+    # group labels reveal the answer, they do not identify it: they are no identification level
+    assert "group" not in IDENTIFICATION_ORDER
+    assert not identifiable("env", frozenset({"pooled", "group"}))
+    assert identifiable("pooled", frozenset({"pooled", "group"}))
 
 
 def test_spread_subsets_cover_every_environment_and_stay_aligned(make_task, cow_data):
@@ -71,3 +79,138 @@ def test_spread_subsets_cover_every_environment_and_stay_aligned(make_task, cow_
     assert len(task.train.spread(10**9)) == len(cow_data.train)
     with pytest.raises(cb.AccessError):
         _ = make_task({"pooled"}).train.spread(10).env
+
+
+OPTIONAL = tuple(a for a in ACCESS_LEVELS if a != "pooled")
+ACCESS_SETS = [frozenset({"pooled", *c}) for r in range(len(OPTIONAL) + 1) for c in itertools.combinations(OPTIONAL, r)]
+
+
+def _fingerprint(a: np.ndarray) -> tuple:
+    a = np.ascontiguousarray(a)
+    return a.shape, a.dtype.str, a.tobytes()
+
+
+def _arrays(root) -> set[tuple]:
+    """Every array (and DataFrame column) reachable from ``root``, by content."""
+    found = set()
+    for _, obj in reachable(root):
+        if isinstance(obj, np.ndarray) and obj.dtype != object and obj.size:
+            found.add(_fingerprint(obj))
+        elif isinstance(obj, pd.DataFrame):
+            found.update(_fingerprint(obj[c].to_numpy()) for c in obj.columns)
+    return found
+
+
+def _forbidden(data, access) -> dict[str, set[tuple]]:
+    """Arrays a method with ``access`` must not reach, by what they are."""
+    bad: dict[str, set[tuple]] = {"test splits": set()}
+    for name in ("test_id", "test_ood", "test_bal"):
+        split = data.split(name)
+        bad["test splits"] |= {_fingerprint(split.x), _fingerprint(split.y)}
+    for split in (data.train, data.val):
+        if "group" not in access:
+            bad.setdefault("group labels", set()).add(_fingerprint(split.group))
+        if "env" not in access:
+            bad.setdefault("environment labels", set()).add(_fingerprint(split.env))
+        if "counterfactual" not in access:
+            bad.setdefault("exogenous noise", set()).update(_fingerprint(v) for v in split.exogenous.values())
+    return bad
+
+
+@pytest.mark.parametrize("access", ACCESS_SETS, ids=lambda a: "+".join(sorted(a)))
+def test_every_array_a_task_hands_out_is_one_the_access_allows(cow, cow_data, linear_subject, access):
+    task = Task(cow, cow_data, linear_subject, access, subject_config={"arch": "linear"})
+    handed = [task.train, task.val, task.train.spread(50)]
+    if "counterfactual" in access:
+        handed += [task.intervene({"grass": 1.0}), task.intervene({"moo": 0.0}, "val").spread(50)]
+    if "concept" in access:
+        handed += [task.concepts, task.concept_x, task.concept_index]
+    reached = set().union(*(_arrays(obj) for obj in handed))
+    for what, arrays in _forbidden(cow_data, access).items():
+        if what == "environment labels" and "counterfactual" in access:
+            continue  # what intervene returns is checked below; its generator needs the units' environments
+        assert not reached & arrays, f"{what} reachable from what the Task hands out with {sorted(access)}"
+    # the whole Task: the same, except the environments and noise the interventions re-evaluate (documented)
+    everything = _arrays(task)
+    for what, arrays in _forbidden(cow_data, access).items():
+        if what == "environment labels" and "counterfactual" in access:
+            continue
+        assert not everything & arrays, f"{what} reachable from the Task's attributes with {sorted(access)}"
+
+
+@pytest.mark.parametrize("access", ACCESS_SETS, ids=lambda a: "+".join(sorted(a)))
+def test_no_truth_scenario_dataset_or_raw_split_is_reachable(cow, cow_data, linear_subject, access):
+    task = Task(cow, cow_data, linear_subject, access, subject_config={"arch": "linear"})
+    if "internals" in access:
+        task.model  # noqa: B018 - make the lazy private copy
+    assert reachable_leaks(task) == []
+
+
+@pytest.mark.parametrize("name", cb.list_scenarios())
+def test_no_family_leaks_its_truth_through_the_generator_interventions_need(name, linear_subject):
+    scn = cb.make_scenario(name, n_train=50, n_val=20, n_test=20)
+    data = scn.sample(0)
+    task = Task(scn, data, linear_subject, ACCESS_LEVELS, subject_config={"arch": "linear"})
+    assert reachable_leaks(task) == []
+    # the anonymous generator intervenes exactly as the scenario does
+    do = {scn.variables[0]: 0.0}
+    assert np.array_equal(task.intervene(do).x, scn.intervene(data.train, do).x)
+
+
+def test_the_walker_finds_truth_hidden_in_private_attributes_closures_and_bound_methods(cow, cow_data):
+    class OldTask:  # what the Task was: the scenario and data behind private attributes
+        access = frozenset({"pooled"})
+
+        def __init__(self):
+            self._scenario, self._data = cow, cow_data
+
+    old = OldTask()
+    leaks = reachable_leaks(old)
+    assert any(path.startswith("task._scenario") for path in leaks)
+    assert any(path.startswith("task._data") and "Dataset" in path for path in leaks)
+
+    class Sneaky:
+        access = frozenset({"pooled"})
+
+        def __init__(self):
+            truth = cow.truth
+            self.query = lambda: truth.world_coef  # a closure
+            self.method = old.__init__  # a bound method of an object holding the data
+
+    paths = reachable_leaks(Sneaky())
+    assert any("__closure__" in p and "Truth" in p for p in paths)
+    assert any("__self__" in p for p in paths)
+    # with counterfactual access the scenario itself (roles, world coefficients) is still a leak
+    old.access = frozenset({"pooled", "counterfactual"})
+    assert any("roles or world coefficients" in p for p in reachable_leaks(old))
+
+
+def test_interventions_return_filtered_units(cow, cow_data, linear_subject):
+    cf = Task(cow, cow_data, linear_subject, {"pooled", "counterfactual"}, subject_config={"arch": "linear"})
+    out = cf.intervene({"grass": 0.0})
+    assert list(out.concepts.columns) == cow.variables and out.concepts["grass"].eq(0).all()
+    raw = cow.intervene(cow_data.train, {"grass": 0.0})
+    assert np.array_equal(out.x, raw.x) and np.array_equal(out.y, raw.y)
+    for read in (lambda: out.group, lambda: out.env):
+        with pytest.raises(cb.AccessError):
+            read()
+    with_env = Task(cow, cow_data, linear_subject, {"pooled", "counterfactual", "env", "group"},
+                    subject_config={"arch": "linear"})
+    out = with_env.intervene({"moo": 1.0}, "val")
+    assert np.array_equal(out.env, cow_data.val.env)
+    with pytest.raises(cb.AccessError, match="group"):
+        _ = out.group  # not even with group access: the intervened units are not the labelled ones
+    with pytest.raises(cb.AccessError):
+        with_env.intervene({"moo": 1.0}, "test_ood")
+    with pytest.raises(ValueError, match="unknown variable"):
+        with_env.intervene({"nope": 1.0})
+
+
+def test_told_records_only_routes_that_name_the_spurious_variable(cow, cow_data, linear_subject):
+    task = Task(cow, cow_data, linear_subject, ACCESS_LEVELS, subject_config={"arch": "linear"})
+    task.train.env, task.concepts, task.intervene({"grass": 1.0}), task.model
+    assert task.told == []
+    task.val.group  # noqa: B018
+    assert task.told == ["group"]
+    task.edit_target  # noqa: B018
+    assert task.told == ["edit_target", "group"]
