@@ -34,6 +34,8 @@ ACCESS_ORDER = ("pooled", "env", "group", "concept", "internals", "counterfactua
 #: Two means closer than this (relative to the larger magnitude) are a tie: they differ by float noise only.
 TIE_RTOL = 1e-9
 _TIE_ATOL = 1e-12  # so that two values at (or next to) zero tie as well
+#: Half a unit of the printed precision (3 decimals): a mean closer to chance than this prints as chance.
+CHANCE_MARGIN = 5e-4
 N_BOOT = 2000  # percentile bootstrap resamples per cell
 N_BOOT_RANK = 1000  # paired bootstrap resamples per table for P(best)
 
@@ -333,10 +335,13 @@ def tied_ranks(values: np.ndarray, higher_is_better: bool, rtol: float = TIE_RTO
 
 
 def _beats_chance(block: pd.DataFrame, chance: float, higher_is_better: bool) -> bool:
-    """Whether some method's interval clears the chance level in the metric's direction (no interval: no)."""
+    """Whether some method's interval clears the chance level in the metric's direction (no interval: no) and
+    its mean differs from chance at the printed precision: a cell printed ``1.000`` never beats a chance of 1,
+    however tight its interval (an estimate with cosine 0.02 is significantly, but not usefully, informed)."""
+    margin = np.abs(block["mean"] - chance) >= CHANCE_MARGIN
     if higher_is_better:
-        return bool((block["lo"] > chance).any())
-    return bool((block["hi"] < chance).any())
+        return bool(((block["lo"] > chance) & margin).any())
+    return bool(((block["hi"] < chance) & margin).any())
 
 
 def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
@@ -584,6 +589,14 @@ def _versions(res: RunResults, installed: str, scorer: str) -> str:
     return text
 
 
+def _mrd_text(mrd: float, dof: int) -> str:
+    if dof == 0:
+        return "— (no table with two methods)"
+    if mrd == 0:
+        return "0 (no paired variation: the metric is constant within every pair)"
+    return _fmt(mrd)
+
+
 def _header(res: RunResults, level: float, mrd: pd.DataFrame, several_settings: bool) -> list[str]:
     from cowbench import __version__
     from cowbench.scores import scorer_version
@@ -603,11 +616,12 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame, several_settings: 
         f"for 0/1 metrics, percentile bootstrap of the mean over replicates ({N_BOOT} resamples, seeded) for "
         "bounded metrics, t for unbounded ones; none with one replicate",
         f"- rank: on the track's primary metric; means within {TIE_RTOL:g} (relative) share a rank; no rank in a "
-        "table where no method's interval clears the metric's chance level, nor on detection for a method told "
-        f"the spurious variable. P(best): {N_BOOT_RANK} bootstrap resamples of the paired replicates, ties split",
+        "table where no method's interval clears the metric's chance level (with a mean that differs from it at "
+        "the printed precision), nor on detection for a method told the spurious variable. "
+        f"P(best): {N_BOOT_RANK} bootstrap resamples of the paired replicates, ties split",
     ]
     if not mrd.empty:
-        parts = " · ".join(f"{r.metric} {'—' if math.isnan(r.mrd) else _fmt(r.mrd)}" for r in mrd.itertuples())
+        parts = " · ".join(f"{r.metric} {_mrd_text(r.mrd, r.dof)}" for r in mrd.itertuples())
         reps = sorted(set(mrd["n"]))
         lines.append(
             f"- min. resolvable difference at {'/'.join(map(str, reps))} replicates (paired t-test, α = 0.05, "

@@ -250,3 +250,13 @@ def test_header_names_the_versions_and_machine_the_results_were_made_with():
     assert f"cowbench 0.0.1 (installed: {__version__})" in text
     assert f"scorer `0ld5c0re` (installed scorer `{scorer_version()}`: these results predate it)" in text
     assert f"- machine: {fingerprint_summary(fp)}" in text.splitlines()
+
+
+def test_a_significant_but_unprinted_difference_from_chance_does_not_rank_a_table():
+    # the cow_separable world track: world_err 0.9998 (cosine 0.02) prints as 1.000, chance 1
+    f = frame({"backdoor_env": [0.99981, 0.99982, 0.99983], "logistic": [0.99980, 0.99981, 0.99982]})
+    s = summarize(f, scores=SCORES)
+    assert (s.hi < 1.0).all()  # the intervals do clear chance, by 2e-4
+    assert ranks_of(f)["rank"].isna().all()
+    section = table_lines(report(f), "## World recovery — cow")
+    assert "- no method beats chance (1) on err: no rank" in section and not any("**" in x for x in section)
