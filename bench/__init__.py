@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cowbench.determinism import apply_mkl_cbwr
+from cowbench.determinism import apply_numeric_defaults
 from cowbench.errors import AccessError, InputError
 
-apply_mkl_cbwr()  # MKL reads MKL_CBWR at its first call: set it before any cowbench code reaches MKL
+apply_numeric_defaults()  # MKL and ATen read their kernel settings at their first call: set them first
 
 __version__ = "0.1.0"
 

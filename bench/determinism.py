@@ -5,13 +5,16 @@ Two sources of run-to-run differences exist on CPU:
 * Thread counts. BLAS libraries (numpy's OpenBLAS, torch's MKL) and torch's intra-op pool split sums
   across threads, so the rounding of a reduction depends on how many threads ran it. `pinned_threads`
   sets every pool to one thread for the duration of a job or replicate preparation.
-* Kernel choice. MKL picks AVX512, AVX2 or SSE code paths from the CPU it finds, and their float32
-  rounding differs. ``MKL_CBWR=COMPATIBLE`` (MKL's conditional numerical reproducibility) makes MKL take
-  the same code path on every x86 CPU. MKL reads the variable at its first call, not at ``import
-  torch``, so `apply_mkl_cbwr` runs when ``cowbench`` is imported, before any cowbench code calls into
-  MKL; a user who already set ``MKL_CBWR`` keeps their value. ATen's own vectorised kernels (selected by
-  ``ATEN_CPU_CAPABILITY``) are not pinned: AVX2 and AVX512 gave identical subject weights here, and
-  forcing the scalar ``default`` path would slow every element-wise op.
+* Kernel choice. MKL picks AVX512, AVX2 or SSE code paths from the CPU it finds, and ATen (torch's own
+  element-wise and reduction kernels) picks AVX512, AVX2 or scalar ones; their rounding differs, and
+  full-batch Adam on an MLP amplifies one-ulp differences into visible metric changes (measured: up to
+  1e-3 in ``model_err`` and 5e-3 in ``edit_score`` on the smoke suite, float64 training included).
+  `apply_numeric_defaults` therefore sets ``MKL_CBWR=COMPATIBLE`` (MKL's conditional numerical
+  reproducibility: one code path on every x86 CPU) and ``ATEN_CPU_CAPABILITY=default`` (ATen's kernels
+  compiled for the x86-64 baseline, the same on every CPU; about 25% more CPU time than AVX512 here).
+  Both libraries read their variable at their first call, not at ``import torch``, so this runs when
+  ``cowbench`` is imported; a variable the user already set is kept (and recorded in the machine
+  fingerprint), e.g. ``ATEN_CPU_CAPABILITY=avx2`` for speed at the price of cross-CPU identity.
 """
 
 from __future__ import annotations
@@ -20,15 +23,17 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-MKL_CBWR_DEFAULT = "COMPATIBLE"
+NUMERIC_DEFAULTS = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default"}
 
 
-def apply_mkl_cbwr() -> str:
-    """Set ``MKL_CBWR`` to `MKL_CBWR_DEFAULT` unless the user set it; return the value in force.
+def apply_numeric_defaults() -> dict[str, str]:
+    """Set each variable of `NUMERIC_DEFAULTS` the user has not set; return the values in force.
 
-    Child processes (joblib/loky workers) inherit it through the environment.
+    Child processes (joblib/loky workers, isolated job processes) inherit them through the environment.
+    Without effect on a library that already ran its first call in this process (the fingerprint still
+    records the variable, so a report states what was asked for).
     """
-    return os.environ.setdefault("MKL_CBWR", MKL_CBWR_DEFAULT)
+    return {name: os.environ.setdefault(name, value) for name, value in NUMERIC_DEFAULTS.items()}
 
 
 @contextlib.contextmanager
