@@ -306,6 +306,55 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _parse_pairs(items: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    for item in items:
+        parts = item.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise InputError(f"--pair {item!r} must be written TRACK:SCENARIO:METHOD, e.g. edit:cow:erase_spurious")
+        pairs.setdefault(parts[0], []).append((parts[1], parts[2]))
+    return pairs
+
+
+def cmd_reliability(args: argparse.Namespace) -> int:
+    import shlex
+    import time
+
+    from cowbench import __version__
+    from cowbench.fingerprint import fingerprint_summary
+    from cowbench.reliability import DEFAULT_PAIRS, check_pairs, run_study, write_reliability
+    from cowbench.runner import default_n_jobs
+    from cowbench.scores import scorer_version
+    from cowbench.subject import SubjectConfig
+
+    _load_plugins(args.plugins)
+    out = Path(args.out)
+    if out.suffix != ".md":
+        raise InputError(f"--out must name a Markdown file ending in .md (the JSON goes beside it), got {args.out!r}")
+    _check_out_dir(str(out.parent) if str(out.parent) else ".")
+    if out.exists() and not out.is_file():
+        raise InputError(f"--out {args.out!r} exists and is not a file")
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
+    if args.replicates < 2:
+        raise InputError(f"--replicates must be an integer >= 2 (an s.d. needs two), got {args.replicates}")
+    pairs = check_pairs(_parse_pairs(args.pair) if args.pair else DEFAULT_PAIRS)
+    n_jobs = args.jobs or default_n_jobs()
+    start = time.perf_counter()
+    values = run_study(pairs, args.replicates, root_seed=args.root_seed, n_jobs=n_jobs,
+                       progress=lambda done, total: print(f"\rreplicates {done}/{total}", end="", file=sys.stderr))
+    print("", file=sys.stderr)
+    meta = {"command": "cowbench " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reliability"]
+            else "cowbench reliability", "version": __version__, "scorer": scorer_version(),
+            "root_seed": args.root_seed, "replicates": args.replicates, "subject": SubjectConfig().to_dict(),
+            "pairs": {t: [list(p) for p in ps] for t, ps in pairs.items()}, "n_jobs": n_jobs,
+            "wall_s": time.perf_counter() - start, "machine": fingerprint_summary()}
+    md, js = write_reliability(out, values, meta)
+    print(md.read_text(encoding="utf-8"))
+    print(f"wrote {md} and {js} in {meta['wall_s']:.0f} s", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cowbench import __version__
 
@@ -401,6 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the usable cores)")
     p.add_argument("--show-all", action="store_true", help="list every cell, not only those out of tolerance")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("reliability", parents=[plugins], help="reseed noise of each track's primary metric and the "
+                       "smallest difference the standard suite resolves (results/reliability.md)")
+    p.add_argument("--out", default="results/reliability.md", help="Markdown file; the JSON is written beside it "
+                   "(default: %(default)s)")
+    p.add_argument("--replicates", type=int, default=10, help="reseeds per seed kind (default: %(default)s)")
+    p.add_argument("--pair", action="append", default=[], metavar="TRACK:SCENARIO:METHOD",
+                   help="a (scenario, method) to study on a track (repeatable; default: two methods per track on cow)")
+    p.add_argument("--root-seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the usable cores)")
+    p.set_defaults(func=cmd_reliability)
     return parser
 
 

@@ -83,13 +83,6 @@ class ScoreContext:
 
         return reliance_units(self.base, self.scenario, self.data.test_id, seed=self.reliance_seed)
 
-    @cached_property
-    def oracle_ace(self) -> dict[str, float]:
-        """The oracle's ``ace`` on test_id: its spurious part is what training noise alone puts there."""
-        from cowbench.model_truth import reliance
-
-        return reliance(self.oracle, self.scenario, self.data.test_id, seed=self.reliance_seed)
-
     @property
     def classification(self) -> bool:
         """Whether the label is binary; accuracy-based edit scores are missing for a continuous label."""

@@ -17,10 +17,7 @@ import math
 import numpy as np
 
 from cowbench.scores import Missing, score
-from cowbench.scores._guards import combination_units, mean_se, paired_gap, se_guard
-
-# the base's spurious reliance must exceed this multiple of the oracle's (see residual_spurious)
-ORACLE_FLOOR = 3.0
+from cowbench.scores._guards import GUARD_SE, combination_units, mean_se, paired_gap, se_guard
 
 
 @score("acc_id", track="edit", higher_is_better=True, bounds=(0, 1))
@@ -77,11 +74,13 @@ def residual_spurious(ctx) -> float | Missing | None:
 
     1. ``sum_S |ace_base|`` exceeds 3 standard errors of itself, from the per-unit contributions
        ``g_i = sum_S sign(ace_base[v]) * slope_i[v]`` on test_id (``SE = sd(g) / sqrt(n)``).
-    2. ``sum_S |ace_base|`` exceeds 3 times ``sum_S |ace_oracle|``. The oracle is the same architecture
-       trained on as many units with every spurious variable carrying no signal, so its spurious reliance
-       is what training noise alone puts there. Guard 1 cannot see that noise: a linear model's per-unit
-       slopes are all equal (SE 0), so a base that barely uses the spurious variable (``proxy_sem``: 0.001
-       to 0.01 against 1.0 for the causes) would pass it and give ratios of 7 to 95.
+    2. ``sum_S |ace_base|`` exceeds ``3 * sum_V |ace_base| / sqrt(n_train)``: a reliance that n_train units
+       can pin down is of the order of the model's total reliance over ``sqrt(n_train)``, so a spurious
+       reliance below a few of those is indistinguishable from a model that does not use the variable.
+       Guard 1 cannot see this: a linear model's per-unit slopes are all equal (SE 0), so a base that
+       barely uses the spurious variable (``proxy_sem``: 0.001 to 0.01 against 1.0 for each cause) passes
+       it and gives ratios of 7 to 95. (Comparing with the oracle's spurious reliance, one draw of the
+       same training noise, was tried and rejected: it lets about 1 in 5 such bases through.)
     """
     if ctx.output.edited is None:
         return None
@@ -93,10 +92,11 @@ def residual_spurious(ctx) -> float | Missing | None:
     refused = se_guard("sum_S |ace_base|", denom, mean_se(units), units.size)
     if refused is not None:
         return refused
-    floor = sum(abs(ctx.oracle_ace[v]) for v in spurious)
-    if not denom > ORACLE_FLOOR * floor:
-        return Missing(f"sum_S |ace_base| = {denom:.4g} does not exceed {ORACLE_FLOOR:g} x the oracle's "
-                       f"{floor:.4g} (the spurious reliance training noise alone gives): no shortcut to remove")
+    n_train = len(ctx.data.train)
+    floor = GUARD_SE * sum(abs(ctx.base_ace[v]) for v in ctx.variables) / np.sqrt(n_train)
+    if not denom > floor:
+        return Missing(f"sum_S |ace_base| = {denom:.4g} does not exceed {GUARD_SE:g} x sum_V |ace_base| / "
+                       f"sqrt(n_train) = {floor:.4g} (n_train = {n_train}): no measurable shortcut to remove")
     return sum(abs(ctx.edited_ace[v]) for v in spurious) / denom
 
 
