@@ -83,6 +83,13 @@ class IsolatedWorker:
             os.close(from_child_w)
         self._send = Connection(to_child_w, readable=False)
         self._recv = Connection(from_child_r, writable=False)
+        # wait for the child's imports (seconds under load) before any job's clock starts
+        try:
+            self._recv.recv()
+        except (EOFError, OSError):
+            code = self._proc.wait()
+            self.close()
+            raise RuntimeError(f"the isolated worker process failed to start (exit code {code})") from None
 
     def close(self) -> None:
         """Stop the child (closing its pipe ends it; a stuck one is killed)."""
@@ -163,10 +170,23 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
+def _warm_up() -> None:
+    """Pay the imports every job needs before the parent starts timing jobs (seconds on a loaded machine)."""
+    import torch
+
+    import cowbench.runner
+    import cowbench.scores  # noqa: F401
+
+    # the first call imports torch._inductor (about 5 s under load): it must not count against a job's limit
+    torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled())
+
+
 def _child_main(argv: list[str]) -> int:
     recv = Connection(int(argv[0]), writable=False)
     send = Connection(int(argv[1]), readable=False)
     _die_with_parent(int(argv[2]))
+    _warm_up()
+    send.send(("ready", None))
     while True:
         try:
             fn, args, kwargs = recv.recv()

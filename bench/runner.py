@@ -85,7 +85,12 @@ def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
     job_kwargs = {"planned_at": call.planned_at, "wait": wait}
     if not call.isolate:
         return spec.id, run_job(*job_args, **job_kwargs)
-    result = call_isolated(run_job, job_args, job_kwargs, time_limit=call.time_limit)
+    # the replicate first, with its own clock (after a restart the new child reloads it): the job's time limit
+    # is for the method; a preparation failure is recorded by run_job itself with its traceback
+    result = call_isolated(_prepare_in_process, (spec.replicate, call.cache_dir, call.plugins),
+                           time_limit=call.time_limit)
+    if not isinstance(result, Lost):
+        result = call_isolated(run_job, job_args, job_kwargs, time_limit=call.time_limit)
     if isinstance(result, Lost):  # the child is gone, and its lock with it: store the job's failure here
         return spec.id, store_failure(spec, Path(call.out), result.reason, result.message, result.traceback,
                                       planned_at=call.planned_at)
