@@ -215,5 +215,7 @@ Means with standard errors over repetitions:
 
 {detail_md}
 """
-    path.write_text(text)
+    from cowbench.store import write_text_atomic
+
+    write_text_atomic(path, text)  # temp file, fsync, rename: a killed run never leaves half a table
     return df

@@ -229,3 +229,15 @@ def test_suite_names_that_would_leave_the_results_folder_are_refused(name):
 @pytest.mark.parametrize("name", ["smoke", "standard", "my-suite_2", "v1.2", "_x"])
 def test_plain_suite_names_are_accepted(name):
     assert check_suite_name(name) == name
+
+
+def test_text_outputs_are_replaced_by_rename(tmp_path):
+    from cowbench.store import write_text_atomic
+
+    path = tmp_path / "report.md"
+    write_text_atomic(path, "first\n")
+    inode = path.stat().st_ino
+    write_text_atomic(path, "second ✓\n")
+    assert path.read_text(encoding="utf-8") == "second ✓\n"
+    assert path.stat().st_ino != inode  # a new file renamed over the old one, never a torn rewrite
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
