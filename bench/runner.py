@@ -153,7 +153,9 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
                          "jobs": [j.id for j in jobs], "skipped": suite.skipped()})
     if not todo:
         return summary
-    call = _Call(str(out), str(out / "cache"), tuple(plugins), time_limit, engine.isolates, planned_at)
+    # plugin files by absolute path: workers (Dask) may run in another directory
+    plugins = tuple(str(Path(p).absolute()) if p.endswith(".py") else p for p in plugins)
+    call = _Call(str(out), str(out / "cache"), plugins, time_limit, engine.isolates, planned_at)
     replicates = list({j.replicate.id: j.replicate for j in todo}.values())
     by_id = {j.id: j for j in todo}
 
