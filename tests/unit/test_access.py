@@ -214,3 +214,33 @@ def test_told_records_only_routes_that_name_the_spurious_variable(cow, cow_data,
     assert task.told == ["group"]
     task.edit_target  # noqa: B018
     assert task.told == ["edit_target", "group"]
+
+
+def test_the_conformance_check_fails_when_truth_is_reachable_from_the_task():
+    from cowbench.conformance import check_method
+    from cowbench.method import Method, MethodOutput
+
+    class Smuggler(Method):
+        """Test double: leaves the scenario on the Task, as the old Task held it.
+
+        References
+        ----------
+        None.
+        """
+
+        name = "smuggler"
+        family = "estimation"
+        access = frozenset({"pooled"})
+        outputs = frozenset({"world"})
+
+        def __init__(self, *, random_state=None):
+            self.random_state = random_state
+
+        def run(self, task):
+            task._scenario = cb.make_scenario("cow")
+            return MethodOutput(world_coef=dict.fromkeys(task.variables, 1.0))
+
+    results = {r.name: r for r in check_method(Smuggler)}
+    assert not results["nothing_undeclared_reachable"].passed
+    assert "task._scenario" in results["nothing_undeclared_reachable"].message
+    assert results["access_respected"].passed
