@@ -543,7 +543,8 @@ def machine_line(runs: list[dict[str, Any]]) -> str | None:
 # ----------------------------------------------------------------------------------------------------------
 
 def _fmt(x: float) -> str:
-    return f"{x:.3f}"
+    text = f"{x:.3f}"
+    return "0.000" if text == "-0.000" else text  # a tiny negative value is zero at this precision
 
 
 def cell_text(mean: float, lo: float, hi: float, n: int) -> str:

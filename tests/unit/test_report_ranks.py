@@ -260,3 +260,10 @@ def test_a_significant_but_unprinted_difference_from_chance_does_not_rank_a_tabl
     assert ranks_of(f)["rank"].isna().all()
     section = table_lines(report(f), "## World recovery — cow")
     assert "- no method beats chance (1) on err: no rank" in section and not any("**" in x for x in section)
+
+
+def test_cells_never_print_negative_zero():
+    from cowbench.report import cell_text
+
+    assert cell_text(-1e-6, -2e-6, 1e-6, 5) == "0.000 [0.000, 0.000] (5)"
+    assert cell_text(-0.0006, -0.001, 0.0, 5) == "-0.001 [-0.001, 0.000] (5)"
