@@ -118,6 +118,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "environments": [{"name": e.name, "deployment": e.deployment, "params": dict(e.params)}
                          for e in scn.environments],
         "world_coef": dict(scn.truth.world_coef),
+        "world_undefined": scn.truth.world_undefined,
         "identifiable_with": scn.truth.identifiable_with,
         "identifiable_reason": scn.truth.identifiable_reason,
     }
@@ -131,7 +132,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("environments:")
     for e in info["environments"]:
         print(f"  {e['name']:<8} {'deployment' if e['deployment'] else 'training':<10} {e['params']}")
-    print("world coefficients: " + ", ".join(f"{k}={v:g}" for k, v in info["world_coef"].items()))
+    print("world coefficients: " + (", ".join(f"{k}={v:g}" for k, v in info["world_coef"].items())
+                                    or f"undefined ({info['world_undefined']})"))
     print(f"identifiable with: {info['identifiable_with']} ({info['identifiable_reason']})")
     return 0
 

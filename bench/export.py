@@ -200,6 +200,7 @@ def build_card(scenario: Scenario, data: Any, columns: Mapping[str, list[str]], 
         "truth": {
             "roles": dict(truth.roles),
             "world_coef": {k: float(v) for k, v in truth.world_coef.items()},
+            "world_undefined": truth.world_undefined,
             "link": truth.link,
             "identifiable_with": truth.identifiable_with,
             "identifiable_reason": truth.identifiable_reason,

@@ -55,7 +55,8 @@ def test_the_card_describes_the_scenario_and_the_sample(scn, exported):
     truth = card["truth"]
     assert truth["roles"] == dict(scn.truth.roles)
     assert truth["world_coef"] == dict(scn.truth.world_coef)
-    assert truth["identifiable_with"] == scn.truth.identifiable_with == "env"
+    assert truth["identifiable_with"] == scn.truth.identifiable_with == "pooled"  # the collider at cow orients it
+    assert truth["world_undefined"] == ""
     assert truth["identifiable_reason"] == scn.truth.identifiable_reason
     assert card["dataset_checksum"] == data.checksum()
     for name in SPLITS:
