@@ -598,14 +598,22 @@ def _mrd_text(mrd: float, dof: int) -> str:
     return _fmt(mrd)
 
 
-def _header(res: RunResults, level: float, mrd: pd.DataFrame, several_settings: bool) -> list[str]:
+def _hparams_text(jobs: pd.DataFrame) -> str:
+    if jobs.empty or not (jobs["hparams"] != "").any():
+        return "defaults (no selection)"
+    if (jobs.groupby("method")["hparams"].nunique() > 1).any():
+        return "each setting its own row, named where a method has several (no selection)"
+    return "as set in the suite (no selection)"
+
+
+def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
     from cowbench import __version__
     from cowbench.scores import scorer_version
 
     manifest = res.manifest
     suite = manifest["suite"] if manifest else {}
     pct = f"{level * 100:g}%"
-    hp = "each setting its own row (no selection)" if several_settings else "defaults (no selection)"
+    hp = _hparams_text(res.jobs)
     lines = [
         f"# cowbench report: {suite.get('name', '?')}",
         "",
@@ -684,8 +692,7 @@ def markdown_report(out: Path, level: float = 0.95, suite: str | None = None) ->
 def render_markdown(tables: Tables, title: str | None = None) -> str:
     """Render `Tables` as Markdown (``title``: the suite's name from the manifest if None)."""
     res, scores, summary, ranks = tables.results, tables.scores, tables.summary, tables.ranks
-    several = bool((res.jobs.groupby("method")["hparams"].nunique() > 1).any()) if not res.jobs.empty else False
-    lines = _header(res, tables.level, tables.resolvable, several)
+    lines = _header(res, tables.level, tables.resolvable)
     if title is not None:
         lines[0] = f"# cowbench report: {title}"
     if summary.empty:
@@ -795,4 +802,5 @@ def _across_table(agg: pd.DataFrame) -> list[str]:
 def summary_json(out: Path, level: float = 0.95, suite: str | None = None) -> str:
     """The tidy summary (one record per cell: mean, lo, hi, n, interval method) as JSON."""
     summary = summarize(load_results(out, suite).frame, level)
-    return json.dumps(summary.to_dict(orient="records"), indent=1, allow_nan=True)
+    records = summary.astype(object).where(summary.notna(), None).to_dict(orient="records")
+    return json.dumps(records, indent=1, allow_nan=False)  # no interval (n = 1) is null: strict JSON

@@ -144,3 +144,16 @@ def test_two_hyperparameter_settings_are_two_rows_not_pooled_replicates():
     assert s.loc["irm(penalty=1)", "mean"] == pytest.approx(0.2)
     assert s.loc["irm(penalty=10)", "mean"] == pytest.approx(0.8)
     assert (s.n == 3).all()
+
+
+def test_summary_json_is_strict_json_with_null_for_a_missing_interval(monkeypatch, tmp_path):
+    import json
+
+    import cowbench.report as report
+
+    monkeypatch.setattr(report, "load_results", lambda out, suite=None: report.results_from_frame(
+        frame({"a": [0.4], "b": [0.2, 0.3]})))
+    records = json.loads(report.summary_json(tmp_path), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    by_method = {r["method"]: r for r in records}
+    assert by_method["a"]["lo"] is None and by_method["a"]["interval"] == "none"
+    assert by_method["b"]["lo"] == pytest.approx(0.2) and by_method["b"]["n"] == 2
