@@ -152,7 +152,7 @@ def test_summary_json_is_strict_json_with_null_for_a_missing_interval(monkeypatc
     import cowbench.report as report
 
     monkeypatch.setattr(report, "load_results", lambda out, suite=None: report.results_from_frame(
-        frame({"a": [0.4], "b": [0.2, 0.3]})))
+        frame({"a": [0.4], "b": [0.2, 0.3]}, metric="world_err")))  # registered: a [0, 1] metric
     records = json.loads(report.summary_json(tmp_path), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     by_method = {r["method"]: r for r in records}
     assert by_method["a"]["lo"] is None and by_method["a"]["interval"] == "none"
