@@ -99,7 +99,7 @@ BAD_SUITES = {
                  "agreement_test=3.0"),
     "unknown_method": ('[[scenarios]]\nname = "cow"\n[methods]\ninclude = ["logistik"]\n', "unknown method 'logistik'"),
     "bad_hparam": ('[[scenarios]]\nname = "cow"\n[methods]\ninclude = [{ name = "logistic", params = { D = 1 } }]\n',
-                   "bad hyperparameters for 'logistic'"),
+                   "method 'logistic': unknown hyperparameter 'D'; allowed: C, max_iter"),
     "malformed": ('[[scenarios]\nname = "cow"\n', "not valid TOML"),
     "unknown_table": ('[sweet]\nx = 1\n', "unknown table"),
     "bad_replicates": ('[suite]\nreplicates = 0\n[[scenarios]]\nname = "cow"\n[methods]\ninclude = ["logistic"]\n',
@@ -138,5 +138,5 @@ def test_list_and_show(tmp_path):
     assert listing.returncode == 0 and "erase_spurious" in listing.stdout and "smoke" in listing.stdout
     show = cowbench("show", "cow", "agreement_test=0.5", "--json")
     info = json.loads(show.stdout)
-    assert info["knobs"]["agreement_test"] == 0.5 and info["identifiable_with"] == "env"
+    assert info["knobs"]["agreement_test"] == 0.5 and info["identifiable_with"] == "pooled"
     assert {v["name"]: v["role"] for v in info["variables"]}["grass"] == "spurious"

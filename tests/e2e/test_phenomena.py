@@ -45,7 +45,12 @@ def test_env_instability_ranks_grass_above_the_causes(cow):
 def test_env_instability_abstains_with_a_single_environment():
     scn = cb.make_scenario("cow", agreement_train=(0.9,))
     m = cb.evaluate(scn, cb.get_method("env_instability")(), seed=0)
-    assert m["abstained"] == 1.0 and m["abstain_correct"] == 1.0  # identifiable only with group labels
+    # the collider at cow identifies grass from pooled data, so declining is worth chance, not full credit
+    assert m["abstained"] == 1.0 and m["abstain_correct"] == 0.0 and m["detect_score"] == 0.5
+    # with one effective cause there is no collider: only interventions identify grass, and abstaining is right
+    scn = cb.make_scenario("cow", agreement_train=(0.9,), coef_tail=0.0)
+    m = cb.evaluate(scn, cb.get_method("env_instability")(), seed=0)
+    assert m["abstained"] == 1.0 and m["abstain_correct"] == 1.0 and m["detect_score"] == 1.0
 
 
 @pytest.mark.parametrize("seed", SEEDS)
