@@ -70,6 +70,17 @@ def score_table() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("metric")
 
 
+def primary_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``scores`` that rank a track; `ValueError` if a track has more than one (ranks would clash)."""
+    primary = scores[scores.primary.astype(bool)]
+    counts = primary.groupby("track").size()
+    if (counts > 1).any():
+        track = counts[counts > 1].index[0]
+        names = ", ".join(primary[primary.track == track].index)
+        raise ValueError(f"track {track!r} has several primary metrics ({names}); exactly one ranks a track")
+    return primary
+
+
 def _metric_info(scores: pd.DataFrame, metric: str) -> dict[str, Any]:
     if metric in scores.index:
         return scores.loc[metric].to_dict()
@@ -357,7 +368,7 @@ def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
     summary = summary if "told" in summary else summary.assign(told="")
     summary = summary if "entry" in summary else summary.assign(entry=summary["method"])
     rows = []
-    for metric, info in scores[scores.primary].iterrows():
+    for metric, info in primary_scores(scores).iterrows():
         for scenario, block in summary[summary.metric == metric].groupby("scenario", sort=True):
             block = block.reset_index(drop=True)
             told = (block["told"] != "") if info.track == "detect" else pd.Series(False, index=block.index)
@@ -397,7 +408,7 @@ def rank_stability(frame: pd.DataFrame, ranks: pd.DataFrame | None = None, *, n_
         ranks = rank_methods(summarize(frame, scores=scores), scores=scores, rtol=rtol)
     ranked = ranks[ranks["rank"].notna()]
     rows = []
-    for metric, info in scores[scores.primary].iterrows():
+    for metric, info in primary_scores(scores).iterrows():
         part = frame[frame.metric == metric]
         for scenario, block in part.groupby("scenario", sort=True):
             entries = set(ranked[(ranked.scenario == scenario) & (ranked.track == info.track)]["entry"])
@@ -465,7 +476,7 @@ def resolvable_differences(frame: pd.DataFrame, *, n: int | None = None,
     scores = score_table() if scores is None else scores
     frame = add_entries(frame) if "entry" not in frame else frame
     rows = []
-    for metric, info in scores[scores.primary].iterrows():
+    for metric, info in primary_scores(scores).iterrows():
         part = frame[frame.metric == metric]
         if part.empty:
             continue

@@ -267,3 +267,10 @@ def test_cells_never_print_negative_zero():
 
     assert cell_text(-1e-6, -2e-6, 1e-6, 5) == "0.000 [0.000, 0.000] (5)"
     assert cell_text(-0.0006, -0.001, 0.0, 5) == "-0.001 [-0.001, 0.000] (5)"
+
+
+def test_two_primary_metrics_on_one_track_are_refused_by_name():
+    scores = SCORES.copy()
+    scores.loc["cos", "primary"] = True
+    with pytest.raises(ValueError, match="track 'world' has several primary metrics \\(err, cos\\)"):
+        rank_methods(summarize(frame({"a": [0.1, 0.2]}), scores=scores), scores=scores)
