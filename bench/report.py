@@ -360,8 +360,11 @@ def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
     """Per (scenario, track): each method setting's rank on the track's primary metric.
 
     Equal means (within ``rtol``) share a rank and count as half a win. Detection does not rank a method
-    that was told the spurious variable (``unranked = "told"``). A table where no ranked method's interval
-    clears the metric's chance level in the right direction ranks nobody (``unranked = "chance"``).
+    that was told the spurious variable (``unranked = "told"``). A method with a value in fewer replicates
+    than another of the table is not ranked (``unranked = "incomplete"``): a mean over the replicates a
+    method chose to answer is not paired with the others, and answering only when sure would win. A table
+    where no ranked method's interval clears the metric's chance level in the right direction ranks nobody
+    (``unranked = "chance"``).
     ``win_rate``: share of the other ranked methods of the table it beats, ties counting half.
     """
     scores = score_table() if scores is None else scores
@@ -372,7 +375,8 @@ def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
         for scenario, block in summary[summary.metric == metric].groupby("scenario", sort=True):
             block = block.reset_index(drop=True)
             told = (block["told"] != "") if info.track == "detect" else pd.Series(False, index=block.index)
-            eligible = block[~told]
+            incomplete = ~told & (block["n"] < block.loc[~told, "n"].max())
+            eligible = block[~told & ~incomplete]
             at_chance = (not math.isnan(info.chance) and not eligible.empty
                          and not _beats_chance(eligible, info.chance, info.higher_is_better))
             ranks = pd.Series(np.nan, index=block.index)
@@ -386,7 +390,7 @@ def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
                 tied = (r[None, :] == r[:, None]).sum(axis=1) - 1
                 wins[eligible.index] = (beaten + 0.5 * tied) / max(k - 1, 1)
             for i, row in block.iterrows():
-                reason = "told" if told[i] else ("chance" if at_chance else "")
+                reason = "told" if told[i] else "incomplete" if incomplete[i] else "chance" if at_chance else ""
                 rows.append({"scenario": scenario, "track": info.track, "entry": row["entry"],
                              "method": row["method"], "access": row["access"], "rank": ranks[i],
                              "win_rate": wins[i], "unranked": reason})
@@ -786,6 +790,12 @@ def _table(track: str, title: str, scenario: str, block: pd.DataFrame, metrics: 
     line = _told_line(told)
     if line:
         notes.append(line)
+    partial = ranks[ranks["unranked"] == "incomplete"]
+    if not partial.empty and primary[0] in present:
+        n = block[block.metric == primary[0]].set_index("entry")["n"]
+        listed = ", ".join(f"{e} {int(n[e])}/{int(n.max())}" for e in sorted(partial.entry))
+        notes.append(f"not ranked: {primary[0]} in fewer replicates than the others (a mean over the replicates "
+                     f"a method chose to answer is not comparable): {listed}")
     notes += _missing_lines(missing)
     if notes:
         lines += [*(f"- {n}" for n in notes), ""]

@@ -274,3 +274,17 @@ def test_two_primary_metrics_on_one_track_are_refused_by_name():
     scores.loc["cos", "primary"] = True
     with pytest.raises(ValueError, match="track 'world' has several primary metrics \\(err, cos\\)"):
         rank_methods(summarize(frame({"a": [0.1, 0.2]}), scores=scores), scores=scores)
+
+
+def test_a_method_that_answers_only_in_easy_replicates_is_not_ranked():
+    # "cherry" gives a value only in the replicates where it does well: its mean would win
+    f = frame({"steady": [0.3, 0.3, 0.3, 0.3, 0.3], "cherry": [0.1, 0.1]})
+    r = ranks_of(f).set_index("entry")
+    assert r.loc["steady", "rank"] == 1 and math.isnan(r.loc["cherry", "rank"])
+    assert r.loc["cherry", "unranked"] == "incomplete"
+    section = table_lines(report(f), "## World recovery — cow")
+    assert any(line.startswith("- not ranked: err in fewer replicates than the others") and
+               line.endswith(": cherry 2/5") for line in section)
+    # a replicate missing for every method (a scenario-level guard) leaves the table paired and ranked
+    r = ranks_of(frame({"a": [0.3, 0.3], "b": [0.1, 0.2]})).set_index("entry")
+    assert list(r["rank"]) == [2, 1]
