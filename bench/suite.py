@@ -175,6 +175,9 @@ def _methods(table: Any) -> list[tuple[str, dict[str, Any]]]:
             raise _fail("[methods]", f"{name!r}: random_state is derived from the root seed, do not set it")
         try:
             cls.check_params(params)  # names, types and ranges, before anything is planned
+        except InputError as exc:  # already names the method, the hyperparameter and what is allowed
+            raise _fail("[methods]", str(exc)) from None
+        try:
             cls(**params)
         except (TypeError, ValueError) as exc:
             allowed = ", ".join(p for p in cls._param_names() if p != "random_state")
