@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cowbench.errors import InputError
-from cowbench.store import iter_records, read_json, run_path
+from cowbench.store import iter_records, read_json, run_path, select_manifest
 
 TRACK_TITLES = {"world": "World recovery", "model": "Model recovery", "detect": "Detection", "edit": "Edit"}
 ACCESS_ORDER = ("pooled", "env", "group", "concept", "internals", "counterfactual")
@@ -167,12 +167,8 @@ class RunResults:
 
 
 def _manifest(out: Path, suite: str | None) -> dict[str, Any] | None:
-    from cowbench import store
-
-    select = getattr(store, "select_manifest", None)  # directories that hold several suites
-    if select is not None:
-        return select(out, suite)
-    return read_json(out / "manifest.json") if (out / "manifest.json").is_file() else None
+    # validated; one per suite (manifests/<name>.json) or an old single manifest.json; InputError if ambiguous
+    return select_manifest(out, suite)
 
 
 def load_results(out: Path, suite: str | None = None) -> RunResults:
