@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cowbench.models import torch_threads
+
 LOSSES = ("logistic", "squared")
 
 
@@ -60,14 +62,17 @@ def fit_logit_model(model: nn.Module, x: np.ndarray, y: np.ndarray, *, weights: 
         wt = torch.as_tensor(w / w.sum())
     loss_fn = nn.BCEWithLogitsLoss(reduction="none") if loss == "logistic" else nn.MSELoss(reduction="none")
     model.double()
+    # one thread, as in the harness's workers: the split of a reduction across threads changes its rounding
+    # (so the weights would depend on the caller's thread count), and these small problems run fastest so
     try:
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        model.train()
-        for _ in range(epochs):
-            opt.zero_grad()
-            objective = (loss_fn(model(xt), yt) * wt).sum()
-            objective.backward()
-            opt.step()
+        with torch_threads(1):
+            opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+            model.train()
+            for _ in range(epochs):
+                opt.zero_grad()
+                objective = (loss_fn(model(xt), yt) * wt).sum()
+                objective.backward()
+                opt.step()
     finally:  # callers feed float32 inputs, whatever happened here
         model.float()
         model.eval()
