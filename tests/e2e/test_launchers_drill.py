@@ -44,7 +44,8 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0) -> dict[str,
         if with_result:  # it finished before the kill: start over so that later kills still hit work
             for path in (out / "jobs").glob("*/*.json"):
                 path.unlink()
-    invalid = len(scan_store(out).invalid)
+    scan = scan_store(out)
+    invalid, done_before_resume = len(scan.invalid), len(scan.records)
     resumes = 0
     while True:
         resumes += 1
@@ -54,7 +55,8 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0) -> dict[str,
     got = {p.name: p.read_bytes() for p in (out / "jobs").glob("*/*.json")}
     return {"kills": kills, "lost": len(set(want) - set(got)),
             "corrupted": sum(got.get(k) != v for k, v in want.items() if k in got),
-            "invalid_before_resume": invalid, "resumes": resumes}
+            "invalid_before_resume": invalid, "done_before_resume": done_before_resume, "planned": len(want),
+            "resumes": resumes}
 
 
 @pytest.mark.slow
