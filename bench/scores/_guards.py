@@ -46,6 +46,16 @@ def combination_units(units: dict[str, np.ndarray], weights: dict[str, float]) -
     return out
 
 
+def training_resolution(ace: np.ndarray, n_train: int) -> float:
+    """``GUARD_SE * sum_V |ace| / sqrt(n_train)``: how finely n_train training units pin down a reliance.
+
+    A reliance estimated from n units is uncertain to about its scale over ``sqrt(n)``; the model's total
+    reliance is that scale. Used where the per-unit SE on the evaluation batch cannot see training noise
+    (a linear model's slopes are the same on every unit).
+    """
+    return GUARD_SE * float(np.sum(np.abs(ace))) / float(np.sqrt(n_train))
+
+
 def se_guard(what: str, value: float, se: float, n: int) -> Missing | None:
     """`Missing` unless ``value > GUARD_SE * se`` (a zero value always fails)."""
     if value > GUARD_SE * se and value > 0:

@@ -35,22 +35,23 @@ def tie_tolerance(values: np.ndarray, rel: float = 1e-6, floor: float = 1e-12) -
     return rel * float(np.max(np.abs(values), initial=0.0)) + floor
 
 
-def pair_signs(values: np.ndarray) -> np.ndarray:
-    """``sign(values[i] - values[j])`` for ``i < j``, with differences within `tie_tolerance` set to 0."""
+def pair_signs(values: np.ndarray, tol: float = 0.0) -> np.ndarray:
+    """``sign(values[i] - values[j])`` for ``i < j``; differences within ``max(tol, tie_tolerance)`` are 0."""
     values = np.asarray(values, dtype=np.float64)
     i, j = np.triu_indices(values.size, k=1)
     diff = values[i] - values[j]
-    return np.where(np.abs(diff) <= tie_tolerance(values), 0.0, np.sign(diff))
+    return np.where(np.abs(diff) <= max(float(tol), tie_tolerance(values)), 0.0, np.sign(diff))
 
 
-def somers_d(estimate: np.ndarray, truth: np.ndarray) -> tuple[float | None, int]:
+def somers_d(estimate: np.ndarray, truth: np.ndarray, truth_tol: float = 0.0) -> tuple[float | None, int]:
     """Somers' D of ``estimate`` given ``truth``, and the number of pairs the truth orders.
 
-    ``(concordant - discordant) / (pairs the truth orders)``: pairs tied in the truth are left out (their
-    order is a coin flip, not a fact to recover); an estimate tie on an ordered pair counts 0. So a
-    constant estimate scores 0, a reversed one -1. None when the truth orders no pair.
+    ``(concordant - discordant) / (pairs the truth orders)``: pairs tied in the truth (within
+    ``truth_tol`` or float noise) are left out (their order is a coin flip, not a fact to recover); an
+    estimate tie on an ordered pair counts 0. So a constant estimate scores 0, a reversed one -1. None
+    when the truth orders no pair.
     """
-    t, e = pair_signs(truth), pair_signs(estimate)
+    t, e = pair_signs(truth, truth_tol), pair_signs(estimate)
     ordered = t != 0
     n = int(ordered.sum())
     if n == 0:

@@ -17,7 +17,14 @@ import math
 import numpy as np
 
 from cowbench.scores import Missing, score
-from cowbench.scores._guards import GUARD_SE, combination_units, mean_se, paired_gap, se_guard
+from cowbench.scores._guards import (
+    GUARD_SE,
+    combination_units,
+    mean_se,
+    paired_gap,
+    se_guard,
+    training_resolution,
+)
 
 
 @score("acc_id", track="edit", higher_is_better=True, bounds=(0, 1))
@@ -93,7 +100,7 @@ def residual_spurious(ctx) -> float | Missing | None:
     if refused is not None:
         return refused
     n_train = len(ctx.data.train)
-    floor = GUARD_SE * sum(abs(ctx.base_ace[v]) for v in ctx.variables) / np.sqrt(n_train)
+    floor = training_resolution(ctx.model_truth, n_train)
     if not denom > floor:
         return Missing(f"sum_S |ace_base| = {denom:.4g} does not exceed {GUARD_SE:g} x sum_V |ace_base| / "
                        f"sqrt(n_train) = {floor:.4g} (n_train = {n_train}): no measurable shortcut to remove")

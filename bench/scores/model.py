@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.scores import Missing, score
+from cowbench.scores._guards import training_resolution
 from cowbench.scores._vectors import cosine, scale_free_error, somers_d
 
 
@@ -28,16 +29,21 @@ def model_err(ctx) -> float | None:
 def model_rank(ctx) -> float | Missing | None:
     """Somers' D of ``|r_hat|`` given ``|r|``: ``(concordant - discordant) / (pairs |r| orders)``, tie-aware.
 
-    Two entries are tied when they differ by at most ``1e-6 * max|.| + 1e-12`` of their own vector (float
-    noise such as -6.9e-17 vs 5.9e-17 is a tie). Pairs tied in the truth are not ordered pairs and do not
-    count (equal true reliances, as moo and tail of a symmetric model, cannot be ranked right or wrong); an
-    estimate tie on an ordered pair counts 0, so a constant estimate scores 0 and a reversed one -1.
-    Chosen over Kendall's tau-b because the truth is the reference: ties in the estimate must cost, ties
-    in the truth must not. Missing when the truth orders fewer than 2 pairs.
+    Truth ties: two true reliances closer than ``3 * sum_V |r| / sqrt(n_train)`` (the resolution with which
+    n_train units pin down a reliance; the same scale as ``residual_spurious``'s second guard) are not an
+    ordered pair: on cow, moo and tail have equal coefficients, and which one a trained model happens to
+    use more is a coin flip of its training seed. Estimate ties: entries within ``1e-6 * max|r_hat| +
+    1e-12`` (float noise such as -6.9e-17 vs 5.9e-17). Pairs tied in the truth do not count; an estimate tie
+    on an ordered pair counts 0, so a constant estimate scores 0 and a reversed one -1. Chosen over
+    Kendall's tau-b because the truth is the reference: ties in the estimate must cost, ties in the truth
+    must not. Missing when the truth orders fewer than 2 pairs.
     """
     if ctx.output.model_coef is None:
         return None
-    d, pairs = somers_d(np.abs(ctx.vector(ctx.output.model_coef)), np.abs(ctx.model_truth))
+    truth = np.abs(ctx.model_truth)
+    resolution = training_resolution(truth, len(ctx.data.train))
+    d, pairs = somers_d(np.abs(ctx.vector(ctx.output.model_coef)), truth, truth_tol=resolution)
     if pairs < 2:
-        return Missing(f"|r| orders {pairs} pair(s) of variables (the rest are ties): fewer than 2 to rank")
+        return Missing(f"|r| orders {pairs} pair(s) of variables (the rest are ties within "
+                       f"{resolution:.3g} = 3 sum_V |r| / sqrt(n_train)): fewer than 2 to rank")
     return d

@@ -37,7 +37,10 @@ def test_global_contrasts_match_the_local_reliance_only_where_the_model_is_near_
 
 def test_resample_ablation_ranks_by_output_spread_not_by_reliance():
     assert mean_metric("cow", "resample_ablation", "model_rank") > 0.9
-    assert mean_metric("linear_sem", "resample_ablation", "model_rank") < -0.5
+    # linear_sem: the model relies on x1 and x2 about equally (0.51 against 0.49), a tie at the training
+    # resolution, so the tie-aware model_rank refuses to rank them (it used to score this coin flip -1)
+    m = cb.evaluate(cb.make_scenario("linear_sem"), cb.get_method("resample_ablation")(), seed=0)
+    assert m["model_rank"] is None and "fewer than 2" in m.missing["model_rank"]
     # and the reason: the spurious x2 has about 1.5 times the spread of x1 in linear_sem's training data
     # (sd of x1 about 1.3, of x2 about 1.9; the sampling error of an sd at n = 9000 is below 0.02)
     c = cb.make_scenario("linear_sem").sample(0).train.concepts

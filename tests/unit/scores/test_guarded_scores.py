@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 
 import cowbench as cb
-from cowbench.jobs import ReplicateSpec, make_job, run_job
+from cowbench.jobs import ReplicateSpec, make_job, prepare, run_job
 from cowbench.method import MethodOutput
 from cowbench.model_truth import reliance
 from cowbench.models import build_model
@@ -103,7 +103,8 @@ def test_se_guard_refuses_zero_and_noise():
 
 @pytest.fixture(scope="module")
 def cow_small():
-    scn = cb.make_scenario("cow", n_train=200, n_val=20, n_test=2000)
+    # n_train large so that model_rank's truth-tie resolution (3 sum|r| / sqrt(n_train)) is fine
+    scn = cb.make_scenario("cow", n_train=5000, n_val=20, n_test=2000)
     return scn, scn.sample(seed=0)
 
 
@@ -169,6 +170,20 @@ def test_equal_true_reliance_of_moo_and_tail_is_not_a_coin_flip(cow_small):
     first = _rank(scn, data, {"moo": 1.1, "tail": 1.0, "grass": 4.0, "sky": 0.0}, truth)["model_rank"]
     second = _rank(scn, data, {"moo": 1.0, "tail": 1.1, "grass": 4.0, "sky": 0.0}, truth)["model_rank"]
     assert first == second == pytest.approx(1.0)
+
+
+def test_a_trained_cow_subjects_moo_and_tail_do_not_decide_model_rank():
+    """Equal coefficients, unequal measured reliance (training noise): within the training resolution, a tie."""
+    scn = cb.make_scenario("cow")
+    rep = prepare(ReplicateSpec(scn.spec, 0, 1, SubjectConfig().to_dict()))
+    assert rep.base_ace["moo"] != rep.base_ace["tail"]
+    scores = []
+    for moo, tail in [(1.3, 1.2), (1.2, 1.3)]:
+        est = {"moo": moo, "tail": tail, "grass": 1.7, "sky": 0.3}
+        ctx = ScoreContext(scn, rep.data, MethodOutput(model_coef=est), frozenset({"pooled"}), rep.subject,
+                           rep.oracle, dict(rep.base_ace))
+        scores.append(compute_scores(ctx)["model_rank"])
+    assert scores[0] == scores[1] == pytest.approx(1.0)
 
 
 def test_model_rank_attacks(cow_small):
