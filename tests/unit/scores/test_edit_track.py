@@ -126,3 +126,29 @@ def test_residual_spurious_is_missing_on_proxy_sem_and_scored_on_cow(arch):
     m, _ = score(rep, scale_input(rep.subject, rep, "grass", 0.0))
     assert m["residual_spurious"] is not None and "residual_spurious" not in m.missing
     assert m["residual_spurious"] < 0.1
+
+
+def test_shrinking_the_whole_model_is_seen_by_the_pair_of_scores(cow_rep):
+    """Attack: halve every logit. Predictions do not change (edit_score exactly 0); residual_spurious alone
+    would call it half an edit, and causal_kept shows the causes were halved too."""
+    shrunk = copy.deepcopy(cow_rep.subject)
+    last = [m for m in shrunk.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight *= 0.5
+        last.bias *= 0.5
+    m, _ = score(cow_rep, shrunk)
+    assert m["edit_score"] == 0.0
+    assert m["residual_spurious"] == pytest.approx(0.5, abs=1e-3)
+    assert m["causal_kept"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_a_constant_prediction_scores_below_zero(cow_rep):
+    """Attack: a model that answers the same class for every unit gains nothing on test_bal."""
+    constant = copy.deepcopy(cow_rep.subject)
+    last = [m for m in constant.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(1.0)
+    m, _ = score(cow_rep, constant)
+    assert m["edit_score"] < 0
+    assert m["residual_spurious"] == 0.0 and m["causal_kept"] == 0.0
