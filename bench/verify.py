@@ -325,7 +325,10 @@ def verify(results: Path, *, sample: int | None = DEFAULT_SAMPLE, seed: int = 0,
     res = load_results(results, suite)
     stored = res.frame
     if res.jobs.empty:
-        raise InputError(f"{str(results)!r} holds no finished (ok) jobs to verify")
+        planned = len(res.manifest["jobs"]) if res.manifest else 0
+        raise InputError(f"{str(results)!r} holds no finished (ok) job records to verify"
+                         + (f" (its manifest plans {planned} jobs, but jobs/*/*.json are absent: verify needs the "
+                            "stored job files)" if planned else ""))
     chosen = set(select_jobs(res.jobs["job_id"].tolist(), sample, seed))
     records = {r["job_id"]: r for r in iter_records(results) if r["job_id"] in chosen}
     specs = [job_spec_from_record(records[j]) for j in sorted(chosen)]
