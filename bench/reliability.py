@@ -58,9 +58,10 @@ SEED_KINDS = ("data", "subject", "fit")
 STANDARD_REPLICATES = 5  # the standard suite's replicate count
 TARGET_DIFFERENCE = 0.02
 DEFAULT_REPLICATES = 10
-# two methods per track on the default cow scenario: the pair whose gap a paper would report
+# two methods per track on the default cow scenario: the pair whose gap a paper would report (world: ERM
+# against an invariance penalty; logistic and backdoor_env agree to 1e-4 on cow, a pair with nothing to resolve)
 DEFAULT_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
-    "world": (("cow", "logistic"), ("cow", "backdoor_env")),
+    "world": (("cow", "logistic"), ("cow", "irm_linear")),
     "model": (("cow", "input_gradient"), ("cow", "grad_x_input")),
     "detect": (("cow", "env_instability"), ("cow", "icp")),
     "edit": (("cow", "erase_spurious"), ("cow", "group_reweight")),
