@@ -103,10 +103,13 @@ class VerifyResult:
     n_jobs: int
     n_stored: int
     tolerance: Tolerance
+    n_rerun_ok: int = 0
 
     @property
     def ok(self) -> bool:
-        return bool(self.cells["ok"].all()) and not bool(self.ranks["changed"].any()) and not self.failed
+        # every chosen job must have come back ok: an empty comparison proves nothing
+        return (self.n_rerun_ok == self.n_jobs > 0 and bool(self.cells["ok"].all())
+                and not bool(self.ranks["changed"].any()) and not self.failed)
 
 
 # -- selecting and rebuilding jobs ---------------------------------------------------------------------------
@@ -336,7 +339,8 @@ def verify(results: Path, *, sample: int | None = DEFAULT_SAMPLE, seed: int = 0,
     cells = compare_cells(stored, reruns, tolerance)
     ranks = confident_rank_changes(stored, substitute(stored, reruns))
     failed = [r for r in reruns if r.status != "ok"]
-    return VerifyResult(cells, ranks, failed, len(specs), len(res.jobs), tolerance)
+    n_ok = sum(r.status == "ok" for r in reruns)
+    return VerifyResult(cells, ranks, failed, len(specs), len(res.jobs), tolerance, n_ok)
 
 
 def render(result: VerifyResult, show_all: bool = False) -> str:

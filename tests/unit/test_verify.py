@@ -13,6 +13,7 @@ from cowbench.verify import (
     DEFAULT_ABS,
     Rerun,
     Tolerance,
+    VerifyResult,
     compare_cells,
     confident_rank_changes,
     select_jobs,
@@ -152,3 +153,10 @@ def test_unconfident_ranks_are_not_checked():
     # two methods whose replicates interleave: neither reaches P(best) 0.9, so no rank is held to account
     stored = _two_methods([0.1, 0.3, 0.1, 0.3, 0.2], [0.3, 0.1, 0.3, 0.1, 0.2])
     assert confident_rank_changes(stored, stored).empty
+
+
+def test_a_verification_that_compared_nothing_does_not_pass():
+    empty = compare_cells(_frame({"a": [0.1]}), [], Tolerance())
+    no_ranks = confident_rank_changes(_frame({"a": [0.1]}), _frame({"a": [0.1]}))
+    assert not VerifyResult(empty, no_ranks, [], n_jobs=1, n_stored=1, tolerance=Tolerance(), n_rerun_ok=0).ok
+    assert not VerifyResult(empty, no_ranks, [], n_jobs=0, n_stored=0, tolerance=Tolerance(), n_rerun_ok=0).ok
