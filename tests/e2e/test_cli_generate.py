@@ -24,8 +24,8 @@ def test_generate_twice_gives_identical_bytes_for_every_file(tmp_path):
     b = cowbench("generate", "cow", *SMALL, "--seed", "7", "--out", tmp_path / "b")
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     files = files_of(tmp_path / "a")
-    assert set(files) == {f"{s}.{e}" for s in ("train", "val", "test_id", "test_ood") for e in ("npz", "csv")} | {
-        "card.json", "card.md"}
+    splits = ("train", "val", "test_id", "test_ood", "test_bal")
+    assert set(files) == {f"{s}.{e}" for s in splits for e in ("npz", "csv")} | {"card.json", "card.md"}
     assert files == files_of(tmp_path / "b")
     card = json.loads(files["card.json"])
     assert card["seed"] == 7 and card["scenario"]["knobs"]["n_train"] == 200
