@@ -26,8 +26,8 @@ def _cmd(out: Path, launcher: str) -> list[str]:
     return [sys.executable, "-m", "cowbench", "run", *ARGS, "--out", str(out), "--launcher", launcher, "--jobs", "2"]
 
 
-def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0) -> dict[str, int]:
-    """Run the drill; returns the counts (kills, lost, corrupted, invalid files seen, resumes)."""
+def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: float = 12.0) -> dict[str, int]:
+    """Run the drill, each kill at a uniform moment in (0.5, ``window``) s; returns the counts."""
     reference = tmp_path / "reference"
     ref = subprocess.run(_cmd(reference, launcher), capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr
@@ -36,7 +36,7 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0) -> dict[str,
     rng = random.Random(seed)
     for _ in range(kills):
         proc = subprocess.Popen(_cmd(out, launcher), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 12.0))
+        time.sleep(rng.uniform(0.5, window))
         with_result = proc.poll() is not None
         if not with_result:
             os.kill(proc.pid, signal.SIGKILL)
@@ -69,4 +69,5 @@ if __name__ == "__main__":  # python tests/e2e/test_launchers_drill.py DIR [KILL
     import tempfile
 
     where = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
-    print(drill(where, int(sys.argv[2]) if len(sys.argv) > 2 else 12, sys.argv[3] if len(sys.argv) > 3 else "joblib"))
+    print(drill(where, int(sys.argv[2]) if len(sys.argv) > 2 else 12, sys.argv[3] if len(sys.argv) > 3 else "joblib",
+                window=float(sys.argv[4]) if len(sys.argv) > 4 else 12.0))
