@@ -34,6 +34,7 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: floa
     want = {p.name: p.read_bytes() for p in (reference / "jobs").glob("*/*.json")}
     out = tmp_path / "drilled"
     rng = random.Random(seed)
+    mid_sweep = 0  # kills that landed with some but not all jobs stored
     for _ in range(kills):
         proc = subprocess.Popen(_cmd(out, launcher), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.5, window))
@@ -41,6 +42,8 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: floa
         if not with_result:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        present = len(list((out / "jobs").glob("*/*.json")))
+        mid_sweep += not with_result and 0 < present < len(want)
         if with_result:  # it finished before the kill: start over so that later kills still hit work
             for path in (out / "jobs").glob("*/*.json"):
                 path.unlink()
@@ -53,7 +56,7 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: floa
         if done.returncode == 0 or resumes >= 3:
             break
     got = {p.name: p.read_bytes() for p in (out / "jobs").glob("*/*.json")}
-    return {"kills": kills, "lost": len(set(want) - set(got)),
+    return {"kills": kills, "kills_mid_sweep": mid_sweep, "lost": len(set(want) - set(got)),
             "corrupted": sum(got.get(k) != v for k, v in want.items() if k in got),
             "invalid_before_resume": invalid, "done_before_resume": done_before_resume, "planned": len(want),
             "resumes": resumes}
