@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cowbench.access import ACCESS_LEVELS, TELLING_ROUTES
 from cowbench.errors import InputError
 from cowbench.store import iter_records, read_json, run_path, select_manifest
 
 TRACK_TITLES = {"world": "World recovery", "model": "Model recovery", "detect": "Detection", "edit": "Edit"}
-ACCESS_ORDER = ("pooled", "env", "group", "concept", "internals", "counterfactual")
+ACCESS_ORDER = ACCESS_LEVELS
 
 #: Two means closer than this (relative to the larger magnitude) are a tie: they differ by float noise only.
 TIE_RTOL = 1e-9
@@ -39,8 +40,8 @@ CHANCE_MARGIN = 5e-4
 N_BOOT = 2000  # percentile bootstrap resamples per cell
 N_BOOT_RANK = 1000  # paired bootstrap resamples per table for P(best)
 
-#: How a route by which a method was told the spurious variable is named in the report.
-TOLD_ROUTES = {"group": "group labels", "edit_target": "the edit target"}
+#: How a route by which a method was told the spurious variable is named in the report (one table, in access).
+TOLD_ROUTES = TELLING_ROUTES
 
 FRAME_COLUMNS = ["job_id", "scenario", "method", "hparams", "entry", "access", "told", "replicate", "metric",
                  "value"]
