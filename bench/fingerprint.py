@@ -52,8 +52,10 @@ def _numpy_blas() -> list[dict[str, Any]]:
     import scipy.linalg  # noqa: F401  so scipy's BLAS is listed too
     from threadpoolctl import threadpool_info
 
-    return [{k: info.get(k) for k in ("internal_api", "prefix", "version", "architecture", "threading_layer")}
-            for info in threadpool_info() if info.get("user_api") == "blas"]
+    found = [{k: info.get(k) for k in ("internal_api", "prefix", "version", "architecture", "threading_layer")}
+             for info in threadpool_info() if info.get("user_api") == "blas"]
+    # threadpoolctl lists libraries in load order, which differs between processes: sort for one fingerprint
+    return sorted(found, key=lambda b: [str(b.get(k)) for k in ("internal_api", "version", "prefix", "architecture")])
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,8 +92,8 @@ def fingerprint_summary(fp: dict[str, Any] | None = None) -> str:
     torch = fp.get("torch") or {}
     blas = torch.get("blas") or "?"
     blas = blas.replace("Intel(R) oneAPI Math Kernel Library Version", "MKL").split("-Product")[0]
-    numpy_blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} {b.get('architecture') or ''}".strip()
-                           for b in fp.get("blas") or [])
+    numpy_blas = ", ".join(sorted(f"{b.get('internal_api')} {b.get('version')} {b.get('architecture') or ''}".strip()
+                                  for b in fp.get("blas") or []))
     env = ", ".join(f"{k}={v}" for k, v in (fp.get("env") or {}).items() if v is not None)
     simd = " ".join(fp.get("simd") or []) or "no SIMD flags"
     return (f"{fp.get('cpu') or 'unknown CPU'} ({fp.get('machine')}) · {simd}"
