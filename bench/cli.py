@@ -47,16 +47,22 @@ def _check_out_dir(text: str) -> Path:
         entries = {p.name for p in out.iterdir()}
         if entries and not entries & set(_RESULT_ENTRIES):
             raise InputError(f"--out {text!r} is a non-empty directory that is not a cowbench results directory")
+    _check_writable(out, text)
+    return out
+
+
+def _check_writable(out: Path, text: str) -> None:
+    """Refuse a path whose nearest existing ancestor is a file or not writable (nothing could be created)."""
     existing = out
     while not existing.exists():  # the nearest existing ancestor is where directories would be created
         if existing.parent == existing:
             break
         existing = existing.parent
-    if existing.exists() and not existing.is_dir():
+    if existing.exists() and not existing.is_dir() and existing != out:
         raise InputError(f"--out {text!r} lies under {str(existing)!r}, which is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--out {text!r}: no permission to write in {str(existing)!r}")
-    return out
+    directory = existing if existing.is_dir() else existing.parent
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InputError(f"--out {text!r}: no permission to write in {str(directory)!r}")
 
 
 def _csv(text: str) -> list[str]:
@@ -333,9 +339,9 @@ def cmd_reliability(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".md":
         raise InputError(f"--out must name a Markdown file ending in .md (the JSON goes beside it), got {args.out!r}")
-    _check_out_dir(str(out.parent) if str(out.parent) else ".")
     if out.exists() and not out.is_file():
         raise InputError(f"--out {args.out!r} exists and is not a file")
+    _check_writable(out, args.out)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
     if args.replicates < 2:
