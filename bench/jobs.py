@@ -14,8 +14,8 @@ import json
 import platform
 import time
 import traceback
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +110,9 @@ class Replicate:
     oracle: nn.Module
     subject_config: dict[str, Any]
     base_ace: dict[str, float]  # the subject's reliance on test_id: the model truth every job is scored against
+    # each test_id unit's contribution to base_ace (their means), for the scores' standard errors; computed once
+    # per replicate instead of once per edit job
+    base_ace_units: dict[str, np.ndarray] | None = field(default=None, repr=False)
     fingerprint: str = ""  # checksum of what jobs share (data, subject, oracle): a job that changes it fails
 
 
@@ -187,9 +190,11 @@ def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], dat
     subject = _load_or_train(folder / "subject.pt" if folder else None, trainer(data.train.x, data.train.y))
     decorrelated = decorrelated_train(scn, data.train, seed)
     oracle = _load_or_train(folder / "oracle.pt" if folder else None, trainer(decorrelated.x, decorrelated.y))
-    from cowbench.model_truth import reliance
+    from cowbench.model_truth import reliance_units
 
-    rep = Replicate(scn, data, subject, oracle, cfg.to_dict(), reliance(subject, scn, data.test_id))
+    units = reliance_units(subject, scn, data.test_id)
+    base_ace = {v: float(np.mean(u)) for v, u in units.items()}  # exactly what `reliance` returns
+    rep = Replicate(scn, data, subject, oracle, cfg.to_dict(), base_ace, units)
     rep.fingerprint = replicate_fingerprint(rep)
     return rep
 
@@ -213,14 +218,6 @@ def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicat
 
 
 # -- running a job --------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _deterministic_torch() -> Iterator[None]:
-    from cowbench.determinism import deterministic
-
-    with deterministic(1):  # deterministic torch, one thread in torch and in every BLAS pool
-        yield
 
 
 def _reset_peak_rss() -> None:
@@ -278,7 +275,9 @@ def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput
     from cowbench.scores.context import ScoreContext
 
     type(method).check_params(method.hyperparameters())  # a NaN or out-of-range value fails here, named
-    with _deterministic_torch():
+    from cowbench.determinism import deterministic
+
+    with deterministic(1):  # deterministic torch, one thread in torch and in every BLAS pool
         if method.random_state is None:
             method = method.clone(random_state=fit_seed)
         task = Task(rep.scenario, rep.data, rep.subject, type(method).access,
@@ -289,7 +288,7 @@ def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput
         resources = {"method_wall_s": time.perf_counter() - start, "method_peak_rss_mb": _peak_rss_mb()}
         check_output(output, rep.scenario.variables, type(method).outputs)
         ctx = ScoreContext(rep.scenario, rep.data, output, task.access, rep.subject, rep.oracle, dict(rep.base_ace),
-                           used=set(task.used))
+                           used=set(task.used), known_base_units=rep.base_ace_units)
         metrics = compute_scores(ctx)
     # the routes through which the method learnt which variable is spurious: the record keeps them (``told``)
     # so a report can say in one line why the job is not ranked on detection

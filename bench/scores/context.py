@@ -36,6 +36,7 @@ class ScoreContext:
     base_ace: dict[str, float]
     used: set[str] = field(default_factory=set)
     reliance_seed: int = 0
+    known_base_units: dict[str, np.ndarray] | None = field(default=None, repr=False)  # from the replicate, if any
     _correct: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -79,6 +80,8 @@ class ScoreContext:
     @cached_property
     def base_ace_units(self) -> dict[str, np.ndarray]:
         """Per-unit contributions to the subject's ``ace`` on test_id (their mean is ``base_ace``), for SEs."""
+        if self.known_base_units is not None:
+            return self.known_base_units
         from cowbench.model_truth import reliance_units
 
         return reliance_units(self.base, self.scenario, self.data.test_id, seed=self.reliance_seed)
