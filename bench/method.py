@@ -38,6 +38,11 @@ class MethodOutput:
         The method declines a detection verdict (e.g. ICP's empty set).
     edited : torch.nn.Module, optional
         An edited or retrained model with the subject model's call signature (x -> logit).
+    localized : dict, optional
+        Where the method found the edit target inside the subject model, scored against planted unit- and
+        direction-level truth: ``{"point": hook point name (see `cowbench.surgery`), "unit_scores":
+        per-unit scores (width,), higher meaning more likely to carry the target, "subspace": (width, k)
+        array whose columns span the found subspace}``; ``unit_scores`` or ``subspace`` may be absent.
     details : dict
         Anything else worth keeping in the result file (JSON-serialisable).
     """
@@ -47,6 +52,7 @@ class MethodOutput:
     spurious_score: dict[str, float] | None = None
     abstain: bool = False
     edited: Any = None
+    localized: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
