@@ -31,10 +31,12 @@ if TYPE_CHECKING:
     from cowbench.data import Dataset, Split
     from cowbench.generators.scm import Scenario
 
-ACCESS_LEVELS = ("pooled", "env", "group", "concept", "internals", "counterfactual")
+ACCESS_LEVELS = ("pooled", "env", "group_val", "group", "concept", "internals", "counterfactual")
 ACCESS_DOC = {
     "pooled": "training inputs and labels, and black-box queries of the subject model",
     "env": "environment labels of the training and validation units",
+    "group_val": "group labels of the validation units only (held-out group labels, as DFR and worst-group "
+                 "validation use them); they name the spurious variable like 'group' does",
     "group": "group labels (label x spurious value) of the training and validation units; they name the "
              "spurious variable, so a method that reads them is not ranked on detection",
     "concept": "generator variables on a labelled subset of the training units, and the edit target (which "
@@ -43,12 +45,14 @@ ACCESS_DOC = {
     "counterfactual": "interventions on the generator (do-queries on the training or validation units: the "
                       "inputs, labels and observed variables of the intervened units)",
 }
-# The levels at which the spurious role can become identifiable, weakest first. Group labels are not
-# among them: they name the spurious variable, so they reveal the answer rather than identify it.
+# The levels at which the spurious role can become identifiable, weakest first. Group labels (``group``,
+# ``group_val``) are not among them: they name the spurious variable, so they reveal the answer rather than
+# identify it.
 IDENTIFICATION_ORDER = ("pooled", "env", "concept", "counterfactual")
 NEVER = "never"  # no access level that does not reveal the answer suffices
 # What a method can read that names the spurious variable, and how a report says it in one line.
-TELLING_ROUTES = {"group": "group labels", "edit_target": "the edit target"}
+TELLING_ROUTES = {"group": "group labels", "group_val": "validation group labels",
+                  "edit_target": "the edit target"}
 
 
 def check_access(levels: Any) -> frozenset[str]:
@@ -65,7 +69,7 @@ def check_access(levels: Any) -> frozenset[str]:
 def identifiable(identifiable_with: str, access: frozenset[str]) -> bool:
     """Whether a method with ``access`` can identify a spurious role that needs ``identifiable_with``.
 
-    Levels outside `IDENTIFICATION_ORDER` (``group``, ``internals``) never count: group labels reveal the
+    Levels outside `IDENTIFICATION_ORDER` (``group``, ``group_val``, ``internals``) never count: group labels reveal the
     answer, the model's internals say nothing about the world.
     """
     if identifiable_with not in IDENTIFICATION_ORDER:
@@ -112,12 +116,13 @@ class SplitView:
     raises `AccessError`); ``need(level, what)`` records a read of a guarded part, or raises.
     """
 
-    __slots__ = ("_env", "_group", "_need", "_x", "_y", "name")
+    __slots__ = ("_env", "_group", "_group_level", "_need", "_x", "_y", "name")
 
     def __init__(self, name: str, x: np.ndarray, y: np.ndarray, env: np.ndarray | None,
-                 group: np.ndarray | None, need: Need):
+                 group: np.ndarray | None, need: Need, group_level: str = "group"):
         self.name = name
         self._x, self._y, self._env, self._group, self._need = x, y, env, group, need
+        self._group_level = group_level  # the level a read of ``group`` is checked against and recorded as
 
     def spread(self, n: int) -> SplitView:
         """The same split restricted to ``n`` evenly spaced units (all of them if it has fewer)."""
@@ -131,7 +136,8 @@ class SplitView:
         return self._restricted(rows, pick)
 
     def _restricted(self, rows: np.ndarray, pick: Callable) -> SplitView:
-        return SplitView(self.name, pick(self._x), pick(self._y), pick(self._env), pick(self._group), self._need)
+        return SplitView(self.name, pick(self._x), pick(self._y), pick(self._env), pick(self._group), self._need,
+                         self._group_level)
 
     @property
     def x(self) -> np.ndarray:
@@ -151,8 +157,9 @@ class SplitView:
 
     @property
     def group(self) -> np.ndarray:
-        """Group labels ``2 y + s``, shape (n,) (access level ``group``; they name the spurious variable)."""
-        self._need("group", "group labels")
+        """Group labels ``2 y + s``, shape (n,) (access level ``group``, or ``group_val`` for the validation
+        split only; they name the spurious variable)."""
+        self._need(self._group_level, f"group labels of {self.name!r}")
         return _readonly(self._group)
 
     def __len__(self) -> int:
@@ -310,9 +317,11 @@ class Task:
                            if "counterfactual" in self.access else None)
 
     def _view(self, split: Split) -> SplitView:
+        # validation group labels alone are the finer level ``group_val``; ``group`` covers both splits
+        level = "group_val" if split.name == "val" and "group" not in self.access else "group"
         return SplitView(split.name, _frozen(split.x), _frozen(split.y),
                          _frozen(split.env) if "env" in self.access else None,
-                         _frozen(split.group) if "group" in self.access else None, self._need)
+                         _frozen(split.group) if level in self.access else None, self._need, level)
 
     def _need(self, level: str, what: str) -> None:
         if level not in self.access:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import cowbench as cb
-from cowbench.access import ACCESS_LEVELS, IDENTIFICATION_ORDER, Task, identifiable
+from cowbench.access import ACCESS_LEVELS, IDENTIFICATION_ORDER, Task, identifiable, spread_rows
 from cowbench.conformance import reachable, reachable_leaks
 
 
@@ -108,7 +108,7 @@ def _forbidden(data, access) -> dict[str, set[tuple]]:
         split = data.split(name)
         bad["test splits"] |= {_fingerprint(split.x), _fingerprint(split.y)}
     for split in (data.train, data.val):
-        if "group" not in access:
+        if "group" not in access and not (split.name == "val" and "group_val" in access):
             bad.setdefault("group labels", set()).add(_fingerprint(split.group))
         if "env" not in access:
             bad.setdefault("environment labels", set()).add(_fingerprint(split.env))
@@ -244,3 +244,27 @@ def test_the_conformance_check_fails_when_truth_is_reachable_from_the_task():
     assert not results["nothing_undeclared_reachable"].passed
     assert "task._scenario" in results["nothing_undeclared_reachable"].message
     assert results["access_respected"].passed
+
+
+def test_validation_group_labels_alone_are_the_finer_level_group_val(make_task, cow_data):
+    task = make_task({"pooled", "group_val"})
+    assert np.array_equal(task.val.group, cow_data.val.group)
+    assert np.array_equal(task.val.spread(50).group, cow_data.val.group[spread_rows(len(cow_data.val), 50)])
+    assert task.told == ["group_val"]  # held-out group labels still name the spurious variable
+    for read in (lambda: task.train.group, lambda: task.train.spread(50).group):
+        with pytest.raises(cb.AccessError, match="'group'"):
+            read()
+    # 'group' covers both splits and is what a read through it records
+    both = make_task({"pooled", "group"})
+    both.val.group  # noqa: B018
+    assert both.told == ["group"]
+    assert "group_val" not in IDENTIFICATION_ORDER and not identifiable("env", frozenset({"pooled", "group_val"}))
+
+
+def test_group_val_is_a_declarable_level_with_its_own_report_label():
+    from cowbench.access import TELLING_ROUTES, check_access
+
+    assert check_access({"pooled", "group_val"}) == {"pooled", "group_val"}
+    assert "group_val" in TELLING_ROUTES
+    # reports order access labels by ACCESS_LEVELS: the finer level right before the one that contains it
+    assert ACCESS_LEVELS.index("group_val") + 1 == ACCESS_LEVELS.index("group")
