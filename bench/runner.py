@@ -150,7 +150,8 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
             f"{len(todo)} to run")
     remove_stale_tmp(out)  # left by writers killed mid-write; live writers' files are younger
     write_manifest(out, {"suite": suite.to_dict(), "suite_hash": suite.hash,
-                         "jobs": [j.id for j in jobs], "skipped": suite.skipped()})
+                         "jobs": [j.id for j in jobs], "skipped": suite.skipped(),
+                         "sweeps": list(getattr(suite, "sweeps", ()))})
     if not todo:
         return summary
     # plugin files by absolute path: workers (Dask) may run in another directory

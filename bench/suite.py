@@ -62,6 +62,9 @@ class Suite:
     # seconds per job before it is stopped and stored as failed (None: the runner's default); how to run, not
     # what is run, so it is left out of to_dict() and the suite hash
     time_limit: float | None = None
+    # per scenario swept by a grid: {"entry", "generator", "knobs" (the swept ones), "values", "scenario"};
+    # how the report draws it (a dose-response curve), not what is run: not in to_dict() nor the hash
+    sweeps: tuple[Mapping[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "root_seed": self.root_seed,
@@ -123,7 +126,9 @@ def _time_limit(value: Any) -> float | None:
         raise _fail("[suite] time_limit", str(exc)) from None
 
 
-def _scenarios(entries: Any) -> list[dict[str, Any]]:
+def _scenarios(entries: Any, sweeps: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The scenario specs of the ``[[scenarios]]`` tables; ``sweeps`` (if given) receives, per scenario a grid
+    made, the entry's index, the swept knobs and their values here."""
     if not isinstance(entries, list) or not entries:
         raise _fail("[[scenarios]]", "at least one scenario table is required")
     specs = []
@@ -151,6 +156,9 @@ def _scenarios(entries: Any) -> list[dict[str, Any]]:
             if scn.spec in specs:  # the same jobs twice would be run twice and counted twice
                 raise _fail(where, f"scenario {scn!r} appears twice (a repeated entry or grid value)")
             specs.append(scn.spec)
+            if grid and sweeps is not None:
+                sweeps.append({"entry": i, "generator": entry["name"], "knobs": list(grid),
+                               "values": dict(zip(grid, combo, strict=True)), "scenario": scn.spec})
     return specs
 
 
@@ -210,15 +218,17 @@ def parse_suite(raw: Mapping[str, Any], *, default_name: str = "suite") -> Suite
     except InputError as exc:
         hint = "" if "name" in head else " (taken from the file name: set [suite] name)"
         raise _fail("[suite] name", f"{exc}{hint}") from None
+    sweeps: list[dict[str, Any]] = []
     return Suite(
         name=name,
         description=description,
         root_seed=_int(head.get("root_seed", 0), "[suite] root_seed", 0, 2**32 - 1),
         replicates=_int(head.get("replicates", 3), "[suite] replicates", 1, 10_000),
         subject=subject,
-        scenarios=tuple(_scenarios(raw.get("scenarios"))),
+        scenarios=tuple(_scenarios(raw.get("scenarios"), sweeps)),
         methods=tuple(_methods(raw.get("methods"))),
         time_limit=_time_limit(head.get("time_limit")),
+        sweeps=tuple(sweeps),
     )
 
 
