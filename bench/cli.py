@@ -165,7 +165,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from cowbench.report import markdown_report
+    from cowbench.reports.markdown import markdown_report
     from cowbench.runner import run_suite
     from cowbench.store import read_manifests, scan_store, write_text_atomic
     from cowbench.suite import load_suite
@@ -235,21 +235,43 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cowbench.report import markdown_report, summary_json
-    from cowbench.store import scan_store
+    from cowbench.reports import get_format
+    from cowbench.reports.markdown import render_markdown
+    from cowbench.reports.table import build_tables, load_results
+    from cowbench.store import scan_store, write_text_atomic
 
+    formats = list(dict.fromkeys(args.format or ["md"]))
+    modules = [get_format(f) for f in formats]  # an unknown format fails before anything is read or written
+    if len(formats) > 1 and args.out_dir is None:
+        raise InputError(f"several formats ({', '.join(formats)}) need --out-dir: only one can go to stdout")
     out, manifests = _suites_of(args.results, args.suite)
-    if args.format == "json" and len(manifests) > 1:
+    if formats != ["md"] and len(manifests) > 1:
         raise InputError(f"{args.results!r} holds {len(manifests)} suites ({', '.join(manifests)}): "
-                         "name one with --suite for JSON")
+                         f"name one with --suite for {', '.join(f for f in formats if f != 'md')}")
+    target = None
+    if args.out_dir is not None:
+        target = Path(args.out_dir)
+        if target.exists() and not target.is_dir():
+            raise InputError(f"--out-dir {args.out_dir!r} exists and is not a directory")
     planned = set().union(*(m["jobs"] for m in manifests.values()))
     for path, problem in scan_store(out).invalid:
         if path.stem in planned:
             _warn(f"invalid job file {path}: {problem}; left out of the report")
-    if args.format == "json":
-        print(summary_json(out, suite=next(iter(manifests))))
+    tables = {name: build_tables(load_results(out, name)) for name in manifests}
+    # every text is rendered before the first file is written: a failure leaves no partial report behind
+    texts = {}
+    for fmt, module in zip(formats, modules, strict=True):
+        if fmt == "md":
+            texts[module.FILENAME] = "\n\n".join(render_markdown(t) for t in tables.values())
+        else:
+            texts[module.FILENAME] = module.render(next(iter(tables.values())))
+    if target is None:
+        print(next(iter(texts.values())))
         return 0
-    print("\n\n".join(markdown_report(out, suite=name) for name in manifests))
+    target.mkdir(parents=True, exist_ok=True)
+    for filename, text in texts.items():
+        write_text_atomic(target / filename, text if text.endswith("\n") else text + "\n")
+        print(f"wrote {target / filename}", file=sys.stderr)
     return 0
 
 
@@ -437,7 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results")
     p.add_argument("--suite", default=None, help="the suite to report, when the directory holds several "
                    "(default: each in turn)")
-    p.add_argument("--format", default="md", choices=["md", "json"])
+    from cowbench.reports import FORMATS
+
+    p.add_argument("--format", nargs="+", default=None, choices=list(FORMATS), metavar="FORMAT",
+                   help=f"one or more of {', '.join(FORMATS)} (default: md); several need --out-dir")
+    p.add_argument("--out-dir", default=None, help="directory to write the report files into (report.md, "
+                   "report.csv, summary.json, report.tex, report.html) instead of printing one format")
     p.set_defaults(func=cmd_report)
 
     from cowbench.verify import DEFAULT_ABS, DEFAULT_SAMPLE, DEFAULT_UNITS

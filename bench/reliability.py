@@ -174,7 +174,7 @@ def run_study(pairs: Mapping[str, Sequence[tuple[str, str]]], replicates: int = 
 
     Returns a frame with columns ``track, metric, scenario, method, kind, index, value``.
     """
-    from cowbench.report import score_table
+    from cowbench.reports.table import score_table
 
     pairs = check_pairs(pairs)
     units, plan = plan_units(pairs, replicates, root_seed, subject)

@@ -229,7 +229,7 @@ def compare_cells(stored: pd.DataFrame, reruns: Sequence[Rerun], tolerance: Tole
     """Per (scenario, method setting, metric): whether every rerun job's value is within tolerance of the stored.
 
     ``stored`` has one row per (job, metric with a stored value) and columns ``job_id, scenario, entry,
-    metric, value`` (`cowbench.report.load_results`'s frame). A metric present in one run and missing in the
+    metric, value`` (`cowbench.reports.table.load_results`'s frame). A metric present in one run and missing in the
     other fails its cell.
     """
     by_id = {r.job_id: r for r in reruns if r.status == "ok"}
@@ -283,10 +283,10 @@ def confident_rank_changes(stored: pd.DataFrame, fresh: pd.DataFrame,
                            threshold: float = CONFIDENT_P_BEST) -> pd.DataFrame:
     """Every stored rank whose P(best) is at least ``threshold``, beside its rank on ``fresh``.
 
-    Ranks and P(best) come from `cowbench.report` (``summarize``, ``rank_methods``, ``rank_stability``) on
+    Ranks and P(best) come from `cowbench.reports.table` (``summarize``, ``rank_methods``, ``rank_stability``) on
     both frames, so verify judges exactly what the report prints.
     """
-    from cowbench.report import rank_methods, rank_stability, summarize
+    from cowbench.reports.table import rank_methods, rank_stability, summarize
 
     def tables(frame: pd.DataFrame) -> pd.DataFrame:
         ranks = rank_methods(summarize(frame))
@@ -317,7 +317,7 @@ def verify(results: Path, *, sample: int | None = DEFAULT_SAMPLE, seed: int = 0,
     Raises `InputError` for a directory with no finished jobs or results made by other versions.
     """
     from cowbench.jobs import load_plugins_once
-    from cowbench.report import load_results
+    from cowbench.reports.table import load_results
     from cowbench.store import iter_records
 
     tolerance = tolerance or Tolerance()

@@ -58,7 +58,7 @@ def job_files(out: Path) -> dict[int, Path]:
 
 
 def replicates_reported(out: Path, suite: str = "alpha") -> list[int]:
-    from cowbench.report import load_results
+    from cowbench.reports.table import load_results
 
     return sorted(load_results(out, suite).frame.query("metric == 'world_cos'").replicate)
 

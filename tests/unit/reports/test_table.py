@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cowbench.report import (
+from cowbench.reports.table import (
     add_entries,
     bootstrap_interval,
     cell_interval,
@@ -146,14 +146,15 @@ def test_two_hyperparameter_settings_are_two_rows_not_pooled_replicates():
     assert (s.n == 3).all()
 
 
-def test_summary_json_is_strict_json_with_null_for_a_missing_interval(monkeypatch, tmp_path):
+def test_json_is_strict_json_with_null_for_a_missing_interval():
     import json
 
-    import cowbench.report as report
+    from cowbench.reports import get_format
+    from cowbench.reports.table import build_tables, results_from_frame
 
-    monkeypatch.setattr(report, "load_results", lambda out, suite=None: report.results_from_frame(
-        frame({"a": [0.4], "b": [0.2, 0.3]}, metric="world_err")))  # registered: a [0, 1] metric
-    records = json.loads(report.summary_json(tmp_path), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    res = results_from_frame(frame({"a": [0.4], "b": [0.2, 0.3]}, metric="world_err"))  # registered: [0, 1]
+    text = get_format("json").render(build_tables(res))
+    records = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))["cells"]
     by_method = {r["method"]: r for r in records}
     assert by_method["a"]["lo"] is None and by_method["a"]["interval"] == "none"
     assert by_method["b"]["lo"] == pytest.approx(0.2) and by_method["b"]["n"] == 2

@@ -1,14 +1,12 @@
-"""Aggregation and reports: from job records to one tidy table, then to Markdown.
+"""The one table every report format renders: job records -> a tidy frame -> aggregated tables.
 
-Two parts, kept apart so that each output format only renders (issue 8 moves them into a folder):
-
-* table building -- job records -> a tidy frame (one row per job and metric); per (scenario, access,
-  method, hyperparameter setting, metric) the mean over replicates with a 95% interval that cannot
-  leave the metric's range; per (scenario, track) ranks that share ties and are withheld where no method
-  beats chance or the method was told the answer; P(best) from a paired bootstrap over replicates;
-  pairwise win rates across scenarios on the scenarios both methods share; and the minimum resolvable
-  difference of each track's primary metric;
-* Markdown rendering of those tables.
+Job records become a tidy frame (one row per job and metric); per (scenario, access, method,
+hyperparameter setting, selection rule, metric) the mean over replicates with a 95% interval that cannot
+leave the metric's range; per (scenario, track) ranks that share ties and are withheld where no method
+beats chance or the method was told the answer; P(best) from a paired bootstrap over replicates;
+pairwise win rates across scenarios on the scenarios both methods of a pair share (ties half), ranked
+within each access level; the minimum resolvable difference of each track's primary metric; and the
+provenance every format prints. Formats (`cowbench.reports`) only render `Tables`; none computes a number.
 """
 
 from __future__ import annotations
@@ -43,10 +41,13 @@ N_BOOT_RANK = 1000  # paired bootstrap resamples per table for P(best)
 #: How a route by which a method was told the spurious variable is named in the report (one table, in access).
 TOLD_ROUTES = TELLING_ROUTES
 
+#: The selection rule of a job that names none: each method with the hyperparameters the suite set.
+DEFAULT_SELECTION = "defaults"
+
 FRAME_COLUMNS = ["job_id", "scenario", "method", "hparams", "entry", "access", "told", "replicate", "metric",
-                 "value"]
+                 "value", "selection"]
 SUMMARY_COLUMNS = ["scenario", "access", "method", "hparams", "entry", "told", "metric", "mean", "lo", "hi", "n",
-                   "interval"]
+                   "interval", "selection"]
 RANK_COLUMNS = ["scenario", "track", "entry", "method", "access", "rank", "win_rate", "unranked"]
 
 
@@ -111,6 +112,11 @@ def scenario_label(spec: dict[str, Any]) -> str:
     return f"{spec['generator']}({inner})"
 
 
+def scenario_family(label: str) -> str:
+    """The generator of a scenario label: ``cow`` for ``cow(agreement_test=0.5)``."""
+    return label.split("(", 1)[0]
+
+
 def access_label(access: list[str]) -> str:
     return "+".join(a for a in ACCESS_ORDER if a in access)
 
@@ -133,19 +139,23 @@ def told_routes(record: dict[str, Any]) -> list[str]:
 
 
 def add_entries(frame: pd.DataFrame) -> pd.DataFrame:
-    """Fill in ``hparams``, ``told`` and ``entry`` (the row identity: the method's name, followed by its
-    hyperparameters where the frame holds more than one setting of it) where a frame lacks them."""
+    """Fill in ``hparams``, ``told``, ``selection`` and ``entry`` where a frame lacks them.
+
+    ``entry`` is the row identity: the method's name, followed by its hyperparameters where the frame holds
+    more than one setting of it, and by its selection rule in brackets where it holds more than one rule
+    for it. Each setting is its own row: settings are never pooled as if they were replicates.
+    """
     frame = frame.copy()
-    if "hparams" not in frame:
-        frame["hparams"] = ""
-    if "told" not in frame:
-        frame["told"] = ""
-    frame["hparams"] = frame["hparams"].fillna("")
-    frame["told"] = frame["told"].fillna("")
+    for column, default in (("hparams", ""), ("told", ""), ("selection", DEFAULT_SELECTION)):
+        if column not in frame:
+            frame[column] = default
+        frame[column] = frame[column].fillna(default)
     settings = frame.groupby("method")["hparams"].nunique()
     several = set(settings[settings > 1].index)
-    frame["entry"] = [f"{m}({h})" if m in several else m for m, h in zip(frame["method"], frame["hparams"],
-                                                                          strict=True)]
+    rules = frame.groupby("method")["selection"].nunique()
+    several_rules = set(rules[rules > 1].index)
+    frame["entry"] = [(f"{m}({h})" if m in several else m) + (f" [{s}]" if m in several_rules else "")
+                      for m, h, s in zip(frame["method"], frame["hparams"], frame["selection"], strict=True)]
     return frame
 
 
@@ -187,11 +197,16 @@ def load_results(out: Path, suite: str | None = None) -> RunResults:
             failed.append(rec)
             continue
         spec, info = rec["spec"], rec.get("method_info") or {}
+        versions = spec.get("versions") or {}
         job = {"job_id": rec["job_id"], "scenario": scenario_label(spec["scenario"]), "method": spec["method"],
                "hparams": hparams_label(spec.get("hparams")), "access": access_label(info.get("access", [])),
                "told": ",".join(told_routes(rec)), "replicate": spec["replicate"],
                "detects": "detect" in info.get("outputs", ["detect"]),
-               "scorer": (spec.get("versions") or {}).get("scorer")}
+               "scorer": versions.get("scorer"),
+               # a record names its selection rule once rules exist (issue 11); older ones used the defaults
+               "selection": str(rec.get("selection") or spec.get("selection") or DEFAULT_SELECTION),
+               "generator": spec["scenario"].get("generator"),
+               "generator_version": spec["scenario"].get("version"), "method_version": versions.get("method")}
         jobs.append(job)
         rows.extend({**job, "metric": m, "value": v} for m, v in rec["metrics"].items() if v is not None)
         missing.extend({**job, "metric": m, "reason": str(reason)} for m, reason in (rec.get("missing") or {}).items())
@@ -200,7 +215,8 @@ def load_results(out: Path, suite: str | None = None) -> RunResults:
                 runs.append(read_json(run_path(out, rec["job_id"])))
             except (OSError, ValueError):  # ValueError: undecodable or non-JSON constants
                 pass  # run records are provenance only; a broken one must not hide the results
-    job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate", "detects", "scorer"]
+    job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate", "detects", "scorer",
+                   "selection", "generator", "generator_version", "method_version"]
     jobs_frame = pd.DataFrame(jobs, columns=job_columns)
     # entries are decided over every job, so a method's label does not depend on which metric is looked at
     jobs_frame = add_entries(jobs_frame)
@@ -314,18 +330,19 @@ def summarize(frame: pd.DataFrame, level: float = 0.95, *, scores: pd.DataFrame 
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     scores = score_table() if scores is None else scores
     frame = add_entries(frame) if "entry" not in frame else frame
+    frame = frame if "selection" in frame else frame.assign(selection=DEFAULT_SELECTION)
     kinds = {m: interval_kind(_metric_info(scores, m), part["value"].to_numpy(dtype=float))
              for m, part in frame.groupby("metric")}
     told = frame.groupby(["scenario", "entry"])["told"].agg(_union)
     rows = []
-    for (scenario, access, method, hparams, entry, metric), part in frame.groupby(
-            ["scenario", "access", "method", "hparams", "entry", "metric"], sort=True):
+    for (scenario, access, method, hparams, selection, entry, metric), part in frame.groupby(
+            ["scenario", "access", "method", "hparams", "selection", "entry", "metric"], sort=True):
         values = part["value"].to_numpy(dtype=float)
         kind = kinds[metric] if len(values) > 1 else "none"
         lo, hi = cell_interval(values, kind, level, n_boot, seed) if kind != "none" else (math.nan, math.nan)
         rows.append({"scenario": scenario, "access": access, "method": method, "hparams": hparams, "entry": entry,
                      "told": told[(scenario, entry)], "metric": metric, "mean": float(np.mean(values)),
-                     "lo": lo, "hi": hi, "n": len(values), "interval": kind})
+                     "lo": lo, "hi": hi, "n": len(values), "interval": kind, "selection": selection})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -433,13 +450,30 @@ def rank_stability(frame: pd.DataFrame, ranks: pd.DataFrame | None = None, *, n_
     return pd.DataFrame(rows, columns=["scenario", "track", "entry", "p_best"])
 
 
+def access_key(access: str) -> tuple[int, str]:
+    """Sort key of an access label: fewer levels first (a method that sees less heads the leaderboard)."""
+    return access.count("+"), access
+
+
+ACROSS_COLUMNS = ["track", "entry", "method", "access", "win_rate", "contests", "scenarios", "tables", "rank",
+                  "unranked"]
+
+#: A setting is ranked across scenarios only if it was ranked in at least this share of the track's tables: a
+#: win rate from the one scenario only an instrumental-variable method can run says little about the track.
+MIN_COVERAGE = 0.5
+
+
 def across_scenarios(ranks: pd.DataFrame) -> pd.DataFrame:
     """Per (track, method setting): pairwise win rate over the scenarios both methods of a pair were ranked in.
 
     Each pair of settings ranked in the same (scenario, track) table is one contest: the better rank wins,
     an equal rank is a tie and counts half. A method is never compared on a scenario its opponent lacks,
-    so differing scenario sets do not bias the rate; ``scenarios`` (ranked in) against ``tables`` (the
-    track's tables with a rank) states each method's coverage.
+    so differing scenario sets do not bias the rate (a mean rank would: a method ranked first in the one
+    scenario only it can run would head a table of methods ranked over fifteen); ``scenarios`` (ranked in)
+    against ``tables`` (the track's tables with a rank) states each method's coverage. ``rank``: by win
+    rate within the track and access level, equal rates sharing a rank, only for settings ranked in at least
+    `MIN_COVERAGE` of the track's tables (``unranked = "coverage"`` otherwise, ``"no contest"`` without an
+    opponent); rows are ordered by track, access level (fewer levels first), rank, then wider coverage.
     """
     ranked = ranks[ranks["rank"].notna()]
     score: dict[tuple[str, str], float] = defaultdict(float)
@@ -450,6 +484,8 @@ def across_scenarios(ranks: pd.DataFrame) -> pd.DataFrame:
             for x, y in ((a, b), (b, a)):
                 contests[(track, x)] += 1
                 score[(track, x)] += 1.0 if r[x] < r[y] else 0.5 if r[x] == r[y] else 0.0
+    if ranked.empty:
+        return pd.DataFrame(columns=ACROSS_COLUMNS)
     tables = ranked.groupby("track")["scenario"].nunique()
     meta = ranked.groupby(["track", "entry"]).agg(method=("method", "first"), access=("access", "first"),
                                                   scenarios=("scenario", "nunique")).reset_index()
@@ -459,8 +495,19 @@ def across_scenarios(ranks: pd.DataFrame) -> pd.DataFrame:
         rows.append({"track": r.track, "entry": r.entry, "method": r.method, "access": r.access,
                      "win_rate": score[(r.track, r.entry)] / n if n else math.nan, "contests": n,
                      "scenarios": int(r.scenarios), "tables": int(tables[r.track])})
-    columns = ["track", "entry", "method", "access", "win_rate", "contests", "scenarios", "tables"]
-    return pd.DataFrame(rows, columns=columns)
+    agg = pd.DataFrame(rows, columns=ACROSS_COLUMNS)
+    covered = agg["scenarios"] >= MIN_COVERAGE * agg["tables"]
+    agg["unranked"] = np.where(agg["win_rate"].isna(), "no contest", np.where(covered, "", "coverage"))
+    for _, block in agg.groupby(["track", "access"]):
+        rated = block[block["unranked"] == ""]
+        if not rated.empty:
+            agg.loc[rated.index, "rank"] = tied_ranks(rated["win_rate"].to_numpy(), higher_is_better=True)
+    agg["rank"] = agg["rank"].astype(float)
+    order = {t: i for i, t in enumerate(TRACK_TITLES)}
+    keys = pd.DataFrame({"t": agg["track"].map(lambda t: order.get(t, len(order))),
+                         "a1": agg["access"].str.count(r"\+"), "a2": agg["access"],
+                         "r": agg["rank"].fillna(math.inf), "c": -agg["scenarios"], "e": agg["entry"]})
+    return agg.loc[keys.sort_values(["t", "a1", "a2", "r", "c", "e"]).index].reset_index(drop=True)
 
 
 def resolvable_differences(frame: pd.DataFrame, *, n: int | None = None,
@@ -550,108 +597,56 @@ def machine_line(runs: list[dict[str, Any]]) -> str | None:
     return f"no machine fingerprint in the run records (only {'; '.join(machines)})" if machines else None
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Markdown rendering
-# ----------------------------------------------------------------------------------------------------------
 
-def _fmt(x: float) -> str:
-    text = f"{x:.3f}"
-    return "0.000" if text == "-0.000" else text  # a tiny negative value is zero at this precision
-
-
-def cell_text(mean: float, lo: float, hi: float, n: int) -> str:
-    """``0.600 [0.200, 1.000] (5)``: mean, interval, replicates; ``0.600 (1)`` without an interval."""
-    if math.isnan(lo) or math.isnan(hi):
-        return f"{_fmt(mean)} ({n})"
-    return f"{_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}] ({n})"
+def selection_rules(jobs: pd.DataFrame) -> list[str]:
+    """The selection rules of a run's jobs (``defaults`` where a record names none), sorted."""
+    if jobs.empty or "selection" not in jobs:
+        return [DEFAULT_SELECTION]
+    return sorted(set(jobs["selection"].fillna(DEFAULT_SELECTION)))
 
 
-def _told_line(told: dict[str, str]) -> str | None:
-    """``not ranked on detection: told the spurious variable through group labels: a, b``."""
-    by_route: dict[str, list[str]] = defaultdict(list)  # one group per set of routes, each method listed once
-    for entry, routes in sorted(told.items()):
-        by_route[" and ".join(sorted(TOLD_ROUTES.get(r, r) for r in routes.split(",") if r))].append(entry)
-    by_route.pop("", None)
-    if not by_route:
-        return None
-    parts = "; ".join(f"through {route}: {', '.join(entries)}" for route, entries in sorted(by_route.items()))
-    return f"not ranked on detection: told the spurious variable {parts}"
+def _versions_by(jobs: pd.DataFrame, key: str, value: str) -> dict[str, list[str]]:
+    if jobs.empty or key not in jobs or value not in jobs:
+        return {}
+    part = jobs[[key, value]].dropna()
+    return {str(k): sorted({str(v) for v in g[value]}) for k, g in part.groupby(key, sort=True)}
 
 
-def _missing_lines(counts: pd.DataFrame) -> list[str]:
-    """One line per metric and kind of reason (settings with the same count share it), numbers of the first."""
-    lines = []
-    for (metric, _, count, of), block in counts.groupby(["metric", "kind", "count", "of"], sort=True):
-        example = "" if block["alike"].all() and block["reason"].nunique() == 1 else "e.g. "
-        lines.append(f"{metric} missing in {count}/{of} replicates of {', '.join(sorted(block.entry))}: "
-                     f"{example}{block['reason'].iloc[0]}")
-    return lines
-
-
-def _versions(res: RunResults, installed: str, scorer: str) -> str:
-    """The package and scorer versions the results were made with (from the records), and the installed ones
-    where they differ: a report of old results must not claim the current code made them."""
-    made = sorted({str(v) for r in res.runs if (v := (r.get("versions") or {}).get("cowbench"))})
-    scorers = sorted(set(res.jobs["scorer"].dropna())) if "scorer" in res.jobs else []
-    text = f"cowbench {', '.join(made) or installed}"
-    if made and installed not in made:
-        text += f" (installed: {installed})"
-    text += f" · scorer `{', '.join(scorers) or scorer}`"
-    if scorers and scorer not in scorers:
-        text += f" (installed scorer `{scorer}`: these results predate it)"
-    return text
-
-
-def _mrd_text(mrd: float, dof: int) -> str:
-    if dof == 0:
-        return "— (no table with two methods)"
-    if mrd == 0:
-        return "0 (no paired variation: the metric is constant within every pair)"
-    return _fmt(mrd)
-
-
-def _hparams_text(jobs: pd.DataFrame) -> str:
-    if jobs.empty or not (jobs["hparams"] != "").any():
-        return "defaults (no selection)"
-    if (jobs.groupby("method")["hparams"].nunique() > 1).any():
-        return "each setting its own row, named where a method has several (no selection)"
-    return "as set in the suite (no selection)"
-
-
-def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
+def provenance(results: RunResults, level: float = 0.95) -> dict[str, Any]:
+    """Where a run's numbers come from, as data: the suite (name, hash, root seed, replicates, subject), the
+    package, scorer, generator and method versions the records were made with (and the installed ones), the
+    selection rules, the interval level, the aggregation and the machine fingerprint(s) of the run records."""
     from cowbench import __version__
     from cowbench.scores import scorer_version
 
-    manifest = res.manifest
-    suite = manifest["suite"] if manifest else {}
-    pct = f"{level * 100:g}%"
-    hp = _hparams_text(res.jobs)
-    lines = [
-        f"# cowbench report: {suite.get('name', '?')}",
-        "",
-        f"- suite hash `{manifest['suite_hash'] if manifest else 'unknown'}` · "
-        f"{_versions(res, __version__, scorer_version())} · root seed {suite.get('root_seed', '?')} · "
-        f"{suite.get('replicates', '?')} replicates · subject `{(suite.get('subject') or {}).get('arch', '?')}` · "
-        f"hyperparameters: {hp} · rows grouped by access level",
-        f"- cells: mean [{pct} interval] (n replicates). Intervals stay inside each metric's range: Wilson score "
-        f"for 0/1 metrics, percentile bootstrap of the mean over replicates ({N_BOOT} resamples, seeded) for "
-        "bounded metrics, t for unbounded ones; none with one replicate",
-        f"- rank: on the track's primary metric; means within {TIE_RTOL:g} (relative) share a rank; no rank in a "
-        "table where no method's interval clears the metric's chance level (with a mean that differs from it at "
-        "the printed precision), nor on detection for a method told the spurious variable. "
-        f"P(best): {N_BOOT_RANK} bootstrap resamples of the paired replicates, ties split",
-    ]
-    if not mrd.empty:
-        parts = " · ".join(f"{r.metric} {_mrd_text(r.mrd, r.dof)}" for r in mrd.itertuples())
-        reps = sorted(set(mrd["n"]))
-        lines.append(
-            f"- min. resolvable difference at {'/'.join(map(str, reps))} replicates (paired t-test, α = 0.05, "
-            "power 0.8; s.d. of per-replicate differences between two methods, pooled over every pair of methods "
-            f"in every table of the track): {parts}")
-    fingerprint = machine_line(res.runs)
-    if fingerprint:
-        lines.append(f"- machine: {fingerprint}")
-    return [*lines, ""]
+    manifest = results.manifest or {}
+    suite = manifest.get("suite") or {}
+    jobs = results.jobs
+    made = sorted({str(v) for r in results.runs if (v := (r.get("versions") or {}).get("cowbench"))})
+    fingerprints: list[Any] = []
+    for run in results.runs:
+        fp = run.get("fingerprint")
+        if isinstance(fp, dict) and fp not in fingerprints:
+            fingerprints.append(fp)
+    return {
+        "suite": suite.get("name"), "suite_hash": manifest.get("suite_hash"),
+        "root_seed": suite.get("root_seed"), "replicates": suite.get("replicates"),
+        "subject": suite.get("subject"),
+        "package": {"name": "cowbench", "versions": made, "installed": __version__},
+        "scorer": {"versions": sorted(set(jobs["scorer"].dropna())) if "scorer" in jobs else [],
+                   "installed": scorer_version()},
+        "generators": _versions_by(jobs, "generator", "generator_version"),
+        "methods": _versions_by(jobs, "method", "method_version"),
+        "selection": selection_rules(jobs), "level": level,
+        "aggregation": AGGREGATION,
+        "machine": machine_line(results.runs), "fingerprints": fingerprints,
+    }
+
+
+#: How the across-scenario table aggregates (every format states it).
+AGGREGATION = ("pairwise win rate over the scenarios both methods of a pair were ranked in (ties count half), "
+               f"ranked within each access level among settings ranked in at least {MIN_COVERAGE:.0%} of the "
+               "track's tables; coverage stated per setting")
 
 
 @dataclass
@@ -668,6 +663,7 @@ class Tables:
     resolvable: pd.DataFrame
     missing: pd.DataFrame
     told: pd.DataFrame
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def results_from_frame(frame: pd.DataFrame, missing: pd.DataFrame | None = None,
@@ -690,135 +686,37 @@ def build_tables(results: RunResults, level: float = 0.95, *, scores: pd.DataFra
     return Tables(results=results, scores=scores, level=level, summary=summary, ranks=ranks,
                   stability=rank_stability(results.frame, ranks, scores=scores), across=across_scenarios(ranks),
                   resolvable=resolvable_differences(results.frame, scores=scores),
-                  missing=missing_counts(results.missing, results.jobs), told=told_detectors(results.jobs))
+                  missing=missing_counts(results.missing, results.jobs), told=told_detectors(results.jobs),
+                  provenance=provenance(results, level))
 
 
-def markdown_report(out: Path, level: float = 0.95, suite: str | None = None) -> str:
-    """The Markdown report of a results directory (of ``suite``, if it holds several): header, one table per
-    track and scenario, aggregation across scenarios, skipped pairs, failures."""
-    results = load_results(out, suite)
-    title = None if results.manifest else Path(out).name
-    return render_markdown(build_tables(results, level), title=title)
+
+TIDY_COLUMNS = ["scenario", "family", "track", "access", "method", "hparams", "selection", "entry", "told", "metric",
+                "primary", "higher_is_better", "mean", "lo", "hi", "n", "interval", "rank", "p_best", "unranked"]
 
 
-def render_markdown(tables: Tables, title: str | None = None) -> str:
-    """Render `Tables` as Markdown (``title``: the suite's name from the manifest if None)."""
-    res, scores, summary, ranks = tables.results, tables.scores, tables.summary, tables.ranks
-    lines = _header(res, tables.level, tables.resolvable)
-    if title is not None:
-        lines[0] = f"# cowbench report: {title}"
+def tidy_cells(tables: Tables) -> pd.DataFrame:
+    """One row per (scenario, method, hyperparameters, selection rule, metric): the summary cell with its track,
+    the setting's rank and P(best) in that (scenario, track) table and why it has none (``unranked``).
+
+    The rank belongs to the setting in the table, so every metric row of a track repeats it; ``primary``
+    marks the metric it was ranked on. CSV, JSON and HTML print exactly these rows.
+    """
+    summary, scores = tables.summary, tables.scores
     if summary.empty:
-        lines.append("No finished jobs.")
-    stability, missing, told = tables.stability, tables.missing, tables.told
-    for track, title_ in TRACK_TITLES.items():
-        metrics = [m for m in scores.index if scores.loc[m, "track"] == track]
-        part = summary[summary.metric.isin(metrics)]
-        scenarios = set(part.scenario) | (set(told.scenario) if track == "detect" else set())
-        for scenario in sorted(scenarios):
-            rk = ranks[(ranks.track == track) & (ranks.scenario == scenario)]
-            block = part[part.scenario == scenario]
-            unranked = set(rk.loc[rk.unranked == "told", "entry"])
-            told_here = {e: r for e, r in zip(block.entry, block.told, strict=True) if e in unranked}
-            if track == "detect":  # told detectors whose detection metrics are all missing have no row, only a line
-                t = told[told.scenario == scenario]
-                told_here.update({e: r for e, r in zip(t.entry, t.told, strict=True) if e not in told_here})
-            lines += _table(track, title_, scenario, block, metrics, scores, rk,
-                            stability[(stability.track == track) & (stability.scenario == scenario)],
-                            missing[(missing.scenario == scenario) & missing.metric.isin(metrics)], told_here)
-    lines += _across_table(tables.across)
-    skipped = (res.manifest or {}).get("skipped", [])
-    if skipped:
-        lines += [f"## Skipped pairs ({len(skipped)}): the method cannot run on the scenario", ""]
-        for item in skipped:
-            lines.append(f"- {item['method']} on {scenario_label(item['scenario'])}: {item['reason']}")
-        lines.append("")
-    if res.failed:
-        lines += [f"## Failed jobs ({len(res.failed)})", ""]
-        for rec in res.failed:
-            lines.append(f"- `{rec['job_id'][:12]}` {rec['spec']['method']} on "
-                         f"{scenario_label(rec['spec']['scenario'])} replicate {rec['spec']['replicate']}: "
-                         f"{rec.get('error', '?')}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _table(track: str, title: str, scenario: str, block: pd.DataFrame, metrics: list[str], scores: pd.DataFrame,
-           ranks: pd.DataFrame, stability: pd.DataFrame, missing: pd.DataFrame, told: dict[str, str]) -> list[str]:
-    present = [m for m in metrics if m in set(block.metric)]
-    arrows = {m: "↑" if scores.loc[m, "higher_is_better"] else "↓" for m in present}
-    header = ["rank", "P(best)", "method", "access", *[f"{m} {arrows[m]}" for m in present]]
-    lines = [f"## {title} — {scenario}", ""]
-    if present:
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    rk = ranks.set_index("entry")["rank"]
-    pb = stability.set_index("entry")["p_best"]
-    has_rank = bool(rk.notna().any())
-    contenders = set(rk[rk.notna()].index)  # only ranked settings are bolded: told ones are not compared
-    cells = {(r.access, r.entry, r.metric): r for r in block.itertuples()}
-    best: dict[str, float] = {}
-    for m in present:
-        means = np.array([c.mean for (_, e, metric), c in cells.items() if metric == m and e in contenders])
-        if has_rank and means.size:
-            best[m] = means.max() if scores.loc[m, "higher_is_better"] else means.min()
-    rows = sorted({(a, e) for a, e, _ in cells},
-                  # grouped by access level (fewer levels first), then by rank
-                  key=lambda ae: (ae[0].count("+"), ae[0], rk.get(ae[1], np.inf), ae[1]))
-    for access, entry in rows:
-        texts = []
-        for m in present:
-            c = cells.get((access, entry, m))
-            if c is None:
-                texts.append("—")
-                continue
-            text = cell_text(c.mean, c.lo, c.hi, int(c.n))
-            bold = m in best and entry in contenders and abs(c.mean - best[m]) <= tie_tolerance(c.mean, best[m])
-            texts.append(f"**{text}**" if bold else text)
-        rank, p_best = rk.get(entry, np.nan), pb.get(entry, np.nan)
-        lines.append(f"| {'—' if pd.isna(rank) else int(rank)} | {'—' if pd.isna(p_best) else f'{p_best:.2f}'} "
-                     f"| {entry} | {access} | " + " | ".join(texts) + " |")
-    if present:
-        lines.append("")
-    notes = []
-    primary = scores[(scores.track == track) & scores.primary].index
-    if (ranks["unranked"] == "chance").any():
-        notes.append(f"no method beats chance ({scores.loc[primary[0], 'chance']:g}) on {primary[0]}: no rank")
-    elif present and len(primary) and primary[0] not in present:
-        notes.append(f"no rank: no method has a value of the track's primary metric {primary[0]}")
-    line = _told_line(told)
-    if line:
-        notes.append(line)
-    partial = ranks[ranks["unranked"] == "incomplete"]
-    if not partial.empty and primary[0] in present:
-        n = block[block.metric == primary[0]].set_index("entry")["n"]
-        listed = ", ".join(f"{e} {int(n[e])}/{int(n.max())}" for e in sorted(partial.entry))
-        notes.append(f"not ranked: {primary[0]} in fewer replicates than the others (a mean over the replicates "
-                     f"a method chose to answer is not comparable): {listed}")
-    notes += _missing_lines(missing)
-    if notes:
-        lines += [*(f"- {n}" for n in notes), ""]
-    return lines
-
-
-def _across_table(agg: pd.DataFrame) -> list[str]:
-    if agg.empty or agg["tables"].max() < 2:
-        return []
-    lines = ["## Across scenarios: pairwise win rate per track", "",
-             "Win rate: share of pairwise contests won, each contest one scenario both methods were ranked in "
-             "(ties count half), so no method is compared on a scenario its opponent lacks; scenarios: where "
-             "the method was ranked, out of the track's tables with a rank. Rows by coverage, then win rate.", "",
-             "| track | method | access | win rate | contests | scenarios |", "|---|---|---|---|---|---|"]
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    cells = summary.assign(
+        family=summary["scenario"].map(scenario_family),
+        track=summary["metric"].map(lambda m: _metric_info(scores, m)["track"]),
+        primary=summary["metric"].map(lambda m: bool(_metric_info(scores, m)["primary"])),
+        higher_is_better=summary["metric"].map(lambda m: bool(_metric_info(scores, m)["higher_is_better"])))
+    keys = ["scenario", "track", "entry"]
+    cells = cells.merge(tables.ranks[[*keys, "rank", "unranked"]], on=keys, how="left")
+    cells = cells.merge(tables.stability[[*keys, "p_best"]], on=keys, how="left")
+    cells["unranked"] = cells["unranked"].fillna("")
     order = {t: i for i, t in enumerate(TRACK_TITLES)}
-    # widest coverage first: a method ranked in one scenario does not head a table it barely took part in
-    agg = agg.assign(order=agg.track.map(order)).sort_values(["order", "scenarios", "win_rate", "entry"],
-                                                             ascending=[True, False, False, True])
-    for r in agg.itertuples():
-        rate = "—" if math.isnan(r.win_rate) else f"{r.win_rate:.2f}"
-        lines.append(f"| {r.track} | {r.entry} | {r.access} | {rate} | {r.contests} | {r.scenarios}/{r.tables} |")
-    return [*lines, ""]
-
-
-def summary_json(out: Path, level: float = 0.95, suite: str | None = None) -> str:
-    """The tidy summary (one record per cell: mean, lo, hi, n, interval method) as JSON."""
-    summary = summarize(load_results(out, suite).frame, level)
-    records = summary.astype(object).where(summary.notna(), None).to_dict(orient="records")
-    return json.dumps(records, indent=1, allow_nan=False)  # no interval (n = 1) is null: strict JSON
+    keys_frame = pd.DataFrame({"s": cells["scenario"], "t": cells["track"].map(lambda t: order.get(t, len(order))),
+                               "a1": cells["access"].str.count(r"\+"), "a2": cells["access"],
+                               "r": cells["rank"].fillna(math.inf), "e": cells["entry"], "m": cells["metric"]})
+    index = keys_frame.sort_values(["s", "t", "a1", "a2", "r", "e", "m"]).index
+    return cells.loc[index, TIDY_COLUMNS].reset_index(drop=True)

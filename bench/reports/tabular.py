@@ -1,0 +1,23 @@
+"""CSV: the tidy cells, one row per (scenario, method, hyperparameters, selection rule, metric).
+
+Columns are `cowbench.reports.table.TIDY_COLUMNS`: mean, interval [lo, hi], n, the interval's method, the
+setting's rank and P(best) in its (scenario, track) table and why it has none. Numbers are written with
+``repr`` precision (17 significant digits): a CSV is for analysis, the rounding belongs to the reader.
+A missing number is an empty field. Provenance does not fit a flat table; it is in the JSON.
+"""
+
+from __future__ import annotations
+
+import io
+
+from cowbench.reports.table import Tables, tidy_cells
+
+NAME = "csv"
+FILENAME = "report.csv"
+
+
+def render(tables: Tables) -> str:
+    """The tidy cells of ``tables`` as CSV text (header row first, ``\\n`` line ends)."""
+    buffer = io.StringIO()
+    tidy_cells(tables).to_csv(buffer, index=False, lineterminator="\n", float_format=None)
+    return buffer.getvalue()
