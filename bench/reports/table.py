@@ -692,7 +692,8 @@ def build_tables(results: RunResults, level: float = 0.95, *, scores: pd.DataFra
 
 
 TIDY_COLUMNS = ["scenario", "family", "track", "access", "method", "hparams", "selection", "entry", "told", "metric",
-                "primary", "higher_is_better", "mean", "lo", "hi", "n", "interval", "rank", "p_best", "unranked"]
+                "primary", "higher_is_better", "mean", "lo", "hi", "n", "interval", "rank", "p_best", "unranked",
+                "best"]
 
 
 def tidy_cells(tables: Tables) -> pd.DataFrame:
@@ -700,7 +701,9 @@ def tidy_cells(tables: Tables) -> pd.DataFrame:
     the setting's rank and P(best) in that (scenario, track) table and why it has none (``unranked``).
 
     The rank belongs to the setting in the table, so every metric row of a track repeats it; ``primary``
-    marks the metric it was ranked on. CSV, JSON and HTML print exactly these rows.
+    marks the metric it was ranked on. ``best``: the cell's mean ties the best mean of the metric among the
+    ranked settings of its (scenario, track) table (what every format prints in bold; a table without ranks,
+    and a told setting, has no best). CSV, JSON, LaTeX and HTML print exactly these rows.
     """
     summary, scores = tables.summary, tables.scores
     if summary.empty:
@@ -714,6 +717,11 @@ def tidy_cells(tables: Tables) -> pd.DataFrame:
     cells = cells.merge(tables.ranks[[*keys, "rank", "unranked"]], on=keys, how="left")
     cells = cells.merge(tables.stability[[*keys, "p_best"]], on=keys, how="left")
     cells["unranked"] = cells["unranked"].fillna("")
+    cells["best"] = False
+    for _, block in cells[cells["rank"].notna()].groupby(["scenario", "metric"]):
+        hib = bool(block["higher_is_better"].iloc[0])
+        top = block["mean"].max() if hib else block["mean"].min()
+        cells.loc[block.index, "best"] = np.abs(block["mean"] - top) <= tie_tolerance(block["mean"], top)
     order = {t: i for i, t in enumerate(TRACK_TITLES)}
     keys_frame = pd.DataFrame({"s": cells["scenario"], "t": cells["track"].map(lambda t: order.get(t, len(order))),
                                "a1": cells["access"].str.count(r"\+"), "a2": cells["access"],
