@@ -176,7 +176,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         methods = _csv(args.methods)
         if not methods:
             raise InputError(f"--methods needs at least one method name, got {args.methods!r}")
-    suite = load_suite(args.suite, replicates=args.replicates, root_seed=args.root_seed, methods=methods)
+    if args.trials is not None and args.trials < 1:
+        raise InputError(f"--trials must be a positive integer, got {args.trials}")
+    suite = load_suite(args.suite, replicates=args.replicates, root_seed=args.root_seed, methods=methods,
+                       trials=args.trials)
     out = _check_out_dir(args.out if args.out is not None else str(Path("results") / suite.name))
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
@@ -429,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicates", type=int, default=None)
     p.add_argument("--root-seed", type=int, default=None)
     p.add_argument("--methods", default=None, help="comma-separated method names (overrides the suite)")
+    p.add_argument("--trials", type=int, default=None, metavar="K",
+                   help="hyperparameter settings per method, drawn from its search space (overrides the suite)")
     p.add_argument("--force", action="store_true", help="rerun every job, done or not")
     p.add_argument("--retry-failed", action="store_true", help="rerun the jobs stored as failed")
     p.set_defaults(func=cmd_run)

@@ -69,10 +69,17 @@ class JobSpec:
     hparams: Mapping[str, Any]
     method_version: str
     scorer_version: str
+    # also refit with each training environment held out, for the loeo selection rule (`cowbench.selection`);
+    # in the spec only when set, so every other job keeps its id
+    loeo: bool = False
+    # the hyperparameter draw this job's setting came from (`cowbench.trials`): which suite asked for it, not
+    # what runs, so it is left out of the spec and the id (the manifest records it)
+    trial: int = field(default=0, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        loeo = {"loeo": True} if self.loeo else {}
         return {**self.replicate.to_dict(), "method": self.method, "hparams": dict(self.hparams),
-                "versions": {"method": self.method_version, "scorer": self.scorer_version}}
+                "versions": {"method": self.method_version, "scorer": self.scorer_version}, **loeo}
 
     @property
     def id(self) -> str:
@@ -92,11 +99,12 @@ class JobSpec:
                 "subject_seed": self.replicate.subject_seed, "fit_seed": self.fit_seed}
 
 
-def make_job(replicate: ReplicateSpec, method: str, hparams: Mapping[str, Any]) -> JobSpec:
+def make_job(replicate: ReplicateSpec, method: str, hparams: Mapping[str, Any], *, trial: int = 0,
+             loeo: bool = False) -> JobSpec:
     from cowbench.scores import scorer_version
 
     cls = METHODS.get(method)
-    return JobSpec(replicate, method, dict(hparams), cls.version, scorer_version())
+    return JobSpec(replicate, method, dict(hparams), cls.version, scorer_version(), loeo=loeo, trial=trial)
 
 
 # -- replicate preparation (shared by all jobs of a replicate) -------------------------------------
@@ -268,8 +276,13 @@ def check_output(output: Any, variables: list[str], outputs: frozenset[str]) -> 
         raise ValueError("the method abstained but does not declare output 'detect'")
 
 
-def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput, dict[str, Any], dict[str, Any]]:
-    """Run ``method`` on a prepared replicate and score it: (output, metrics, resources)."""
+def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
+            ) -> tuple[MethodOutput, dict[str, Any], dict[str, Any]]:
+    """Run ``method`` on a prepared replicate and score it: (output, metrics, resources).
+
+    ``loeo``: also refit it with each training environment held out (`cowbench.selection.loeo_accuracy`) for
+    the ``loeo_acc`` selection metric; its time is ``loeo_wall_s``, apart from the method's.
+    """
     from cowbench.access import Task
     from cowbench.scores import compute_scores
     from cowbench.scores.context import ScoreContext
@@ -289,6 +302,12 @@ def execute(rep: Replicate, method: Method, fit_seed: int) -> tuple[MethodOutput
         check_output(output, rep.scenario.variables, type(method).outputs)
         ctx = ScoreContext(rep.scenario, rep.data, output, task.access, rep.subject, rep.oracle, dict(rep.base_ace),
                            used=set(task.used), known_base_units=rep.base_ace_units)
+        if loeo:
+            from cowbench.selection import loeo_accuracy
+
+            start = time.perf_counter()
+            ctx.loeo_acc = loeo_accuracy(rep, method, fit_seed)  # read by the loeo_acc score
+            resources["loeo_wall_s"] = time.perf_counter() - start
         metrics = compute_scores(ctx)
     # the routes through which the method learnt which variable is spurious: the record keeps them (``told``)
     # so a report can say in one line why the job is not ranked on detection
@@ -446,7 +465,7 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
                                  "outputs": sorted(cls.outputs)}
         method = cls(**spec.hparams)
         try:
-            output, metrics, resources = execute(rep, method, spec.fit_seed)
+            output, metrics, resources = execute(rep, method, spec.fit_seed, loeo=spec.loeo)
         finally:
             if replicate_fingerprint(rep) != rep.fingerprint:
                 _prepare_cached.cache_clear()  # the next job of this replicate rebuilds it from the seed and cache

@@ -151,7 +151,11 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
     remove_stale_tmp(out)  # left by writers killed mid-write; live writers' files are younger
     write_manifest(out, {"suite": suite.to_dict(), "suite_hash": suite.hash,
                          "jobs": [j.id for j in jobs], "skipped": suite.skipped(),
-                         "sweeps": list(getattr(suite, "sweeps", ()))})
+                         "sweeps": list(getattr(suite, "sweeps", ())),
+                         # draw index of every job not at its defaults (`cowbench.trials`), and the rules the
+                         # report applies (`cowbench.selection`)
+                         "trials": {j.id: j.trial for j in jobs if j.trial},
+                         "selection": list(getattr(suite, "selection", ("defaults",)))})
     if not todo:
         return summary
     # plugin files by absolute path: workers (Dask) may run in another directory

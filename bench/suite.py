@@ -16,7 +16,13 @@
     grid = { agreement_test = [0.1, 0.5] }       # optional: every combination becomes a scenario
 
     [methods]
-    include = ["logistic", { name = "env_instability", params = { C = 100.0 } }]
+    include = ["logistic", { name = "env_instability", params = { C = 100.0 } }, { name = "irm_linear", trials = 4 }]
+
+``[suite] trials = K`` (default 1; a method entry's ``trials`` overrides it) runs K hyperparameter settings per
+method, drawn from its search space (`cowbench.trials`; draw 0 is the defaults). ``[suite] selection`` names
+the rules that pick one setting per replicate for the report (`cowbench.selection.RULES`, default
+``["defaults"]``); ``"loeo"`` also refits edit methods with each training environment held out where a scenario
+has at least 3 of them.
 
 Everything is validated before anything runs: unknown keys, scenarios, knobs, methods and
 hyperparameters raise `InputError` naming the problem.
@@ -37,9 +43,10 @@ from cowbench.jobs import JobSpec, ReplicateSpec, make_job
 from cowbench.registries import METHODS, SCENARIOS
 from cowbench.seeds import stable_hash
 from cowbench.store import check_suite_name
+from cowbench.trials import MAX_TRIALS
 
 _TOP_KEYS = {"suite", "subject", "scenarios", "methods"}
-_SUITE_KEYS = {"name", "description", "root_seed", "replicates", "time_limit"}
+_SUITE_KEYS = {"name", "description", "root_seed", "replicates", "time_limit", "trials", "selection"}
 
 
 def builtin_suites() -> list[str]:
@@ -65,12 +72,25 @@ class Suite:
     # per scenario swept by a grid: {"entry", "generator", "knobs" (the swept ones), "values", "scenario"};
     # how the report draws it (a dose-response curve), not what is run: not in to_dict() nor the hash
     sweeps: tuple[Mapping[str, Any], ...] = ()
+    trials: int = 1  # hyperparameter draws per method (`cowbench.trials`)
+    method_trials: tuple[int | None, ...] = ()  # per entry of ``methods``: its own trials, or None (the suite's)
+    selection: tuple[str, ...] = ("defaults",)  # the rules the report applies (`cowbench.selection`)
 
     def to_dict(self) -> dict[str, Any]:
+        # trials and selection only where they differ from the defaults: suites that predate them keep their hash
+        methods = [{"name": n, "params": dict(p), **({"trials": k} if k is not None else {})}
+                   for (n, p), k in zip(self.methods, self.entry_trials(explicit=True), strict=True)]
+        extra = {"trials": self.trials} if self.trials != 1 else {}
+        if tuple(self.selection) != ("defaults",):
+            extra["selection"] = list(self.selection)
         return {"name": self.name, "description": self.description, "root_seed": self.root_seed,
                 "replicates": self.replicates, "subject": dict(self.subject),
-                "scenarios": [dict(s) for s in self.scenarios],
-                "methods": [{"name": n, "params": dict(p)} for n, p in self.methods]}
+                "scenarios": [dict(s) for s in self.scenarios], "methods": methods, **extra}
+
+    def entry_trials(self, *, explicit: bool = False) -> list[int | None]:
+        """Trials of each entry of ``methods`` (``explicit``: None where the entry uses the suite's)."""
+        own = list(self.method_trials) or [None] * len(self.methods)
+        return own if explicit else [self.trials if k is None else k for k in own]
 
     @property
     def hash(self) -> str:
@@ -89,21 +109,42 @@ class Suite:
 
     def skipped(self) -> list[dict[str, Any]]:
         """The (scenario, method) pairs left out because the method cannot run there, with the reason."""
-        return [{"scenario": dict(spec), "method": name, "reason": reason}
-                for spec, name, _, reason in self.pairs() if reason is not None]
+        out = [{"scenario": dict(spec), "method": name, "reason": reason}
+               for spec, name, _, reason in self.pairs() if reason is not None]
+        if "loeo" in self.selection:  # the pair runs, but the loeo rule gives it no row
+            from cowbench.selection import loeo_applies
+
+            for spec, name, _, reason in self.pairs():
+                why = loeo_applies(spec, METHODS.get(name)) if reason is None else None
+                if why is not None:
+                    out.append({"scenario": dict(spec), "method": name, "reason": f"no loeo selection: {why}"})
+        return out
 
     def plan(self) -> list[JobSpec]:
-        """Every applicable job, in a fixed order: scenario, replicate, method."""
+        """Every applicable job, in a fixed order: scenario, replicate, method, hyperparameter draw."""
+        from cowbench.selection import loeo_applies
+        from cowbench.trials import trial_settings
+
+        # the draws depend on the root seed, the method and the index only: computed once for every scenario
+        settings = [trial_settings(METHODS.get(name), k, self.root_seed, params)
+                    for (name, params), k in zip(self.methods, self.entry_trials(), strict=True)]
         jobs = []
-        by_scenario: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-        for spec, name, params, reason in self.pairs():
+        by_scenario: dict[str, list[tuple[str, list[tuple[int, dict[str, Any]]], bool]]] = {}
+        for i, (spec, name, _, reason) in enumerate(self.pairs()):
             if reason is None:
-                by_scenario.setdefault(stable_hash(spec), []).append((name, params))
+                loeo = "loeo" in self.selection and loeo_applies(spec, METHODS.get(name)) is None
+                entry = (name, settings[i % len(self.methods)], loeo)
+                by_scenario.setdefault(stable_hash(spec), []).append(entry)
         for spec in self.scenarios:
             for r in range(self.replicates):
                 replicate = ReplicateSpec(spec, r, self.root_seed, self.subject)
-                methods = by_scenario.get(stable_hash(spec), [])
-                jobs.extend(make_job(replicate, name, params) for name, params in methods)
+                seen: set[str] = set()  # two entries of one method can draw the same setting: one job
+                for name, drawn, loeo in by_scenario.get(stable_hash(spec), []):
+                    for index, hparams in drawn:
+                        job = make_job(replicate, name, hparams, trial=index, loeo=loeo)
+                        if job.id not in seen:
+                            seen.add(job.id)
+                            jobs.append(job)
         return jobs
 
 
@@ -162,22 +203,28 @@ def _scenarios(entries: Any, sweeps: list[dict[str, Any]] | None = None) -> list
     return specs
 
 
-def _methods(table: Any) -> list[tuple[str, dict[str, Any]]]:
+def _methods(table: Any, trials: list[int | None] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The ``(name, params)`` entries of ``[methods]``; ``trials`` (if given) receives each entry's own trials."""
     if not isinstance(table, dict) or set(table) - {"include"}:
-        raise _fail("[methods]", "needs exactly one key, 'include', a list of names or {name, params} tables")
+        raise _fail("[methods]", "needs exactly one key, 'include', a list of names or {name, params, trials} "
+                    "tables")
     include = table.get("include")
     if not isinstance(include, list) or not include:
         raise _fail("[methods]", "'include' must be a non-empty list")
     out = []
     for item in include:
+        own = None
         if isinstance(item, str):
             name, params = item, {}
-        elif (isinstance(item, dict) and set(item) <= {"name", "params"} and isinstance(item.get("name"), str)):
+        elif (isinstance(item, dict) and set(item) <= {"name", "params", "trials"}
+              and isinstance(item.get("name"), str)):
             name, params = item["name"], item.get("params", {})
+            if "trials" in item:
+                own = _int(item["trials"], f"[methods] {name!r} trials", 1, MAX_TRIALS)
             if not isinstance(params, dict):
                 raise _fail("[methods]", f"{name!r}: 'params' must be a table of name = value, got {params!r}")
         else:
-            raise _fail("[methods]", f"entry {item!r} is neither a name nor a {{name, params}} table")
+            raise _fail("[methods]", f"entry {item!r} is neither a name nor a {{name, params, trials}} table")
         cls = METHODS.get(name)
         if "random_state" in params:
             raise _fail("[methods]", f"{name!r}: random_state is derived from the root seed, do not set it")
@@ -193,7 +240,21 @@ def _methods(table: Any) -> list[tuple[str, dict[str, Any]]]:
         if (name, params) in out:
             raise _fail("[methods]", f"{name!r} is listed twice with the same hyperparameters {params}")
         out.append((name, dict(params)))
+        if trials is not None:
+            trials.append(own)
     return out
+
+
+def _selection(value: Any) -> tuple[str, ...]:
+    from cowbench.selection import RULES
+
+    if (not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value)
+            or len(set(value)) != len(value)):
+        raise _fail("[suite] selection", f"must be a non-empty list of distinct rule names, got {value!r}")
+    unknown = [v for v in value if v not in RULES]
+    if unknown:
+        raise _fail("[suite] selection", f"unknown rule(s) {unknown}; allowed: {', '.join(RULES)}")
+    return tuple(value)
 
 
 def parse_suite(raw: Mapping[str, Any], *, default_name: str = "suite") -> Suite:
@@ -219,6 +280,8 @@ def parse_suite(raw: Mapping[str, Any], *, default_name: str = "suite") -> Suite
         hint = "" if "name" in head else " (taken from the file name: set [suite] name)"
         raise _fail("[suite] name", f"{exc}{hint}") from None
     sweeps: list[dict[str, Any]] = []
+    method_trials: list[int | None] = []
+    methods = tuple(_methods(raw.get("methods"), method_trials))
     return Suite(
         name=name,
         description=description,
@@ -226,14 +289,17 @@ def parse_suite(raw: Mapping[str, Any], *, default_name: str = "suite") -> Suite
         replicates=_int(head.get("replicates", 3), "[suite] replicates", 1, 10_000),
         subject=subject,
         scenarios=tuple(_scenarios(raw.get("scenarios"), sweeps)),
-        methods=tuple(_methods(raw.get("methods"))),
+        methods=methods,
         time_limit=_time_limit(head.get("time_limit")),
         sweeps=tuple(sweeps),
+        trials=_int(head.get("trials", 1), "[suite] trials", 1, MAX_TRIALS),
+        method_trials=tuple(method_trials),
+        selection=_selection(head.get("selection", ["defaults"])),
     )
 
 
 def load_suite(name_or_path: str, *, replicates: int | None = None, root_seed: int | None = None,
-               methods: Sequence[str] | None = None) -> Suite:
+               methods: Sequence[str] | None = None, trials: int | None = None) -> Suite:
     """A suite by built-in name or TOML path, with command-line overrides applied."""
     if not name_or_path.strip():
         raise InputError("the suite must be a built-in suite name or a TOML file, got an empty string")
@@ -265,4 +331,10 @@ def load_suite(name_or_path: str, *, replicates: int | None = None, root_seed: i
         raw["suite"]["root_seed"] = root_seed
     if methods is not None:
         raw["methods"] = {"include": list(methods)}
+    if trials is not None:  # every method: a per-method override in the file would contradict the flag
+        raw["suite"]["trials"] = trials
+        include = (raw.get("methods") or {}).get("include")
+        if isinstance(include, list):
+            raw["methods"]["include"] = [{k: v for k, v in e.items() if k != "trials"} if isinstance(e, dict) else e
+                                         for e in include]
     return parse_suite(raw, default_name=default_name)

@@ -20,7 +20,9 @@ from typing import Any
 from cowbench.registries import SCORES
 from cowbench.seeds import stable_hash
 
-TRACKS = ("world", "model", "detect", "edit")
+# ``selection``: what the hyperparameter-selection rules read (`cowbench.selection`); never primary, never a
+# table of its own in a report
+TRACKS = ("world", "model", "detect", "edit", "selection")
 
 
 @dataclass(frozen=True)
