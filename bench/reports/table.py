@@ -225,7 +225,9 @@ def load_results(out: Path, suite: str | None = None) -> RunResults:
     frame.insert(4, "entry", frame["job_id"].map(entry).astype(object))
     missing_frame = pd.DataFrame(missing, columns=[*job_columns, "metric", "reason"])
     missing_frame["entry"] = missing_frame["job_id"].map(entry).astype(object)
-    return RunResults(frame, jobs_frame, missing_frame, failed, manifest, runs)
+    from cowbench.selection import apply_selection  # the manifest's selection rules (unchanged for defaults only)
+
+    return apply_selection(RunResults(frame, jobs_frame, missing_frame, failed, manifest, runs))
 
 
 # ----------------------------------------------------------------------------------------------------------
