@@ -230,6 +230,9 @@ class Method:
     needs_input_map: ClassVar[bool] = False  # reads per-variable answers off input columns (identity rendering)
     label_kinds: ClassVar[frozenset[str]] = frozenset({"binary", "continuous"})
     min_environments: ClassVar[int] = 1
+    # a control (no edit, random ablations): scored and shown so others can be read against it, marked, and
+    # not a competitor in rankings
+    control: ClassVar[bool] = False
 
     def __init__(self, *, random_state: int | None = None):
         self.random_state = random_state
