@@ -113,6 +113,36 @@ def check_access_respected(cls: type, fx: _Fixture) -> str | None:
     return None
 
 
+def _recording_task(fx: _Fixture, cls: type) -> Any:
+    """A Task that also logs every guarded read it is asked for, ``(level, what)``, granted or refused."""
+    from cowbench.access import Task
+
+    class RecordingTask(Task):
+        def _need(self, level: str, what: str) -> None:
+            self.reads.append((level, what))  # before the check: a refused read is logged too
+            super()._need(level, what)
+
+    # the split views bind _need at construction, so the log must exist first
+    RecordingTask.reads = []
+    task = RecordingTask(fx.scenario, fx.data, fx.subject, cls.access, subject_config=fx.config, n_concept=200)
+    task.reads = RecordingTask.reads
+    return task
+
+
+def check_reads_within_access(cls: type, fx: _Fixture) -> str | None:
+    """Every guarded part the method asked for (group labels of which split, environments, concepts, the model,
+    interventions) is within its declared access, even where it caught the `AccessError` and went on: the
+    Task logs each request; a method run at a selection rule reads only its own access, and the rules read
+    validation and test metrics from the harness (`cowbench.scores.selection`), never through the method."""
+    task = _recording_task(fx, cls)
+    with contextlib.suppress(AccessError):  # check_access_respected reports an uncaught one
+        cls(random_state=0).run(task)
+    beyond = sorted({f"{what} ({level})" for level, what in task.reads if level not in cls.access})
+    if beyond:
+        return f"asked for {', '.join(beyond)} beyond its declared access {sorted(cls.access)}"
+    return None
+
+
 _ATOMS = (type(None), bool, int, float, complex, str, bytes, bytearray, range, np.generic, np.dtype)
 _REVEALING_ROLES = ("causal", "spurious", "core", "instrument")
 
@@ -272,6 +302,7 @@ CHECKS: dict[str, Callable[[type, _Fixture], str | None]] = {
     "declaration": check_declaration,
     "constructor": check_constructor,
     "access_respected": check_access_respected,
+    "reads_within_access": check_reads_within_access,
     "nothing_undeclared_reachable": check_nothing_undeclared_reachable,
     "no_mutation": check_no_mutation,
     "deterministic": check_deterministic,

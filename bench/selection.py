@@ -10,8 +10,9 @@ never from anything the method reports. The rules (Gulrajani & Lopez-Paz 2021, s
     Training-domain validation: the highest ``val_acc`` (accuracy on ``val``, same distribution as train).
 ``worst_group_val``
     The highest ``val_wga`` (worst-group accuracy on ``val``). It reads val's group labels, which name the
-    spurious variable: the selected row counts as ``group`` access and as told (``group`` among its routes),
-    so it is never ranked against methods that saw less.
+    spurious variable: the selected row counts as ``group_val`` access (validation group labels only; a row
+    that already has ``group`` keeps it) and as told (``group_val`` among its routes), so it is never ranked
+    against methods that saw less.
 ``loeo``
     Leave-one-environment-out: the highest ``loeo_acc``, the mean over training environments ``e`` of the
     accuracy on ``e`` of the method refit without ``e`` (`loeo_accuracy`). Only where train has at least 3
@@ -51,10 +52,10 @@ RULES: dict[str, str | None] = {"defaults": None, "train_val": "val_acc", "worst
                                 "loeo": "loeo_acc", "oracle": "acc_bal"}
 #: how a report names each rule (the oracle is marked as an upper bound)
 RULE_LABELS = {"defaults": "defaults (no selection)", "train_val": "training-domain validation (val accuracy)",
-               "worst_group_val": "worst-group validation (val group labels: group access)",
+               "worst_group_val": "worst-group validation (val group labels: group_val access)",
                "loeo": "leave-one-environment-out", "oracle": "test-domain oracle on test_bal (upper bound)"}
-#: access a rule adds to the selected row (it read those labels to choose)
-RULE_ACCESS = {"worst_group_val": "group"}
+#: access a rule adds to the selected row (it read those labels to choose): validation group labels only
+RULE_ACCESS = {"worst_group_val": "group_val"}
 MIN_LOEO_ENVS = 3
 UPPER_BOUND_MARK = " (upper bound)"
 _KEYS = ["scenario", "replicate", "method"]
@@ -72,12 +73,16 @@ def _with_level(access: str, level: str) -> str:
     """The access label ``access`` (levels joined by ``+``) with ``level`` added, in `ACCESS_LEVELS` order."""
     from cowbench.access import ACCESS_LEVELS
 
-    have = set(filter(None, str(access).split("+"))) | {level}
+    have = set(filter(None, str(access).split("+")))
+    if level == "group_val" and "group" in have:  # group labels of every split already include val's
+        return str(access)
+    have |= {level}
     return "+".join([a for a in ACCESS_LEVELS if a in have] + sorted(have - set(ACCESS_LEVELS)))
 
 
 def _with_route(told: str, route: str) -> str:
-    return ",".join(sorted(set(filter(None, str(told).split(","))) | {route}))
+    have = set(filter(None, str(told).split(",")))
+    return ",".join(sorted(have if route == "group_val" and "group" in have else have | {route}))
 
 
 def _pick(group: pd.DataFrame, metric: str) -> tuple[pd.Series | None, str | None]:
@@ -100,10 +105,10 @@ def apply_rules(frame: pd.DataFrame, rules: Sequence[str], *,
     ``frame`` is job-level: one row per ok job with ``scenario``, ``replicate``, ``method``, ``hparams`` (its
     label), ``trial`` (draw index; 0 if absent), ``access``, ``told`` and the selection metrics as columns.
     ``defaults`` keeps every draw-0 row (several where the suite lists a method with several fixed settings);
-    every other rule keeps one row per (scenario, replicate, method). Rows chosen by ``worst_group_val`` get
-    ``group`` added to ``access`` and ``told``; the oracle's rows get `UPPER_BOUND_MARK` on ``entry`` (if the
-    frame has one). ``skipped`` (if given) receives ``{scenario, method, selection, reason}`` for each
-    (scenario, method, rule) that gives no row.
+    every other rule keeps one row per (scenario, replicate, method). Rows chosen by ``worst_group_val`` among
+    several settings get ``group_val`` added to ``access`` and ``told``; the oracle's rows get
+    `UPPER_BOUND_MARK` on ``entry`` (if the frame has one). ``skipped`` (if given) receives ``{scenario,
+    method, selection, reason}`` for each (scenario, method, rule) that gives no row.
     """
     rules = check_rules(rules)
     frame = frame.copy()

@@ -23,8 +23,8 @@ def val_acc(ctx) -> float | None:
 def val_wga(ctx) -> float | None:
     """Worst-group accuracy of the edited model on val: ``min_g`` accuracy over the label x spurious groups of val.
 
-    It reads val's group labels, which name the spurious variable: a setting chosen by it counts as ``group``
-    access (`cowbench.selection`).
+    It reads val's group labels, which name the spurious variable: a setting chosen by it counts as
+    ``group_val`` access (`cowbench.selection`).
     """
     if ctx.output.edited is None or not ctx.classification:
         return None

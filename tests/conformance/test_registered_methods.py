@@ -69,3 +69,36 @@ def test_the_kit_catches_broken_methods(cls, check):
 
 def test_a_correct_double_passes():
     assert all(r.passed for r in check_method(_Base))
+
+
+class _SwallowsAccessError(_Base):
+    """Asks for group labels it did not declare, catches the refusal and carries on: the run itself succeeds."""
+
+    def run(self, task):
+        from cowbench.errors import AccessError
+
+        try:
+            task.val.group  # noqa: B018 - validation group labels, undeclared
+        except AccessError:
+            pass
+        return super().run(task)
+
+
+class _DeclaresGroupVal(_Base):
+    access = frozenset({"pooled", "group_val"})
+
+    def run(self, task):
+        task.val.group  # noqa: B018 - declared: validation group labels only
+        return super().run(task)
+
+
+def test_reads_within_access_catches_a_swallowed_access_error():
+    results = {r.name: r for r in check_method(_SwallowsAccessError)}
+    assert results["access_respected"].passed  # the run raised nothing: the old check cannot see it
+    assert not results["reads_within_access"].passed
+    assert "group labels of 'val'" in results["reads_within_access"].message
+
+
+def test_reads_within_access_passes_a_declared_read():
+    results = {r.name: r for r in check_method(_DeclaresGroupVal)}
+    assert results["reads_within_access"].passed and results["access_respected"].passed
