@@ -56,15 +56,35 @@ def _caption(tables: Tables, track: str, cells: pd.DataFrame) -> str:
             f"level, {rank_on}; bold: best ranked setting.")
 
 
+#: Rows (scenario headers included) per float: a track of a large suite is split between whole scenarios into
+#: several floats, so that none is taller than a page.
+MAX_ROWS = 40
+
+
 def track_fragment(tables: Tables, track: str, cells: pd.DataFrame) -> str:
-    """The booktabs ``table`` of one track from its tidy cells."""
+    """The booktabs ``table`` float(s) of one track from its tidy cells (split every `MAX_ROWS` rows)."""
+    chunks: list[list[tuple[str, pd.DataFrame]]] = [[]]
+    size = 0
+    for scenario, block in cells.groupby("scenario", sort=True):
+        rows = 1 + block["entry"].nunique()
+        if chunks[-1] and size + rows > MAX_ROWS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((scenario, block))
+        size += rows
+    return "\n\n".join(_float(tables, track, cells, chunk, part=i, parts=len(chunks))
+                        for i, chunk in enumerate(chunks))
+
+
+def _float(tables: Tables, track: str, cells: pd.DataFrame, chunk: list[tuple[str, pd.DataFrame]], part: int,
+           parts: int) -> str:
     metrics = list(dict.fromkeys(m for m in tables.scores.index if m in set(cells["metric"])))
     arrows = {m: r"$\uparrow$" if tables.scores.loc[m, "higher_is_better"] else r"$\downarrow$" for m in metrics}
     lines = [r"\begin{table}[t]", r"\centering", r"\small",
              r"\begin{tabular}{rll" + "r" * len(metrics) + "}", r"\toprule",
              " & ".join(["rank", "method", "access", *(f"{escape(m)} {arrows[m]}" for m in metrics)]) + r" \\",
              r"\midrule"]
-    for i, (scenario, block) in enumerate(cells.groupby("scenario", sort=True)):
+    for i, (scenario, block) in enumerate(chunk):
         if i:
             lines.append(r"\midrule")
         lines.append(rf"\multicolumn{{{3 + len(metrics)}}}{{l}}{{\emph{{{escape(scenario)}}}}} \\")
@@ -83,9 +103,11 @@ def track_fragment(tables: Tables, track: str, cells: pd.DataFrame) -> str:
                 texts.append(cell_tex(float(r["mean"]), float(r["lo"]), float(r["hi"]), bool(r["best"])))
             lines.append(" & ".join(["--" if pd.isna(rank) else str(int(rank)), escape(entry),
                                      escape(rows["access"].iloc[0]), *texts]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_caption(tables, track, cells)}}}",
-              rf"\label{{tab:cowbench-{escape(tables.provenance.get('suite') or 'run')}-{track}}}",
-              r"\end{table}"]
+    caption = _caption(tables, track, cells)
+    if parts > 1:
+        caption = f"{caption} Part {part + 1} of {parts}."
+    label = f"tab:cowbench-{escape(tables.provenance.get('suite') or 'run')}-{track}" + (f"-{part + 1}" if part else "")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}"]
     return "\n".join(lines)
 
 
