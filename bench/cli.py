@@ -8,9 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from cowbench.errors import InputError
+
+if TYPE_CHECKING:
+    from cowbench.suite import Suite
 
 
 def _print_err(message: str) -> None:
@@ -164,6 +167,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ad_hoc(args: argparse.Namespace) -> bool:
+    """Whether the command line changes the suite file's content (its methods, replicates or root seed)."""
+    return any(getattr(args, k, None) is not None for k in ("methods", "replicates", "root_seed", "trials"))
+
+
+def default_out(suite: Suite, *, ad_hoc: bool) -> Path:
+    """``results/<suite>`` for a suite as its file defines it; ``runs/<suite>-<hash>`` (gitignored) for a run
+    the command line changed, so that a partial run never lands in the published results."""
+    return Path("runs") / f"{suite.name}-{suite.hash}" if ad_hoc else Path("results") / suite.name
+
+
+def _check_same_suite(out: Path, suite: Suite, *, replace: bool) -> None:
+    """Refuse to replace the manifest (and so the report) of another version of the same suite in ``out``."""
+    from cowbench.store import read_manifests
+
+    held = read_manifests(out).get(suite.name) if out.is_dir() else None
+    if held is None or held["suite_hash"] == suite.hash or replace:
+        return
+    raise InputError(f"{str(out)!r} holds suite {suite.name!r} with hash {held['suite_hash']} "
+                     f"({len(held['jobs'])} jobs) and this run's suite differs (hash {suite.hash}, "
+                     f"{len(suite.plan())} jobs): it would replace that suite's manifest and report; "
+                     "choose another --out, or pass --replace")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from cowbench.reports.markdown import markdown_report
     from cowbench.runner import run_suite
@@ -180,7 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(f"--trials must be a positive integer, got {args.trials}")
     suite = load_suite(args.suite, replicates=args.replicates, root_seed=args.root_seed, methods=methods,
                        trials=args.trials)
-    out = _check_out_dir(args.out if args.out is not None else str(Path("results") / suite.name))
+    out = _check_out_dir(args.out if args.out is not None else str(default_out(suite, ad_hoc=_ad_hoc(args))))
+    _check_same_suite(out, suite, replace=args.replace)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
     read_manifests(out)  # another suite's broken manifest would otherwise fail the report after the jobs ran
@@ -191,7 +219,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                         log=lambda m: print(m, file=sys.stderr), time_limit=args.time_limit,
                         scheduler=args.scheduler)
     text = markdown_report(out, suite=suite.name)
-    write_text_atomic(out / "report.md", text + "\n")
+    # report.md reports every suite of the directory (as `cowbench report DIR` does): a run of one suite must
+    # not replace another suite's report
+    others = [markdown_report(out, suite=name) for name in read_manifests(out) if name != suite.name]
+    write_text_atomic(out / "report.md", "\n\n".join([text, *others]) + "\n")
     print(text)
     failed_total = len(summary.failed) + summary.failed_before
     print(f"ran {summary.ran} job(s): {summary.ok} ok, {len(summary.failed)} failed; "
@@ -275,6 +306,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     for filename, text in texts.items():
         write_text_atomic(target / filename, text if text.endswith("\n") else text + "\n")
         print(f"wrote {target / filename}", file=sys.stderr)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from cowbench.reports.plots import check_formats, write_plots
+    from cowbench.reports.table import load_results
+
+    formats = check_formats(_csv(args.format))
+    out, manifests = _suites_of(args.results, args.suite)
+    target = Path(args.out_dir) if args.out_dir is not None else out / "plots"
+    if target.exists() and not target.is_dir():
+        raise InputError(f"--out-dir {str(target)!r} exists and is not a directory")
+    for name in manifests:  # several suites: one folder each, so that their plots do not overwrite each other
+        for path in write_plots(load_results(out, name), target / name if len(manifests) > 1 else target, formats):
+            print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from cowbench.compare import compare
+
+    if len(args.results) not in (1, 2):
+        raise InputError(f"compare takes one or two results directories, got {len(args.results)}")
+    a, b = Path(args.results[0]), Path(args.results[1]) if len(args.results) == 2 else None
+    _, text = compare(a, b, methods=tuple(args.methods) if args.methods is not None else None, suite=args.suite)
+    print(text, end="")
     return 0
 
 
@@ -419,7 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", parents=[plugins], help="run a suite (built-in name or TOML file)")
     p.add_argument("suite")
-    p.add_argument("--out", help="results directory (default: results/<suite name>)")
+    p.add_argument("--out", help="results directory (default: results/<suite name>; runs/<suite name>-<hash> when "
+                   "--methods, --replicates, --root-seed or --trials change the suite)")
     from cowbench.launchers import launcher_names
 
     p.add_argument("--launcher", default="joblib", choices=launcher_names(),
@@ -436,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hyperparameter settings per method, drawn from its search space (overrides the suite)")
     p.add_argument("--force", action="store_true", help="rerun every job, done or not")
     p.add_argument("--retry-failed", action="store_true", help="rerun the jobs stored as failed")
+    p.add_argument("--replace", action="store_true", help="replace the manifest and report of another version of "
+                   "the same suite in --out (refused otherwise)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("knobs", parents=[plugins], help="the knob glossary: defaults, ranges and meanings")
@@ -471,6 +531,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None, help="directory to write the report files into (report.md, "
                    "report.csv, summary.json, report.tex, report.html) instead of printing one format")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("plot", help="CI dot plots per track and dose-response curves over swept knobs (PNG, SVG)")
+    p.add_argument("results")
+    p.add_argument("--out-dir", default=None, help="directory for the image files (default: RESULTS/plots)")
+    p.add_argument("--format", default="png,svg", help="comma-separated: png, svg (default: png,svg)")
+    p.add_argument("--suite", default=None, help="the suite to plot, when the directory holds several "
+                   "(default: each, in a folder of its own)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("compare", help="paired differences of two results directories, or of two methods in one "
+                       "(--methods), with intervals, sign tests and a verdict per track")
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="one or two results directories")
+    p.add_argument("--methods", nargs=2, default=None, metavar=("M1", "M2"),
+                   help="compare method M1 (of the first directory) with M2 (of the second, or the same)")
+    p.add_argument("--suite", default=None, help="the suite to compare, when a directory holds several")
+    p.set_defaults(func=cmd_compare)
 
     from cowbench.verify import DEFAULT_ABS, DEFAULT_SAMPLE, DEFAULT_UNITS
 

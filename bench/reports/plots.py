@@ -189,12 +189,14 @@ def dose_plot(summary: pd.DataFrame, sweep: Sweep, metrics: Sequence[tuple[str, 
     panels = [(t, m, h) for t, m, h in metrics if (part.metric == m).any()]
     if not panels:
         return None
+    # one colour per method setting in every panel (a method missing from a panel keeps its colour elsewhere)
+    colors = {e: f"C{i % 10}" for i, e in enumerate(sorted(part["entry"].unique()))}
     fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(4.2 * len(panels) + 1.5, 3.6))
     for ax, (track, metric, higher) in zip(axes[0], panels, strict=True):
         cells = part[part.metric == metric]
-        for i, (entry, line) in enumerate(sorted(cells.groupby("entry"), key=lambda kv: kv[0])):
+        for entry, line in sorted(cells.groupby("entry"), key=lambda kv: kv[0]):
             line = line.assign(x=line["scenario"].map(positions)).sort_values("x")
-            color = f"C{i % 10}"
+            color = colors[entry]
             ax.plot(line["x"], line["mean"], "o-", color=color, markersize=3, label=entry)
             band = line[line["lo"].notna() & line["hi"].notna()]
             if len(band):
@@ -206,10 +208,10 @@ def dose_plot(summary: pd.DataFrame, sweep: Sweep, metrics: Sequence[tuple[str, 
             ax.set_xticks(range(len(sweep.points)), [_value_text(v) for _, v in sweep.points], rotation=30)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    lines_only = [(h, lab) for h, lab in zip(handles, labels, strict=True) if isinstance(h, matplotlib.lines.Line2D)]
-    fig.legend([h for h, _ in lines_only], [lab for _, lab in lines_only], loc="center right", fontsize=7,
-               frameon=False)
+    from matplotlib.lines import Line2D
+
+    fig.legend([Line2D([], [], color=c, marker="o", markersize=3) for c in colors.values()], list(colors),
+               loc="center right", fontsize=7, frameon=False)
     fig.suptitle(f"{sweep.title} (mean, 95% interval over replicates)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.4 / fig.get_figwidth(), 1))
     return fig
