@@ -1,0 +1,104 @@
+"""``cowbench report`` end to end: one small stored run (2 scenarios x 4 methods x 2 replicates) -> every format."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+SUITE = """
+[suite]
+name = "tiny_report"
+description = "2 scenarios x 4 methods x 2 replicates: the report formats' end-to-end test"
+root_seed = 0
+replicates = 2
+
+[subject]
+arch = "linear"
+
+[[scenarios]]
+name = "cow"
+knobs = { n_train = 400, n_val = 200, n_test = 400 }
+
+[[scenarios]]
+name = "four_groups"
+knobs = { n_train = 400, n_val = 200, n_test = 400 }
+
+[methods]
+include = ["logistic", "ridge", "lasso", "icp"]
+"""
+
+
+def cowbench(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cowbench", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    (tmp / "tiny_report.toml").write_text(SUITE)
+    out = tmp / "results"
+    run = cowbench("run", tmp / "tiny_report.toml", "--out", out, "--launcher", "serial")
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def test_every_format_from_one_run_shows_the_same_numbers(run_dir, tmp_path):
+    target = tmp_path / "report"
+    done = cowbench("report", run_dir, "--format", "md", "csv", "latex", "html", "json", "--out-dir", target)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in target.iterdir()) == ["report.csv", "report.html", "report.md", "report.tex",
+                                                       "summary.json"]
+    csv = pd.read_csv(target / "report.csv")
+    data = json.loads((target / "summary.json").read_text())
+    cells = pd.DataFrame(data["cells"])
+    assert len(csv) == len(cells) > 0
+    assert set(csv.method) == {"logistic", "ridge", "lasso"}  # icp is skipped on binary labels
+    merged = csv.merge(cells, on=["scenario", "method", "metric"], suffixes=("", "_json"))
+    assert len(merged) == len(csv) and (merged["mean"] - merged["mean_json"]).abs().max() == 0
+    assert (csv.n == 2).all()
+    # the skipped pairs and the provenance of the stored run
+    assert {s["method"] for s in data["skipped"]} == {"icp"} and len(data["skipped"]) == 2
+    prov = data["provenance"]
+    manifest = json.loads(next((run_dir / "manifests").glob("*.json")).read_text())
+    assert prov["suite"] == "tiny_report" and prov["suite_hash"] == manifest["suite_hash"]
+    assert prov["root_seed"] == 0 and prov["selection"] == ["defaults"]
+    assert set(prov["methods"]) == {"logistic", "ridge", "lasso"} and set(prov["generators"]) == {"cow",
+                                                                                                   "four_groups"}
+    assert prov["fingerprints"] and prov["scorer"]["versions"]
+    # Markdown, LaTeX and HTML print the CSV's means at their precision
+    md = (target / "report.md").read_text()
+    tex = (target / "report.tex").read_text()
+    html = (target / "report.html").read_text()
+    for r in csv[csv.metric == "world_err"].itertuples():
+        text = f"{r.mean:.3f}"
+        assert f"| {r.method} | pooled | " in md and text in md
+        assert re.search(rf"{r.method} & pooled & .*{re.escape(text)}", tex)
+        assert f'data-value="{r.mean!r}" data-metric="world_err"' in html
+    # the console report is the file's content
+    stdout = cowbench("report", run_dir)
+    assert stdout.returncode == 0 and stdout.stdout.strip() == md.strip()
+    single = cowbench("report", run_dir, "--format", "csv")
+    assert single.returncode == 0
+    assert pd.read_csv(io.StringIO(single.stdout)).equals(csv)
+
+
+def test_bad_report_usage_exits_2_and_writes_nothing(run_dir, tmp_path):
+    target = tmp_path / "nothing"
+    several = cowbench("report", run_dir, "--format", "md", "csv")
+    assert several.returncode == 2 and "--out-dir" in several.stderr and "Traceback" not in several.stderr
+    unknown = cowbench("report", run_dir, "--format", "xls", "--out-dir", target)
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+    missing = cowbench("report", tmp_path / "absent", "--format", "csv", "--out-dir", target)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert not target.exists()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    clash = cowbench("report", run_dir, "--format", "csv", "--out-dir", a_file)
+    assert clash.returncode == 2 and "not a directory" in clash.stderr and a_file.read_text() == "x"
