@@ -354,12 +354,11 @@ def cmd_knobs(args: argparse.Namespace) -> int:
 
 
 def cmd_anchor(args: argparse.Namespace) -> int:
-    from cowbench.anchors import main as irm_synthetic
+    from cowbench.anchors import run_anchor
 
-    if args.reps < 2:
+    if args.reps is not None and args.reps < 2:
         raise InputError(f"--reps must be an integer >= 2 (standard errors need two), got {args.reps}")
-    irm_synthetic(n_reps=args.reps, seed=args.seed, out=args.out)
-    print(f"wrote {args.out or 'results/anchors/irm_synthetic.md'}")
+    print(f"wrote {run_anchor(args.name, reps=args.reps, seed=args.seed, out=args.out)}")
     return 0
 
 
@@ -509,10 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("anchor", help="reproduce a published result beside its numbers (results/anchors/)")
-    p.add_argument("name", choices=["irm_synthetic"])
-    p.add_argument("--reps", type=int, default=20, help="repetitions per configuration (the paper: 200)")
+    from cowbench.anchors import ANCHORS
+
+    p.add_argument("name", choices=list(ANCHORS))
+    p.add_argument("--reps", type=int, default=None, help="repetitions per configuration (default: the anchor's own)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="Markdown file to write (default: results/anchors/irm_synthetic.md)")
+    p.add_argument("--out", default=None, help="Markdown file to write (default: results/anchors/NAME.md)")
     p.set_defaults(func=cmd_anchor)
 
     p = sub.add_parser("status", help="planned, ok, failed and missing jobs of a results directory")

@@ -1,4 +1,4 @@
-"""Reproductions of published tables ("anchors"), each next to the numbers it reproduces.
+"""Anchor ``irm_synthetic``: the IRM paper's synthetic linear-SEM table, reproduced beside its numbers.
 
 `reproduce_irm_synthetic` re-runs the synthetic linear-SEM experiment of Arjovsky, Bottou, Gulrajani &
 Lopez-Paz (2019, "Invariant Risk Minimization", arXiv:1907.02893, §5.1) on our `irm_synthetic` scenario
@@ -9,7 +9,7 @@ per-variable ``run`` is impossible; instead each method fits coefficients ``b`` 
 ``b`` is mapped to the variables exactly as the IRM repository's ``main.py`` un-scrambles its estimates:
 inputs are ``v @ S``, so the variable coefficients are ``S @ b`` (``S`` = the rendering's matrix).
 
-Run: ``python -c "from cowbench.anchors import main; main()"`` (not wired into the CLI yet).
+Run: ``cowbench anchor irm_synthetic``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ CONFIGS = tuple(PUBLISHED)
 IRM_GRID = (1e1, 1e2, 1e3, 1e4, 1e5)
 METHODS_SHOWN = ("ERM", "ICP", "IRM", "IRM-all")
 COMMAND = "cowbench anchor irm_synthetic"
+DEFAULT_REPS = 20
 
 
 def _errors(truth: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
