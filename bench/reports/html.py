@@ -40,6 +40,8 @@ tr:hover td{background:#fafbfd}td.best .mean{font-weight:700}
 td.na{color:#b0b7c3}.acc{font-size:12px;color:#3b4a5e}.note{color:#4a5568;font-size:13px;max-width:70em}
 pre{background:#f6f8fb;padding:10px;overflow:auto;font-size:12px;max-height:30em}
 #status{color:#4a5568;font-size:13px}
+dl.prov{display:grid;grid-template-columns:max-content auto;gap:2px 14px;font-size:13px}dl.prov dt{font-weight:600}
+dl.prov dd{margin:0;color:#3b4a5e}.scroll{overflow-x:auto;max-width:100%}
 """
 
 _JS = """
@@ -54,6 +56,9 @@ _JS = """
       const ok = (fam.value === '' || tr.dataset.family === fam.value) &&
                  (acc.value === '' || tr.dataset.access === acc.value);
       tr.hidden = !ok; if (ok) shown += 1;
+    });
+    document.querySelectorAll('table.across tbody tr').forEach(function(tr){
+      tr.hidden = !(acc.value === '' || tr.dataset.access === acc.value);
     });
     document.querySelectorAll('section.track').forEach(function(sec){
       sec.hidden = sec.querySelectorAll('tbody tr:not([hidden])').length === 0;
@@ -122,7 +127,7 @@ def _board(tables: Tables, track: str, cells: pd.DataFrame) -> list[str]:
              *((m, f"{m} {arrows[m]}", "") for m in metrics)]
     out = [f'<section class="track" data-track="{escape(track)}">',
            f"<h2>{escape(TRACK_TITLES.get(track, track))}</h2>",
-           f'<table class="board" id="board-{escape(track)}"><thead><tr>']
+           f'<div class="scroll"><table class="board" id="board-{escape(track)}"><thead><tr>']
     out += [f'<th id="{escape(track)}-{escape(k)}" data-key="{escape(k)}"'
             + (f' class="{c}"' if c else "") + f">{escape(label)}</th>" for k, label, c in heads]
     out.append("</tr></thead><tbody>")
@@ -138,7 +143,7 @@ def _board(tables: Tables, track: str, cells: pd.DataFrame) -> list[str]:
                    f'<td data-value="{_num(p_best)}">{"—" if pd.isna(p_best) else f"{p_best:.2f}"}</td>'
                    f'<td class="text">{escape(str(entry))}</td>'
                    + "".join(_cell(m, rows.loc[m] if m in rows.index else None) for m in metrics) + "</tr>")
-    out += ["</tbody></table>", "</section>"]
+    out += ["</tbody></table></div>", "</section>"]
     return out
 
 
@@ -147,7 +152,7 @@ def _across(tables: Tables) -> list[str]:
     if agg.empty:
         return []
     out = ["<h2>Across scenarios</h2>",
-           f'<p class="note">{escape(tables.provenance.get("aggregation", ""))}.</p>',
+           f'<p class="note">Win rate: {escape(tables.provenance.get("aggregation", ""))}.</p>',
            '<table class="across"><thead><tr><th class="text">track</th><th class="text">access</th><th>rank</th>'
            '<th class="text">method</th><th>win rate</th><th>contests</th><th>scenarios</th></tr></thead><tbody>']
     for r in agg.itertuples():
@@ -157,6 +162,22 @@ def _across(tables: Tables) -> list[str]:
                    f'<td>{"—" if pd.isna(r.win_rate) else f"{r.win_rate:.2f}"}</td><td>{r.contests}</td>'
                    f"<td>{r.scenarios}/{r.tables}</td></tr>")
     return [*out, "</tbody></table>"]
+
+
+def _provenance_list(prov: dict) -> str:
+    def versions(d: dict) -> str:
+        return "; ".join(f"{k} {', '.join(v)}" for k, v in sorted(d.items())) or "?"
+
+    package, scorer = prov.get("package") or {}, prov.get("scorer") or {}
+    items = [("suite", f"{prov.get('suite')} (hash {prov.get('suite_hash')})"),
+             ("root seed · replicates", f"{prov.get('root_seed')} · {prov.get('replicates')}"),
+             ("cowbench", f"{', '.join(package.get('versions') or []) or '?'} (installed {package.get('installed')})"),
+             ("scorer", f"{', '.join(scorer.get('versions') or []) or '?'} (installed {scorer.get('installed')})"),
+             ("generators", versions(prov.get("generators") or {})),
+             ("methods", versions(prov.get("methods") or {})),
+             ("selection", ", ".join(prov.get("selection") or [])),
+             ("machine", str(prov.get("machine") or "no fingerprint in the run records"))]
+    return '<dl class="prov">' + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items) + "</dl>"
 
 
 def _options(values: list[str], element: str, label: str) -> str:
@@ -202,8 +223,9 @@ def render(tables: Tables) -> str:
                  f"{escape(str(r.get('error', '?')).splitlines()[-1] if r.get('error') else '?')}</li>"
                  for r in res.failed]
         body.append("</ul>")
-    body += ["<h2>Provenance</h2>",
-             f'<pre id="provenance">{escape(json.dumps(prov, indent=1, sort_keys=True, default=str))}</pre>']
+    body += ["<h2>Provenance</h2>", _provenance_list(prov),
+             "<details><summary>everything (JSON, as in summary.json)</summary>"
+             f'<pre id="provenance">{escape(json.dumps(prov, indent=1, sort_keys=True, default=str))}</pre></details>']
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>cowbench leaderboard: {escape(suite)}</title><style>{_CSS}</style></head>\n<body>\n"
             + "\n".join(body) + f"\n<script>{_JS}</script>\n</body></html>\n")
