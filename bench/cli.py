@@ -217,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_suite(suite, out, launcher=args.launcher, n_jobs=args.jobs, force=args.force,
                         retry_failed=args.retry_failed, plugins=args.plugins,
                         log=lambda m: print(m, file=sys.stderr), time_limit=args.time_limit,
-                        scheduler=args.scheduler)
+                        scheduler=args.scheduler, progress=False if args.quiet else None)
     text = markdown_report(out, suite=suite.name)
     # report.md reports every suite of the directory (as `cowbench report DIR` does): a run of one suite must
     # not replace another suite's report
@@ -495,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="rerun the jobs stored as failed")
     p.add_argument("--replace", action="store_true", help="replace the manifest and report of another version of "
                    "the same suite in --out (refused otherwise)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (default: a bar on a terminal, "
+                   "a line every 10 s or 5%% elsewhere)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("knobs", parents=[plugins], help="the knob glossary: defaults, ranges and meanings")

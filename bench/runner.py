@@ -134,6 +134,8 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
     ``time_limit`` (seconds per job; default: the suite's ``time_limit``, else `DEFAULT_TIME_LIMIT`) stops a job
     that runs longer and stores it as failed with reason ``timeout``; it needs an isolating launcher (every one
     but ``inprocess``). ``scheduler`` is the address of an existing Dask cluster (``launcher="dask"``).
+    ``progress``: False shows nothing; otherwise the preparation of the replicates and the jobs show their
+    progress on stderr, a bar on a terminal and periodic lines elsewhere (`cowbench.progress`).
     """
     out = Path(out).absolute()  # engine workers may run elsewhere (Dask): they need the full path
     engine = get_launcher(launcher)
@@ -164,14 +166,18 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
     replicates = list({j.replicate.id: j.replicate for j in todo}.values())
     by_id = {j.id: j for j in todo}
 
-    from tqdm import tqdm
+    from cowbench.progress import Progress
 
-    bar = tqdm(total=len(todo), desc=f"{suite.name}", unit="job", disable=None if progress is None else not progress,
-               leave=False)
+    show = progress is not False  # None (the default): a bar on a terminal, periodic lines elsewhere
+    bar = None
     try:
         with engine.session(n_jobs, scheduler=scheduler) as run:
             # train each replicate's subject and oracle once, in parallel, before the methods need them
-            list(run(_prepare_worker, [(r, call) for r in replicates]))
+            with Progress(len(replicates), "replicates prepared", enabled=show) as prep:
+                for result in run(_prepare_worker, [(r, call) for r in replicates]):
+                    # a failure is recorded by each of its jobs; here it is only counted
+                    prep.update(failed=int(isinstance(result, EngineError) or result is not None))
+            bar = Progress(len(todo), "jobs", enabled=show)
             # first pass: skip what another run holds; second pass: wait for those it has not stored (if that
             # run dies, its locks go with it and this one runs the jobs)
             pending = todo
@@ -191,8 +197,7 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
                         summary.ok += 1
                     else:
                         summary.failed.append(job_id)
-                    bar.update(1)
-                    bar.set_postfix(failed=len(summary.failed))
+                    bar.update(failed=int(status != "ok"))
                 pending = []
                 for job in held_elsewhere:
                     status = job_status(out, job.id)
@@ -201,11 +206,12 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
                     else:
                         summary.done_elsewhere += 1
                         summary.failed_elsewhere += status == "failed"
-                        bar.update(1)
+                        bar.update(failed=int(status == "failed"))
                 if not pending:
                     break
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         if engine.isolates:
             from cowbench.isolation import close_isolated
 
