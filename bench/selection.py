@@ -164,8 +164,10 @@ def apply_rules(frame: pd.DataFrame, rules: Sequence[str], *,
 def selections(selected: pd.DataFrame) -> list[dict[str, Any]]:
     """The setting each rule chose, one dict per (scenario, replicate, method, rule): what a report stores."""
     cols = ["scenario", "replicate", "method", "selection", "selected_hparams", "trial"]
-    return [dict(zip(cols, (r[0], int(r[1]), r[2], r[3], r[4], int(r[5])), strict=True))
+    rows = [dict(zip(cols, (r[0], int(r[1]), r[2], r[3], r[4], int(r[5])), strict=True))
             for r in selected[cols].itertuples(index=False)]
+    return sorted(rows, key=lambda d: (d["scenario"], d["method"], d["selection"], d["replicate"], d["trial"],
+                                       d["selected_hparams"]))
 
 
 def _job_level(res: Any, trials: Mapping[str, int]) -> pd.DataFrame:
@@ -187,12 +189,13 @@ def apply_selection(res: Any) -> Any:
     ``selected_hparams`` (its setting); ``hparams`` is emptied for every rule but ``defaults``, so one row
     gathers a rule's choices over replicates whatever setting each replicate chose; ``access`` and ``told``
     are as the rule set them; ``entry`` is recomputed (`add_entries`) and the oracle's is marked as an upper
-    bound. The manifest copy gains ``selections`` (`selections`) and ``selection_skipped`` (reasons a rule
-    gave no row).
+    bound. The manifest copy gains ``selections`` (`selections`: the setting each rule chose per replicate,
+    computed here at report time from the stored jobs, so it is never out of date) and ``selection_skipped``
+    (why a rule gave no row), which are also added to its ``skipped`` list.
     """
     import copy
 
-    from cowbench.reports.table import add_entries
+    from cowbench.reports.table import add_entries, scenario_label
 
     manifest = copy.deepcopy(res.manifest) if res.manifest else {}
     rules = check_rules(manifest.get("selection") or ["defaults"])
@@ -215,6 +218,14 @@ def apply_selection(res: Any) -> Any:
 
     manifest["selections"] = selections(chosen)
     manifest["selection_skipped"] = skipped
+    # the report lists them with the pairs the suite skipped (by scenario spec), once per (scenario, method, rule)
+    specs = {scenario_label(spec): spec for spec in (manifest.get("suite") or {}).get("scenarios", [])}
+    listed = {(scenario_label(s["scenario"]), s["method"]) for s in manifest.get("skipped", [])
+              if str(s.get("reason", "")).startswith("no loeo selection")}
+    manifest["skipped"] = list(manifest.get("skipped", [])) + [
+        {"scenario": specs[s["scenario"]], "method": s["method"], "reason": f"no {s['selection']} row: {s['reason']}"}
+        for s in skipped if s["scenario"] in specs and (s["selection"] != "loeo" or (s["scenario"], s["method"])
+                                                        not in listed)]
     return dataclasses.replace(res, frame=expand(res.frame), jobs=jobs, missing=expand(res.missing),
                                manifest=manifest)
 

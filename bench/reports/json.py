@@ -42,7 +42,9 @@ def report_data(tables: Tables) -> dict[str, Any]:
                "replicate": r["spec"]["replicate"], "error": r.get("error")} for r in res.failed]
     return {"schema": SCHEMA, "provenance": tables.provenance, "cells": _records(tidy_cells(tables)),
             "across": _records(tables.across), "resolvable": _records(tables.resolvable),
-            "skipped": skipped, "failed": failed}
+            "skipped": skipped, "failed": failed,
+            # the setting each selection rule chose, per replicate (`cowbench.selection.apply_selection`)
+            "selections": (res.manifest or {}).get("selections", [])}
 
 
 def render(tables: Tables) -> str:
