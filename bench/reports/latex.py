@@ -80,7 +80,7 @@ def _float(tables: Tables, track: str, cells: pd.DataFrame, chunk: list[tuple[st
            parts: int) -> str:
     metrics = list(dict.fromkeys(m for m in tables.scores.index if m in set(cells["metric"])))
     arrows = {m: r"$\uparrow$" if tables.scores.loc[m, "higher_is_better"] else r"$\downarrow$" for m in metrics}
-    lines = [r"\begin{table}[t]", r"\centering", r"\small",
+    lines = [r"\begin{table}[t]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{4pt}",
              r"\begin{tabular}{rll" + "r" * len(metrics) + "}", r"\toprule",
              " & ".join(["rank", "method", "access", *(f"{escape(m)} {arrows[m]}" for m in metrics)]) + r" \\",
              r"\midrule"]
