@@ -310,7 +310,7 @@ class Task:
             self._concept_index = _frozen(rows)
             self._concepts = data.train.concepts.iloc[rows][observed].reset_index(drop=True)
             self._concept_x = _frozen(data.train.x[rows])
-            self._edit_target = tuple(scenario.truth.of_role("spurious"))
+            self._edit_target = tuple(scenario.truth.edit_targets)
         self._predict = _black_box(subject)
         self._model = _private_copy(subject) if "internals" in self.access else None
         self._intervene = (_interventions(scenario, data, observed, "env" in self.access, self._need)

@@ -124,6 +124,10 @@ class Truth:
         Empty where the world truth is defined; otherwise why it is not (e.g. the average partial effect of
         a cause with an atom at a kink grows like 1/h). ``world_coef`` is then empty and the world track is
         not scored.
+    edit_target : tuple of str
+        The spurious variable(s) an edit is asked to remove (``task.edit_target``); empty means every
+        spurious variable. A scenario with several shortcuts names one, and the others are watched
+        (``other_spurious_ratio``: removing one shortcut can raise reliance on another).
     """
 
     roles: Mapping[str, str]
@@ -132,6 +136,18 @@ class Truth:
     identifiable_with: str
     identifiable_reason: str
     world_undefined: str = ""
+    edit_target: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        wrong = [v for v in self.edit_target if self.roles.get(v) != "spurious"]
+        if wrong:
+            raise ValueError(f"edit target(s) {wrong} are not spurious variables; allowed: "
+                             f"{', '.join(self.of_role('spurious'))}")
+
+    @property
+    def edit_targets(self) -> list[str]:
+        """The variables an edit should remove: ``edit_target``, or every spurious variable when it is empty."""
+        return list(self.edit_target) if self.edit_target else self.of_role("spurious")
 
     @property
     def world_defined(self) -> bool:

@@ -42,6 +42,12 @@ class ReplicateSpec:
     root_seed: int
     subject: Mapping[str, Any]
 
+    def __post_init__(self) -> None:
+        # a scenario that declares its subject (planted networks) overrides the suite's, before the id is taken
+        from cowbench.subject import subject_for
+
+        object.__setattr__(self, "subject", subject_for(self.scenario, self.subject))
+
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": dict(self.scenario), "replicate": self.replicate, "root_seed": self.root_seed,
                 "subject": dict(self.subject)}
@@ -122,6 +128,9 @@ class Replicate:
     # per replicate instead of once per edit job
     base_ace_units: dict[str, np.ndarray] | None = field(default=None, repr=False)
     fingerprint: str = ""  # checksum of what jobs share (data, subject, oracle): a job that changes it fails
+    # unit- and direction-level truth of a planted subject (`cowbench.planted.PlantedTruth`), for the localization
+    # scores; None for trained subjects. Held here, never in the model or the Task a method gets
+    unit_truth: Any = field(default=None, repr=False)
 
 
 def replicate_fingerprint(rep: Replicate) -> str:
@@ -195,14 +204,20 @@ def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], dat
             return build_model(cfg.arch, x.shape[1], hidden=cfg.hidden, seed=seed)
         return train
 
-    subject = _load_or_train(folder / "subject.pt" if folder else None, trainer(data.train.x, data.train.y))
-    decorrelated = decorrelated_train(scn, data.train, seed)
-    oracle = _load_or_train(folder / "oracle.pt" if folder else None, trainer(decorrelated.x, decorrelated.y))
+    unit_truth = None
+    if cfg.arch == "planted":  # built by construction from the scenario, not trained: nothing to cache
+        from cowbench.planted import planted_models
+
+        subject, oracle, unit_truth = planted_models(scn)
+    else:
+        subject = _load_or_train(folder / "subject.pt" if folder else None, trainer(data.train.x, data.train.y))
+        decorrelated = decorrelated_train(scn, data.train, seed)
+        oracle = _load_or_train(folder / "oracle.pt" if folder else None, trainer(decorrelated.x, decorrelated.y))
     from cowbench.model_truth import reliance_units
 
     units = reliance_units(subject, scn, data.test_id)
     base_ace = {v: float(np.mean(u)) for v, u in units.items()}  # exactly what `reliance` returns
-    rep = Replicate(scn, data, subject, oracle, cfg.to_dict(), base_ace, units)
+    rep = Replicate(scn, data, subject, oracle, cfg.to_dict(), base_ace, units, unit_truth=unit_truth)
     rep.fingerprint = replicate_fingerprint(rep)
     return rep
 
@@ -301,7 +316,7 @@ def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
         resources = {"method_wall_s": time.perf_counter() - start, "method_peak_rss_mb": _peak_rss_mb()}
         check_output(output, rep.scenario.variables, type(method).outputs)
         ctx = ScoreContext(rep.scenario, rep.data, output, task.access, rep.subject, rep.oracle, dict(rep.base_ace),
-                           used=set(task.used), known_base_units=rep.base_ace_units)
+                           used=set(task.used), known_base_units=rep.base_ace_units, unit_truth=rep.unit_truth)
         if loeo:
             from cowbench.selection import loeo_accuracy
 

@@ -1,6 +1,8 @@
 """Subject and oracle models: ERM on ``train`` and on its counterfactual copy with spurious variables resampled.
 
-One subject and one oracle per (scenario, replicate), shared by every method of that replicate.
+One subject and one oracle per (scenario, replicate), shared by every method of that replicate. A planted
+scenario declares its own subject (``arch = "planted"``: built by construction, its oracle the same network
+with the spurious coefficient 0, `cowbench.planted`); `subject_for` applies such a declaration.
 """
 
 from __future__ import annotations
@@ -57,6 +59,24 @@ class SubjectConfig:
         return {**asdict(self), "version": SUBJECT_VERSION}
 
 
+def subject_for(scenario_spec: Mapping[str, Any], subject: Mapping[str, Any]) -> dict[str, Any]:
+    """The subject config a replicate of ``scenario_spec`` uses: the scenario family's declared subject, if any,
+    in place of ``subject`` (the suite's ``[subject]`` table), else ``subject`` unchanged.
+
+    A declared subject replaces the whole table (defaults for what it does not set), so a planted scenario's
+    replicate id does not depend on training settings it does not use.
+    """
+    from cowbench.registries import SCENARIOS
+
+    name = scenario_spec.get("generator") if isinstance(scenario_spec, Mapping) else None
+    declared = None
+    if name is not None and name in SCENARIOS.names():
+        declared = getattr(SCENARIOS.get(name), "subject", None)
+    if not declared:
+        return dict(subject)
+    return SubjectConfig.from_mapping(declared).to_dict()
+
+
 def loss_for(scn: Scenario) -> str:
     """``logistic`` for a binary label, ``squared`` for a continuous one."""
     return "logistic" if scn.scm.label_kind == "binary" else "squared"
@@ -64,15 +84,27 @@ def loss_for(scn: Scenario) -> str:
 
 def fit_fresh(config: SubjectConfig, x: np.ndarray, y: np.ndarray, seed: int,
               weights: np.ndarray | None = None, loss: str = "logistic") -> nn.Module:
-    """A new model of ``config``'s architecture trained by (weighted) ERM on ``x, y``."""
-    model = build_model(config.arch, x.shape[1], hidden=config.hidden, seed=seed)
+    """A new model of ``config``'s architecture trained by (weighted) ERM on ``x, y``.
+
+    ``planted`` has no initialisation (its weights come from its scenario): a method that retrains a planted
+    subject's architecture trains an ``mlp`` (the planted network's shape) with ``config.hidden`` units.
+    """
+    arch = "mlp" if config.arch == "planted" else config.arch
+    model = build_model(arch, x.shape[1], hidden=config.hidden, seed=seed)
     return fit_logit_model(model, x, y, weights=weights, epochs=config.epochs, lr=config.lr,
                            weight_decay=config.weight_decay, loss=loss)
 
 
 def train_subject(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0, **config: Any) -> nn.Module:
-    """The subject model: ERM on ``data.train`` (x -> logit, or x -> prediction for a continuous label)."""
+    """The subject model: ERM on ``data.train`` (x -> logit, or x -> prediction for a continuous label).
+
+    ``arch="planted"`` builds the scenario's planted network instead (no training; ``data`` unused).
+    """
     cfg = SubjectConfig.from_mapping({"arch": arch, **config})
+    if cfg.arch == "planted":
+        from cowbench.planted import planted_models
+
+        return planted_models(scn)[0]
     return fit_fresh(cfg, data.train.x, data.train.y, seed, loss=loss_for(scn))
 
 
@@ -89,7 +121,14 @@ def decorrelated_train(scn: Scenario, train: Split, seed: int) -> Split:
 
 
 def train_oracle(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0, **config: Any) -> nn.Module:
-    """The oracle model: the subject's architecture and initialisation, trained on `decorrelated_train`."""
+    """The oracle model: the subject's architecture and initialisation, trained on `decorrelated_train`.
+
+    ``arch="planted"``: the planted network with the spurious coefficient set to 0 (no training).
+    """
     cfg = SubjectConfig.from_mapping({"arch": arch, **config})
+    if cfg.arch == "planted":
+        from cowbench.planted import planted_models
+
+        return planted_models(scn)[1]
     train = decorrelated_train(scn, data.train, seed)
     return fit_fresh(cfg, train.x, train.y, seed, loss=loss_for(scn))

@@ -118,7 +118,7 @@ def activations(model: nn.Module, point: str, x: np.ndarray) -> np.ndarray:
     """Activations at ``point`` for inputs ``x`` ``(n, d)``, flattened to ``(n, width)``, float64."""
     seq = _check_sequential(model)
     idx = _index(seq, point)
-    h = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    h = torch.tensor(np.asarray(x, dtype=np.float32))  # a copy: x may be read-only
     was_training = seq.training
     seq.eval()
     with torch.no_grad():
@@ -157,7 +157,7 @@ def activation_shape(model: nn.Module, point: str, x: np.ndarray) -> tuple[int, 
     """Per-example shape of the (unflattened) activation at ``point``."""
     seq = _check_sequential(model)
     idx = _index(seq, point)
-    h = torch.as_tensor(np.asarray(x[:1], dtype=np.float32))
+    h = torch.tensor(np.asarray(x[:1], dtype=np.float32))
     with torch.no_grad():
         for module in list(seq)[: idx + 1]:
             h = module(h)

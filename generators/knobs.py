@@ -115,10 +115,13 @@ class ScenarioFamily:
     """A registered scenario generator: validates knobs, then calls its builder.
 
     Calling the family with keyword knobs returns a `Scenario`; ``family.knobs`` documents them.
+    ``subject``, when set, is the subject model the family's scenarios declare (e.g. ``{"arch": "planted"}``):
+    it replaces a suite's ``[subject]`` table for them (`cowbench.subject.subject_for`).
     """
 
     def __init__(self, name: str, version: str, knobs: tuple[Knob, ...], build: Callable[..., Any],
-                 doc: str):
+                 doc: str, subject: Mapping[str, Any] | None = None):
+        self.subject = None if subject is None else dict(subject)
         self.name = name
         self.version = version
         self.knobs = {k.name: k for k in knobs}
@@ -160,16 +163,19 @@ def preset(name: str, base: ScenarioFamily, *, doc: str, **defaults: Any) -> Sce
         knobs.append(knob)
     if defaults:
         raise ValueError(f"preset {name!r}: unknown knobs {sorted(defaults)} for family {base.name!r}")
-    family = ScenarioFamily(name, base.version, tuple(knobs), base.build, f"{doc}\n\n{base.__doc__}")
+    family = ScenarioFamily(name, base.version, tuple(knobs), base.build, f"{doc}\n\n{base.__doc__}",
+                            subject=base.subject)
     SCENARIOS.register(name, family, origin=f"{base.build.__module__}:{name}")
     return family
 
 
-def scenario_family(name: str, *, version: str, knobs: tuple[Knob, ...]) -> Callable[[Callable], ScenarioFamily]:
-    """Decorator: register ``build(**knobs) -> SCM`` as the scenario family ``name``."""
+def scenario_family(name: str, *, version: str, knobs: tuple[Knob, ...], subject: Mapping[str, Any] | None = None
+                    ) -> Callable[[Callable], ScenarioFamily]:
+    """Decorator: register ``build(**knobs) -> SCM`` as the scenario family ``name`` (``subject``: its declared
+    subject model, see `ScenarioFamily`)."""
 
     def wrap(build: Callable[..., Any]) -> ScenarioFamily:
-        family = ScenarioFamily(name, version, knobs, build, build.__doc__ or "")
+        family = ScenarioFamily(name, version, knobs, build, build.__doc__ or "", subject=subject)
         SCENARIOS.register(name, family, origin=f"{build.__module__}.{build.__qualname__}")
         return family
 

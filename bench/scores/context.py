@@ -37,6 +37,7 @@ class ScoreContext:
     used: set[str] = field(default_factory=set)
     reliance_seed: int = 0
     known_base_units: dict[str, np.ndarray] | None = field(default=None, repr=False)  # from the replicate, if any
+    unit_truth: Any = field(default=None, repr=False)  # a planted subject's `PlantedTruth`, for localization scores
     _correct: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property

@@ -1,0 +1,99 @@
+"""Planted cow: the cow scenario whose subject model is a network built by construction, not trained.
+
+The data are the default cow scenario's (identity rendering of moo, tail, grass, sky; grass anti-causal,
+its agreement with cow set per environment). The subject is declared by the scenario (``arch =
+"planted"``, replacing a suite's ``[subject]`` table): a one-hidden-layer ReLU network whose logit is exactly
+
+    planted_moo * moo + planted_tail * tail + planted_grass * (grass - 1/2)
+      [+ coef_hidden * |moo + sky|  with hidden_feature = 1]
+      [+ coef_interaction * (grass - 1/2) * moo  with interaction = 1]
+
+(on the rendered inputs), with every hidden unit's loading on every variable known (`cowbench.planted`
+documents the construction: pairs of units ``z, -z`` keep the logit linear). The knobs that shape its
+hidden layer:
+
+* ``polysemantic`` (p in [0, 1]): the share of grass's pathway carried by units that also carry moo or tail
+  (0: grass has units of its own; 1: no unit reads grass alone);
+* ``superposition`` (m in 2..3, 0 = off): the four variables as dense, non-orthogonal directions in an
+  m-dimensional hidden space (Elhage et al. 2022): no unit and no axis is one variable;
+* ``hidden_feature``: the logit also uses ``|moo + sky|``, a feature none of the named variables is (the
+  "features nobody named"); it adds to ``cr``, not to ``ace`` (it is even);
+* ``interaction``: grass is also used through ``(grass - 1/2) * moo``, so a linear erasure of grass leaves
+  reliance behind.
+
+The edit oracle is the same network with ``planted_grass = 0`` and the interaction removed, so an edit
+that reproduces it scores ``edit_score = 1`` by construction. Expected outcomes (issue 10, §6): unit
+ablation of grass's units is clean at ``polysemantic = 0`` and fails at 1; direction-level methods recover
+grass's direction where units cannot; linear erasure leaves the interaction's reliance; under
+superposition no hidden-layer edit reaches ``C = 0`` exactly.
+"""
+
+from __future__ import annotations
+
+from cowbench.errors import InputError
+from cowbench.generators._cow_parts import size_knobs
+from cowbench.generators.cow import cow
+from cowbench.generators.knobs import integer, preset, real, real_tuple, scenario_family
+from cowbench.generators.scm import SCM
+
+KNOBS = (
+    real_tuple("agreement_train", (0.9, 0.8), 0.0, 1.0,
+               "P(grass = cow) in each training environment; its length is the number of environments",
+               max_len=16),
+    real("agreement_test", 0.1, 0.0, 1.0, "P(grass = cow) at deployment (test_ood)"),
+    real("label_noise", 0.5, 0.0, 10.0, "sd of the noise in the probit index of cow"),
+    real("measurement_noise", 1.0, 0.0, 10.0, "sd of the measurement noise on the causes' inputs"),
+    *size_knobs(),
+    real("planted_moo", 1.0, -10.0, 10.0, "A: the planted network's coefficient of moo"),
+    real("planted_tail", 1.0, -10.0, 10.0, "B: the planted network's coefficient of tail"),
+    real("planted_grass", 4.0, -10.0, 10.0, "C: the planted network's coefficient of (grass - 1/2), the shortcut"),
+    real("polysemantic", 0.0, 0.0, 1.0, "share of grass's pathway carried by units that also carry moo or tail"),
+    integer("superposition", 0, 0, 3, "hidden directions the 4 variables are superposed into: 2 or 3 (0: no "
+            "superposition; must be 0 when polysemantic > 0)"),
+    integer("hidden_feature", 0, 0, 1, "1: the logit also uses |moo + sky| (coef_hidden), a feature no variable is"),
+    real("coef_hidden", 0.5, -10.0, 10.0, "D: the hidden feature's coefficient"),
+    integer("interaction", 0, 0, 1, "1: the logit also uses (grass - 1/2) * moo (coef_interaction)"),
+    real("coef_interaction", 1.0, -10.0, 10.0, "G: the interaction's coefficient"),
+)
+
+
+@scenario_family("cow_planted", version="1", knobs=KNOBS, subject={"arch": "planted"})
+def cow_planted(*, agreement_train, agreement_test, label_noise, measurement_noise, n_train, n_val, n_test,
+                planted_moo, planted_tail, planted_grass, polysemantic, superposition, hidden_feature,
+                coef_hidden, interaction, coef_interaction) -> SCM:
+    """The default cow data with a planted subject network (see the module docstring)."""
+    if superposition == 1:
+        raise InputError("knob superposition=1 is invalid: one direction can only hold the logit's own direction "
+                         "(sky's would be 0); allowed 0, 2 or 3")
+    if superposition and polysemantic:
+        raise InputError(f"knob polysemantic={polysemantic!r} is invalid with superposition={superposition}: "
+                         "allowed 0 (under superposition every unit already carries several variables)")
+    knobs = cow.resolve({"agreement_train": agreement_train, "agreement_test": agreement_test,
+                         "label_noise": label_noise, "measurement_noise": measurement_noise,
+                         "n_train": n_train, "n_val": n_val, "n_test": n_test})
+    return cow.build(**knobs)
+
+
+preset("planted_mono", cow_planted, polysemantic=0.0, doc=(
+    "planted cow whose grass has hidden units of its own (polysemantic = 0). Expected: ablating the units "
+    "most associated with grass removes the shortcut cleanly (edit_score about 1, causal_kept 1); the "
+    "localization AUROC of such a unit ranking is 1."))
+preset("planted_poly", cow_planted, polysemantic=1.0, doc=(
+    "planted cow in which every unit that reads grass also reads moo or tail (polysemantic = 1). Expected: "
+    "unit ablation fails (it either leaves grass or destroys moo/tail: causal_kept drops), while a "
+    "direction-level erasure at the same layer still removes grass's linear pathway."))
+preset("planted_half", cow_planted, polysemantic=0.5, doc=(
+    "planted cow with half of grass's pathway in mixed units (polysemantic = 0.5). Expected: unit ablation "
+    "of grass's own units removes about half of the shortcut (residual_spurious about 0.5)."))
+preset("planted_superposed", cow_planted, superposition=3, doc=(
+    "planted cow whose four variables are dense, non-orthogonal directions in a 3-dimensional hidden space "
+    "(Elhage et al. 2022). Expected: no unit and no axis is grass, so unit ablation fails; subspace methods "
+    "(DAS) can find grass's direction (loc_overlap near 1), but no hidden-layer edit reaches C = 0 exactly."))
+preset("planted_hidden", cow_planted, hidden_feature=1, doc=(
+    "planted cow whose logit also uses |moo + sky|, a feature none of the named variables is. Expected: "
+    "ace is unchanged (the feature is even), cr shows it; edits of grass should leave it alone (the oracle "
+    "keeps it)."))
+preset("planted_interaction", cow_planted, interaction=1, doc=(
+    "planted cow that also uses grass through (grass - 1/2) * moo. Expected: a linear erasure of grass at "
+    "the hidden layer leaves reliance (the interaction units are gated by grass), so residual_spurious stays "
+    "above 0 while a probe for grass is at chance."))

@@ -1,0 +1,177 @@
+"""Planted networks: the logit is the closed form, reliance is (A, B, C), the unit truth is the construction,
+the oracle edit scores 1 and no edit 0, and the truth never reaches a method."""
+
+import numpy as np
+import pytest
+
+import cowbench as cb
+from cowbench import surgery
+from cowbench.conformance import reachable, reachable_leaks
+from cowbench.jobs import ReplicateSpec, execute, prepare
+from cowbench.method import Method, MethodOutput
+from cowbench.models import logits
+from cowbench.planted import PlantedSpec, PlantedTruth, planted_logit, planted_models, superposition_embedding
+from cowbench.subject import SubjectConfig
+
+SMALL = {"n_train": 300, "n_val": 100, "n_test": 1000}
+PRESETS = ("planted_mono", "planted_half", "planted_poly", "planted_superposed", "planted_hidden",
+           "planted_interaction")
+LINEAR = ("planted_mono", "planted_half", "planted_poly", "planted_superposed")
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_logit_is_the_closed_form(name):
+    scn = cb.make_scenario(name, **SMALL)
+    x = scn.sample(0).test_id.x
+    subject = planted_models(scn)[0]
+    want = planted_logit(PlantedSpec.from_scenario(scn), x)
+    # float32 network: agreement to float32 rounding of the logit's scale, not to a tuned tolerance
+    assert np.max(np.abs(logits(subject, x) - want)) < 1e-5 * (1 + np.abs(want).max())
+
+
+def test_logit_is_a_moo_b_tail_c_grass_on_hand_inputs():
+    scn = cb.make_scenario("planted_half", planted_moo=2.0, planted_tail=-0.5, planted_grass=3.0, **SMALL)
+    subject = planted_models(scn)[0]
+    x = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 5.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(logits(subject, x), [2.0 - 1.5, -0.5 - 1.5, 1.5, -1.5], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", LINEAR)
+def test_reliance_is_a_b_c(name):
+    scn = cb.make_scenario(name, planted_moo=1.5, planted_tail=-1.0, planted_grass=2.5, **SMALL)
+    ace = cb.reliance(planted_models(scn)[0], scn, scn.sample(1).test_id)
+    np.testing.assert_allclose([ace[v] for v in ("moo", "tail", "grass", "sky")], [1.5, -1.0, 2.5, 0.0], atol=1e-4)
+
+
+def test_hidden_feature_is_invisible_to_ace_but_not_to_cr():
+    scn = cb.make_scenario("planted_hidden", coef_hidden=1.0, **SMALL)
+    split = scn.sample(0).test_id
+    subject = planted_models(scn)[0]
+    ace = cb.reliance(subject, scn, split)
+    n = len(split)
+    # ace[moo] = A + D E[sign(x_moo + x_sky)]: the mean of n signs, sd D / sqrt(n)
+    assert abs(ace["moo"] - 1.0) < 4 / np.sqrt(n) and abs(ace["sky"]) < 4 / np.sqrt(n)
+    assert cb.reliance(subject, scn, split, measure="cr")["sky"] > 0.3  # E|D(|a + s'| - |a + s|)| is O(D)
+
+
+def test_interaction_reliance_follows_its_closed_form():
+    scn = cb.make_scenario("planted_interaction", coef_interaction=2.0, **SMALL)
+    split = scn.sample(0).test_id
+    ace = cb.reliance(planted_models(scn)[0], scn, split)
+    grass, x_moo = split.concepts["grass"].to_numpy(), split.x[:, 0].astype(np.float64)
+    # ace[moo] = A + G (mean(grass) - 1/2); ace[grass] = C + G mean(x_moo), on the same units
+    assert ace["moo"] == pytest.approx(1.0 + 2.0 * (grass.mean() - 0.5), abs=1e-4)
+    assert ace["grass"] == pytest.approx(4.0 + 2.0 * x_moo.mean(), abs=1e-3)
+
+
+@pytest.mark.parametrize(("p", "carriers"), [(0.0, [0, 0, 0, 0, 1, 1]), (0.5, [1, 1, 1, 1, 1, 1]),
+                                             (1.0, [1, 1, 1, 1, 0, 0])])
+def test_unit_truth_matches_the_construction(p, carriers):
+    scn = cb.make_scenario("cow_planted", polysemantic=p, **SMALL)
+    subject, _, truth = planted_models(scn)
+    assert truth.carriers("hidden.0").astype(int).tolist() == carriers
+    w = surgery.reader(subject, "input").weight.detach().double().numpy()
+    np.testing.assert_allclose(truth.loadings["hidden.0"], w, atol=1e-6)  # loadings are the first layer
+    # the grass loadings of the '+' units add up to C: the whole pathway, whatever its split
+    assert truth.loadings["hidden.0"][::2, 2].sum() == pytest.approx(4.0)
+    # the share carried by units that also read a cause is p
+    plus = truth.loadings["hidden.0"][::2]
+    mixed = np.abs(plus[:, :2]).sum(1) > 0
+    assert plus[mixed, 2].sum() / 4.0 == pytest.approx(p)
+
+
+def test_superposition_no_unit_and_no_axis_is_one_variable():
+    scn = cb.make_scenario("planted_superposed", **SMALL)
+    truth = planted_models(scn)[2]
+    load = truth.loadings["hidden.0"]
+    assert np.linalg.matrix_rank(load) == 3 < 4  # four variables in three directions
+    assert np.all((np.abs(load) > 1e-6).sum(axis=1) >= 2)  # every unit reads several variables
+    assert np.all((np.abs(load) > 1e-6).sum(axis=0) >= 2)  # no variable sits on one axis
+    gram = load.T @ load
+    off = gram[~np.eye(4, dtype=bool)]
+    assert np.all(np.abs(off) > 1e-3)  # every pair of variable directions is non-orthogonal
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_superposition_embedding_reads_the_logit_exactly(m):
+    coef = np.array([1.0, -2.0, 4.0, 0.0])
+    emb = superposition_embedding(coef, m)
+    np.testing.assert_allclose(emb @ emb.T, np.eye(m), atol=1e-12)
+    np.testing.assert_allclose((emb @ coef) @ emb, coef, atol=1e-12)
+
+
+def test_bad_knobs_are_refused():
+    with pytest.raises(ValueError, match="polysemantic"):
+        cb.make_scenario("cow_planted", polysemantic=0.5, superposition=2)
+    with pytest.raises(ValueError, match="polysemantic"):
+        cb.make_scenario("cow_planted", polysemantic=1.5)
+    with pytest.raises(ValueError, match="superposition=1"):
+        cb.make_scenario("cow_planted", superposition=1)
+    with pytest.raises(ValueError, match="planted scenario"):
+        cb.train_subject(cb.make_scenario("cow", **SMALL), None, arch="planted")
+
+
+def test_hook_points_of_a_planted_network():
+    subject = planted_models(cb.make_scenario("planted_mono", **SMALL))[0]
+    assert list(surgery.hook_points(subject)) == ["input", "hidden.0.pre", "hidden.0", "logit"]
+
+
+class _Edit(Method):
+    """Test double: zero-ablates the hidden units it is given (or none: no edit).
+
+    References
+    ----------
+    None (a test double).
+    """
+
+    name = "planted_test_edit"
+    family = "editing"
+    access = frozenset({"pooled", "internals"})
+    outputs = frozenset({"edit"})
+
+    def __init__(self, *, units=(), random_state=None):
+        self.units = units
+        self.random_state = random_state
+
+    def run(self, task):
+        model = task.model
+        width = surgery.activations(model, "hidden.0", task.train.x[:1]).shape[1]
+        return MethodOutput(edited=surgery.with_hook(model, "hidden.0", surgery.unit_hook(width, list(self.units))))
+
+
+def _replicate(name, **knobs):
+    scn = cb.make_scenario(name, **knobs)
+    # the suite asks for a linear subject; the planted scenario's declaration wins
+    return prepare(ReplicateSpec(scn.spec, 0, 0, SubjectConfig(arch="linear").to_dict()))
+
+
+def test_the_scenario_declares_its_subject_and_the_oracle_edit_scores_one():
+    rep = _replicate("planted_mono")
+    assert rep.subject_config["arch"] == "planted" and rep.unit_truth is not None
+    grass_units = np.flatnonzero(rep.unit_truth.carriers("hidden.0")).tolist()
+    _, metrics, _ = execute(rep, _Edit(units=grass_units), 0)
+    # ablating grass's own pair is the oracle itself, to float32 rounding: exactly 1 and 0
+    assert metrics["edit_score"] == pytest.approx(1.0, abs=1e-9)
+    assert metrics["residual_spurious"] == pytest.approx(0.0, abs=1e-5)
+    assert metrics["causal_kept"] == pytest.approx(1.0, abs=1e-5)
+    _, metrics, _ = execute(rep, _Edit(), 0)
+    assert metrics["edit_score"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["residual_spurious"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ablating_grass_units_fails_when_they_are_polysemantic():
+    rep = _replicate("planted_poly")
+    grass_units = np.flatnonzero(rep.unit_truth.carriers("hidden.0")).tolist()
+    _, metrics, _ = execute(rep, _Edit(units=grass_units), 0)
+    assert metrics["causal_kept"] == pytest.approx(0.0, abs=1e-6)  # moo and tail went with grass
+
+
+def test_unit_truth_is_not_reachable_from_the_task():
+    from cowbench.access import Task
+
+    rep = _replicate("planted_mono")
+    task = Task(rep.scenario, rep.data, rep.subject, {"pooled", "concept", "internals"},
+                subject_config=rep.subject_config)
+    assert reachable_leaks(task) == []
+    found = [path for path, obj in reachable(task) if isinstance(obj, PlantedTruth | PlantedSpec)]
+    assert found == []
