@@ -61,5 +61,5 @@ class CORAL(EnvPenaltyMethod):
         moments = [_moments(f.reshape(len(f), -1)) for f in feats]
         pairs = list(itertools.combinations(moments, 2))
         if not pairs:
-            return torch.zeros((), dtype=losses.dtype)
+            return torch.zeros((), dtype=feats[0].dtype)
         return sum(((ma - mb) ** 2).mean() + ((ca - cb) ** 2).mean() for (ma, ca), (mb, cb) in pairs) / len(pairs)
