@@ -290,3 +290,12 @@ def test_a_method_that_answers_only_in_easy_replicates_is_not_ranked():
     # a replicate missing for every method (a scenario-level guard) leaves the table paired and ranked
     r = ranks_of(frame({"a": [0.3, 0.3], "b": [0.1, 0.2]})).set_index("entry")
     assert list(r["rank"]) == [2, 1]
+
+
+def test_unranked_rows_are_ordered_by_name_not_by_hash_order():
+    # every method at chance: no ranks; rows used to follow set iteration order, which Python salts per process
+    names = ["zeta", "alpha", "mid", "beta", "omega"]
+    f = frame({n: [1.0, 1.0] for n in names})
+    section = table_lines(report(f), "## World recovery — cow")
+    rows = [line.split(" | ")[2] for line in section if line.startswith("| —")]
+    assert rows == sorted(names)
