@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,7 @@ def dot_plot(summary: pd.DataFrame, track: str, metric: str, *, higher_is_better
     panels = sorted(part["scenario"].unique())
     ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharey=True,
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharey=True, layout="constrained",
                              figsize=(3.2 * ncols + 1.8, 0.28 * len(entries) * nrows + 1.2 * nrows + 0.6))
     for ax, scenario in zip(axes.flat, panels, strict=False):
         cells = part[part.scenario == scenario].sort_values("entry")
@@ -159,7 +160,7 @@ def dot_plot(summary: pd.DataFrame, track: str, metric: str, *, higher_is_better
         from matplotlib.collections import LineCollection
 
         ax.add_collection(LineCollection(segments, colors="C0", linewidths=1.5, label=scenario))
-        ax.set_title(scenario, fontsize=8)
+        ax.set_title("\n".join(textwrap.wrap(scenario, 48)), fontsize=8)  # long knob lists: wrapped, not clipped
         ax.grid(axis="x", alpha=0.3)
         ax.tick_params(labelsize=7)
         ax.set_yticks(range(len(entries)), entries)
@@ -171,7 +172,6 @@ def dot_plot(summary: pd.DataFrame, track: str, metric: str, *, higher_is_better
     fig.suptitle(f"{TRACK_TITLES.get(track, track)}: {metric} {arrow} (mean, 95% interval over replicates)",
                  fontsize=10)
     fig.supxlabel(metric, fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -191,7 +191,8 @@ def dose_plot(summary: pd.DataFrame, sweep: Sweep, metrics: Sequence[tuple[str, 
         return None
     # one colour per method setting in every panel (a method missing from a panel keeps its colour elsewhere)
     colors = {e: f"C{i % 10}" for i, e in enumerate(sorted(part["entry"].unique()))}
-    fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(4.2 * len(panels) + 1.5, 3.6))
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(4.2 * len(panels) + 1.5, 3.6),
+                             layout="constrained")
     for ax, (track, metric, higher) in zip(axes[0], panels, strict=True):
         cells = part[part.metric == metric]
         for entry, line in sorted(cells.groupby("entry"), key=lambda kv: kv[0]):
@@ -211,14 +212,17 @@ def dose_plot(summary: pd.DataFrame, sweep: Sweep, metrics: Sequence[tuple[str, 
     from matplotlib.lines import Line2D
 
     fig.legend([Line2D([], [], color=c, marker="o", markersize=3) for c in colors.values()], list(colors),
-               loc="center right", fontsize=7, frameon=False)
+               loc="outside right center", fontsize=7, frameon=False)
     fig.suptitle(f"{sweep.title} (mean, 95% interval over replicates)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1 - 1.4 / fig.get_figwidth(), 1))
     return fig
 
 
 def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list[Path]:
     paths = []
+    engine = fig.get_layout_engine()
+    if engine is not None:  # lay out once and freeze: every format (and every run) gets the same positions
+        engine.execute(fig)
+        fig.set_layout_engine("none")
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
         # SVG: no date in the file, so the same results give the same bytes
