@@ -22,24 +22,32 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display, and the same output with or without one
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 try:  # the report package's shared table; the single report module before it was split
     from cowbench.reports.table import TRACK_TITLES, RunResults, primary_scores, scenario_label, score_table, summarize
 except ImportError:  # pragma: no cover - only before bench/reports/table.py exists
     from cowbench.reports.table import TRACK_TITLES, RunResults, primary_scores, scenario_label, score_table, summarize
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 FORMATS = ("png", "svg")
 _DPI = 120
+
+
+def _pyplot() -> Any:
+    """pyplot on the Agg backend (files only: no display, the same output with or without one), imported when
+    a plot is drawn: `sweeps` serves the Markdown report, which must not pay for matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,7 @@ def dot_plot(summary: pd.DataFrame, track: str, metric: str, *, higher_is_better
         part = part[part.scenario.isin(scenarios)]
     if part.empty:
         return None
+    plt = _pyplot()
     entries = sorted(part["entry"].unique())
     row = {e: i for i, e in enumerate(entries)}
     panels = sorted(part["scenario"].unique())
@@ -189,6 +198,7 @@ def dose_plot(summary: pd.DataFrame, sweep: Sweep, metrics: Sequence[tuple[str, 
     panels = [(t, m, h) for t, m, h in metrics if (part.metric == m).any()]
     if not panels:
         return None
+    plt = _pyplot()
     # one colour per method setting in every panel (a method missing from a panel keeps its colour elsewhere)
     colors = {e: f"C{i % 10}" for i, e in enumerate(sorted(part["entry"].unique()))}
     fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(4.2 * len(panels) + 1.5, 3.6),
@@ -218,6 +228,7 @@ def dose_plot(summary: pd.DataFrame, sweep: Sweep, metrics: Sequence[tuple[str, 
 
 
 def _save(fig: Figure, out_dir: Path, stem: str, formats: Sequence[str]) -> list[Path]:
+    plt = _pyplot()
     paths = []
     engine = fig.get_layout_engine()
     if engine is not None:  # lay out once and freeze: every format (and every run) gets the same positions

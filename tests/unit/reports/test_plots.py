@@ -120,3 +120,12 @@ def test_write_plots_writes_png_and_svg_and_keeps_swept_scenarios_off_the_dot_pl
 def test_a_bad_format_is_refused_with_the_allowed_ones(run, tmp_path):
     with pytest.raises(ValueError, match="not one of png, svg"):
         write_plots(run[0], tmp_path, formats=["pdf"])
+
+
+def test_the_sweeps_of_a_run_need_no_matplotlib():
+    # the Markdown report asks for the sweeps; only drawing imports matplotlib
+    import subprocess
+    import sys
+
+    code = "import sys, cowbench.reports.plots as p; assert 'matplotlib' not in sys.modules, 'imported'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
