@@ -77,7 +77,9 @@ class Inlp(Method):
     Parameters
     ----------
     n_iter : int
-        Rounds of probe fitting and projection.
+        Rounds of probe fitting and projection. Default 1: on the default cow and the planted networks
+        (6 to 32 units, grass correlated with the label) every further round takes causal directions
+        (planted_mono edit_score 0.99 after one round, -0.75 after two); more rounds are in the search space.
     C : float
         Inverse regularisation strength of the probes.
     layer : str, optional
@@ -100,7 +102,7 @@ class Inlp(Method):
     outputs = frozenset({"edit"})
     search_space = {"n_iter": Choice((1, 2, 4, 8)), "C": LogUniform(1e-2, 1e2)}
 
-    def __init__(self, *, n_iter: int = 4, C: float = 1.0, layer: str | None = None,
+    def __init__(self, *, n_iter: int = 1, C: float = 1.0, layer: str | None = None,
                  random_state: int | None = None):
         self.n_iter = n_iter
         self.C = C

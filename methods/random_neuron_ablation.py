@@ -45,7 +45,7 @@ class RandomNeuronAblation(Method):
     control = True
     search_space = {"k": Choice((1, 2, 4, 8, 16)), "mode": Choice(("zero", "mean"))}
 
-    def __init__(self, *, k: int = 4, mode: str = "mean", layer: str | None = None,
+    def __init__(self, *, k: int = 2, mode: str = "mean", layer: str | None = None,
                  random_state: int | None = None):
         self.k = k
         self.mode = mode
