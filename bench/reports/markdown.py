@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cowbench.reports.table import (
+    AGGREGATION,
     MIN_COVERAGE,
     N_BOOT,
     N_BOOT_RANK,
@@ -64,6 +65,7 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
             f"- min. resolvable difference at {'/'.join(map(str, reps))} replicates (paired t-test, α = 0.05, "
             "power 0.8; s.d. of per-replicate differences between two methods, pooled over every pair of methods "
             f"in every table of the track): {parts}")
+    lines.append(f"- across scenarios: {AGGREGATION}")
     fingerprint = machine_line(res.runs)
     if fingerprint:
         lines.append(f"- machine: {fingerprint}")
