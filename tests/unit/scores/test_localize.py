@@ -1,0 +1,176 @@
+"""Localization scores (loc_auroc, loc_overlap) and other_spurious_ratio, attacked: truth -> 1, complement or
+reversal -> 0, random -> the closed-form chance level, and missing with a reason where no truth exists."""
+
+import numpy as np
+import pytest
+import torch
+
+import cowbench as cb
+from cowbench import surgery
+from cowbench.jobs import ReplicateSpec, execute, prepare
+from cowbench.method import Method, MethodOutput
+from cowbench.scores.localize import auroc, subspace_overlap
+from cowbench.subject import SubjectConfig
+
+SMALL = {"n_train": 300, "n_val": 100, "n_test": 500}
+
+
+def test_auroc_perfect_reversed_tied():
+    pos = np.array([False, False, True, True])
+    assert auroc(np.array([0.0, 1.0, 2.0, 3.0]), pos) == 1.0
+    assert auroc(np.array([3.0, 2.0, 1.0, 0.0]), pos) == 0.0
+    assert auroc(np.zeros(4), pos) == 0.5  # ties count 1/2
+    assert auroc(np.array([0.0, 2.0, 2.0, 3.0]), pos) == 0.875  # one positive-negative tie out of 4 pairs
+
+
+def test_auroc_of_random_scores_is_one_half():
+    rng = np.random.default_rng(0)
+    pos = np.arange(20) < 6
+    draws = [auroc(rng.standard_normal(20), pos) for _ in range(2000)]
+    # AUROC of random scores: mean 1/2, variance (n_pos + n_neg + 1) / (12 n_pos n_neg) (Mann-Whitney)
+    sd = np.sqrt((6 + 14 + 1) / (12 * 6 * 14))
+    assert abs(np.mean(draws) - 0.5) < 4 * sd / np.sqrt(len(draws))
+
+
+def test_overlap_truth_complement_and_superset():
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    true = q[:, :2]
+    assert subspace_overlap(true, true @ rng.standard_normal((2, 2))) == pytest.approx(1.0)  # any basis of it
+    assert subspace_overlap(true, q[:, 2:]) == pytest.approx(0.0, abs=1e-12)
+    assert subspace_overlap(true, np.eye(8)) == pytest.approx(2 / 8)  # the whole space pays for its size
+    assert subspace_overlap(true, q[:, :1]) == pytest.approx(1 / 2)  # half of the truth
+
+
+@pytest.mark.parametrize(("k", "w"), [(1, 6), (2, 10), (3, 5)])
+def test_overlap_of_a_random_subspace_is_k_over_w(k, w):
+    rng = np.random.default_rng(k * w)
+    true = np.linalg.qr(rng.standard_normal((w, k)))[0]
+    draws = np.array([subspace_overlap(true, rng.standard_normal((w, k))) for _ in range(3000)])
+    # closed form: E ||Q_t' Q_f||_F^2 = k * k / w for a uniformly random k-subspace, divided by k
+    assert abs(draws.mean() - k / w) < 4 * draws.std() / np.sqrt(draws.size)
+
+
+class _Localize(Method):
+    """Test double: reports a fixed localization at hidden.0 and edits nothing.
+
+    References
+    ----------
+    None (a test double).
+    """
+
+    name = "localize_test_double"
+    family = "editing"
+    access = frozenset({"pooled", "internals"})
+    outputs = frozenset({"edit"})
+
+    def __init__(self, *, point="hidden.0", unit_scores=None, subspace=None, random_state=None):
+        self.point, self.unit_scores, self.subspace = point, unit_scores, subspace
+        self.random_state = random_state
+
+    def run(self, task):
+        loc = {"point": self.point, "unit_scores": self.unit_scores, "subspace": self.subspace}
+        return MethodOutput(edited=task.model, localized=loc)
+
+
+def _planted(name="planted_mono"):
+    scn = cb.make_scenario(name, **SMALL)
+    return prepare(ReplicateSpec(scn.spec, 0, 0, SubjectConfig().to_dict()))
+
+
+def test_the_truth_scores_one_and_its_reverse_zero():
+    rep = _planted()
+    carriers = rep.unit_truth.carriers("hidden.0").astype(float)
+    basis = rep.unit_truth.subspace("hidden.0")
+    _, m, _ = execute(rep, _Localize(unit_scores=carriers, subspace=basis), 0)
+    assert m["loc_auroc"] == 1.0 and m["loc_overlap"] == pytest.approx(1.0)
+    complement = np.linalg.svd(np.eye(basis.shape[0]) - basis @ basis.T)[0][:, : basis.shape[0] - basis.shape[1]]
+    _, m, _ = execute(rep, _Localize(unit_scores=-carriers, subspace=complement), 0)
+    assert m["loc_auroc"] == 0.0 and m["loc_overlap"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_unit_ablation_subspace_of_grass_units_is_half_right():
+    # grass's pair spans (e+, e-); the true direction is e+ - e-: one of two principal angles is 0, one is 90
+    rep = _planted()
+    units = np.flatnonzero(rep.unit_truth.carriers("hidden.0"))
+    _, m, _ = execute(rep, _Localize(subspace=np.eye(6)[:, units]), 0)
+    assert m["loc_overlap"] == pytest.approx(0.5)
+
+
+def test_polysemantic_truth_is_a_direction_across_mixed_units():
+    rep = _planted("planted_poly")
+    basis = rep.unit_truth.subspace("hidden.0")
+    assert basis.shape[1] == 1 and np.count_nonzero(np.abs(basis[:, 0]) > 1e-9) == 4  # spread over moo and tail units
+
+
+def test_missing_with_reason_without_unit_truth_or_at_an_unknown_point():
+    scn = cb.make_scenario("cow", **SMALL)
+    rep = prepare(ReplicateSpec(scn.spec, 0, 0, SubjectConfig(arch="mlp", epochs=5).to_dict()))
+    _, m, _ = execute(rep, _Localize(unit_scores=np.arange(32.0), subspace=np.eye(32)[:, :1]), 0)
+    assert m["loc_auroc"] is None and "trained, not planted" in m.missing["loc_auroc"]
+    assert m["loc_overlap"] is None and "trained, not planted" in m.missing["loc_overlap"]
+    rep = _planted()
+    _, m, _ = execute(rep, _Localize(point="hidden.3", unit_scores=np.arange(6.0)), 0)
+    assert m["loc_auroc"] is None and "hidden.3" in m.missing["loc_auroc"]
+    _, m, _ = execute(rep, _Localize(unit_scores=np.arange(5.0)), 0)  # wrong width
+    assert m["loc_auroc"] is None and "width 6" in m.missing["loc_auroc"]
+    _, m, _ = execute(rep, _Localize(), 0)  # localized nothing: plain absence
+    assert m["loc_auroc"] is None and "loc_auroc" not in m.missing
+
+
+def test_input_point_truth_is_the_grass_column():
+    rep = _planted()
+    _, m, _ = execute(rep, _Localize(point="input", unit_scores=np.array([0.0, 0.0, 1.0, 0.0]),
+                                     subspace=np.array([[0.0], [0.0], [1.0], [0.0]])), 0)
+    assert m["loc_auroc"] == 1.0 and m["loc_overlap"] == pytest.approx(1.0)
+
+
+class _DropInput(Method):
+    """Test double: zeroes the first layer's weights on the given input columns (no edit when empty).
+
+    References
+    ----------
+    None (a test double).
+    """
+
+    name = "drop_input_test_double"
+    family = "editing"
+    access = frozenset({"pooled", "internals"})
+    outputs = frozenset({"edit"})
+
+    def __init__(self, *, columns=(), random_state=None):
+        self.columns = columns
+        self.random_state = random_state
+
+    def run(self, task):
+        model = task.model
+        w = surgery.reader(model, "input").weight
+        with torch.no_grad():
+            w[:, list(self.columns)] = 0.0
+        return MethodOutput(edited=model)
+
+
+def test_other_spurious_ratio_watches_the_shortcut_that_is_not_the_target():
+    scn = cb.make_scenario("cow_two_shortcuts", **SMALL)
+    assert scn.truth.edit_targets == ["grass"]
+    rep = prepare(ReplicateSpec(scn.spec, 0, 0, SubjectConfig(arch="linear").to_dict()))
+    assert abs(rep.base_ace["sky"]) > 0.3  # ERM uses the other shortcut
+    _, m, _ = execute(rep, _DropInput(), 0)
+    assert m["other_spurious_ratio"] == pytest.approx(1.0)  # no edit: untouched
+    _, m, _ = execute(rep, _DropInput(columns=[2]), 0)  # remove grass only
+    assert m["other_spurious_ratio"] == pytest.approx(1.0)
+    _, m, _ = execute(rep, _DropInput(columns=[3]), 0)  # remove sky, the watched one
+    assert m["other_spurious_ratio"] == pytest.approx(0.0, abs=1e-6)
+    cow = cb.make_scenario("cow", **SMALL)  # one shortcut, and it is the target: nothing to watch
+    rep = prepare(ReplicateSpec(cow.spec, 0, 0, SubjectConfig(arch="linear").to_dict()))
+    _, m, _ = execute(rep, _DropInput(columns=[2]), 0)
+    assert m["other_spurious_ratio"] is None and "other_spurious_ratio" not in m.missing
+
+
+def test_the_edit_target_reaches_the_task():
+    from cowbench.access import Task
+
+    scn = cb.make_scenario("cow_two_shortcuts", edit_target="sky", **SMALL)
+    rep = prepare(ReplicateSpec(scn.spec, 0, 0, SubjectConfig(arch="linear").to_dict()))
+    task = Task(rep.scenario, rep.data, rep.subject, {"pooled", "concept"}, subject_config=rep.subject_config)
+    assert task.edit_target == ["sky"] and task.told == ["edit_target"]
