@@ -126,7 +126,8 @@ def job_spec_from_record(record: dict[str, Any]) -> Any:
     spec = record["spec"]
     versions = spec.get("versions") or {}
     rspec = ReplicateSpec(spec["scenario"], spec["replicate"], spec["root_seed"], spec["subject"])
-    job = JobSpec(rspec, spec["method"], spec.get("hparams") or {}, versions.get("method"), versions.get("scorer"))
+    job = JobSpec(rspec, spec["method"], spec.get("hparams") or {}, versions.get("method"), versions.get("scorer"),
+                  loeo=bool(spec.get("loeo", False)))  # jobs of a suite that selects by loeo carry the flag
     if job.id != record["job_id"]:
         raise InputError(f"job {record['job_id'][:12]}: its spec does not hash to its id (another record format)")
     installed = {
@@ -325,7 +326,7 @@ def verify(results: Path, *, sample: int | None = DEFAULT_SAMPLE, seed: int = 0,
     if not results.is_dir():
         raise InputError(f"results directory {str(results)!r} does not exist")
     load_plugins_once(tuple(plugins))
-    res = load_results(results, suite)
+    res = load_results(results, suite, select=False)  # every stored job once, whichever rule chose it
     stored = res.frame
     if res.jobs.empty:
         planned = len(res.manifest["jobs"]) if res.manifest else 0

@@ -182,8 +182,12 @@ def _manifest(out: Path, suite: str | None) -> dict[str, Any] | None:
     return select_manifest(out, suite)
 
 
-def load_results(out: Path, suite: str | None = None) -> RunResults:
-    """Read the records of one suite's planned jobs under ``out`` (``suite``: which, if there are several)."""
+def load_results(out: Path, suite: str | None = None, *, select: bool = True) -> RunResults:
+    """Read the records of one suite's planned jobs under ``out`` (``suite``: which, if there are several).
+
+    ``select``: apply the manifest's selection rules (`cowbench.selection.apply_selection`); False gives every
+    ok job once, as stored (what ``cowbench verify`` reruns).
+    """
     out = Path(out)
     if not out.is_dir():
         raise InputError(f"results directory {str(out)!r} does not exist")
@@ -227,7 +231,8 @@ def load_results(out: Path, suite: str | None = None) -> RunResults:
     missing_frame["entry"] = missing_frame["job_id"].map(entry).astype(object)
     from cowbench.selection import apply_selection  # the manifest's selection rules (unchanged for defaults only)
 
-    return apply_selection(RunResults(frame, jobs_frame, missing_frame, failed, manifest, runs))
+    res = RunResults(frame, jobs_frame, missing_frame, failed, manifest, runs)
+    return apply_selection(res) if select else res
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -94,3 +94,12 @@ def test_the_draws_and_job_files_do_not_depend_on_the_launcher(serial_run):
                     "--jobs", "2")
     assert done.returncode == 0, done.stderr
     assert job_files(other) == job_files(out)
+
+
+@pytest.mark.slow
+def test_verify_reruns_every_stored_job_whichever_rule_chose_it(serial_run):
+    # loeo jobs carry the flag in their spec: verify must rebuild it, and rerun unselected settings too
+    _, out, _ = serial_run
+    done = cowbench("verify", out, "--all", "--plugins", PLUGIN, "--jobs", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS" in done.stdout and "of 12 stored job(s)" in done.stdout + done.stderr
