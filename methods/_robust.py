@@ -207,10 +207,14 @@ class EnvPenaltyMethod(RetrainMethod):
         final = float(self.penalty_weight)
         trace: dict[str, float] = {}
 
+        config = self._config(task, epochs=self.epochs)
+        model = self._fresh(task, config)
+        head, last = split_last_layer(model)  # slices share the model's modules; made once, not per step
+        tail = model[last:]
+
         def objective(model, step):
-            _, last = split_last_layer(model)
-            feats = [model[:last](xe) for xe in xs]
-            outs = [model[last:](f) for f in feats]
+            feats = [head(xe) for xe in xs]
+            outs = [tail(f) for f in feats]
             losses = torch.stack([unit_loss(o, ye, loss).mean() for o, ye in zip(outs, ys, strict=True)])
             pen = self.penalty(outs, ys, feats, losses, loss)
             weight = final if step >= anneal else 1.0
@@ -218,8 +222,7 @@ class EnvPenaltyMethod(RetrainMethod):
             trace["penalty"] = float(pen.detach())
             return total / weight if weight > 1.0 else total
 
-        config = self._config(task, epochs=self.epochs)
-        model = train_objective(self._fresh(task, config), objective, epochs=config.epochs, lr=config.lr,
+        model = train_objective(model, objective, epochs=config.epochs, lr=config.lr,
                                 weight_decay=config.weight_decay, restart_at=anneal)
         return MethodOutput(edited=model, details={"environments": n_envs,
                                                    "final_penalty": trace.get("penalty", 0.0)})
