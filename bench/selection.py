@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from cowbench.data import Dataset, Split
     from cowbench.jobs import Replicate
     from cowbench.method import Method
+    from cowbench.scores import Missing
 
 #: rule -> the stored metric it maximises (None: no metric, draw 0)
 RULES: dict[str, str | None] = {"defaults": None, "train_val": "val_acc", "worst_group_val": "val_wga",
@@ -287,11 +288,13 @@ def _fold_subject(rep: Replicate, env: int, train: Split) -> Any:
     return _FOLDS[key]
 
 
-def loeo_accuracy(rep: Replicate, method: Method, fit_seed: int) -> float | None:
+def loeo_accuracy(rep: Replicate, method: Method, fit_seed: int) -> float | Missing | None:
     """Mean over training environments ``e`` of the accuracy, on train's units of ``e``, of ``method`` refit on
-    the data without ``e`` (subject retrained without ``e`` as well). None if a fold returns no edited model."""
+    the data without ``e`` (subject retrained without ``e`` as well). None if a fold returns no edited model;
+    `Missing` with the reason if a fold's refit raises (the job itself stays ok: its other scores stand)."""
     from cowbench.access import Task
     from cowbench.models import logits
+    from cowbench.scores import Missing
     from cowbench.seeds import derive_seed
 
     accs = []
@@ -299,7 +302,11 @@ def loeo_accuracy(rep: Replicate, method: Method, fit_seed: int) -> float | None
         fold = without_env(rep.data, int(env))
         subject = _fold_subject(rep, int(env), fold.train)
         task = Task(rep.scenario, fold, subject, type(method).access, subject_config=rep.subject_config)
-        output = method.clone(random_state=derive_seed(fit_seed, "loeo", int(env))).run(task)
+        try:
+            output = method.clone(random_state=derive_seed(fit_seed, "loeo", int(env))).run(task)
+        except Exception as exc:  # e.g. a method that assumes every training environment is present
+            return Missing(f"the refit without training environment {int(env)} raised {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}")
         if output.edited is None:
             return None
         held = rep.data.train.env == env

@@ -226,3 +226,19 @@ def test_selection_metrics_come_from_the_harness_not_the_method(three_env_replic
     worst = min(np.mean(val.y[val.group == g] == 1) for g in np.unique(val.group))
     assert metrics["val_wga"] == pytest.approx(worst, abs=1e-12)
     assert metrics["loeo_acc"] is None  # only jobs of a loeo suite refit
+
+
+def test_a_fold_that_raises_leaves_loeo_acc_missing_with_the_reason_and_the_job_ok(three_env_replicate):
+    from cowbench.jobs import execute
+
+    class NeedsEveryEnv(_Constant):
+        def run(self, task):
+            if len(np.unique(task.train.env)) != task.n_environments:
+                raise ValueError("an environment is missing")
+            return super().run(task)
+
+    _, metrics, resources = execute(three_env_replicate, NeedsEveryEnv(random_state=0), fit_seed=0, loeo=True)
+    assert metrics["loeo_acc"] is None and "an environment is missing" in metrics.missing["loeo_acc"]
+    assert metrics["val_acc"] is not None and resources["loeo_wall_s"] >= 0
+    _, ok, _ = execute(three_env_replicate, _Constant(random_state=0), fit_seed=0, loeo=True)
+    assert 0 <= ok["loeo_acc"] <= 1
