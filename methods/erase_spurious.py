@@ -1,13 +1,13 @@
-"""Remove the spurious variable's input direction from the subject model's first layer."""
+"""Mean-ablate the edit target's probe direction at the subject model's input (through `cowbench.surgery`)."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from cowbench import surgery
 from cowbench.access import Task
 from cowbench.method import Method, MethodOutput, register_method
-from cowbench.models import first_linear
+from cowbench.methods._common import concept_directions
 
 
 @register_method
@@ -17,11 +17,17 @@ class EraseSpurious(Method):
     On the labelled subset, a multi-output least-squares probe ``x - mean(x) ~ (c - mean(c)) B``
     (c = every observed variable) gives each variable's input direction ``d_v`` (a row of ``B``, shape
     (d,)); the rows of ``pinv(B)`` give read-out directions ``u_v`` with ``u_v . d_w = 1[v = w]``. The
-    edit replaces the target's coordinate by its mean, ``x -> x - d_s u_s'(x - mu)``, folded into the
-    first layer: ``W' = W P``, ``b' = b + W (I - P) mu`` with ``P = I - d_s u_s'``. On an identity
-    rendering this is "zero out C" with the mean moved into the bias; the other variables' directions
-    are kept exactly (``P d_v = d_v``). The model is not retrained, so weights co-adapted with the
-    spurious input stay as they are (catalog §5.15 (f)).
+    edit replaces the target's coordinate by its mean, ``x -> P x + (I - P) mu`` with ``P = I - d_s u_s'``,
+    inserted at the hook point ``input`` (`cowbench.surgery.AffineHook`), so it works for every subject
+    architecture. On an identity rendering this is "set grass to its mean"; the other variables'
+    directions are kept exactly (``P d_v = d_v``). The model is not retrained, so weights co-adapted with
+    the spurious input stay as they are (catalog §5.15 (f)).
+
+    This is an oblique mean-ablation of one probe direction, not LEACE: LEACE whitens by the covariance and
+    removes every linearly decodable trace of the concept with the least change (``leace`` implements it);
+    here the read-out ``u_s`` comes from the joint probe, so what correlates with the target through the
+    other variables is kept. Reports where it acted: ``localized = {"point": "input", "unit_scores":
+    |d_s|, "subspace": d_s}`` (summed over targets for the scores, one column per target for the subspace).
 
     Parameters
     ----------
@@ -32,15 +38,16 @@ class EraseSpurious(Method):
 
     References
     ----------
-    Belrose, N., Schneider-Joseph, D., Ravfogel, S., Cotterell, R., Raff, E. & Biderman, S. (2023).
-    LEACE: perfect linear concept erasure in closed form. NeurIPS, arXiv:2306.03819 (affine erasure
-    folded into the next layer).
     Ravfogel, S., Elazar, Y., Gonen, H., Twiton, M. & Goldberg, Y. (2020). Null it out: guarding
-    protected attributes by iterative nullspace projection. ACL, arXiv:2004.07667.
+    protected attributes by iterative nullspace projection. ACL, arXiv:2004.07667 (removing a probe's
+    direction).
+    Belrose, N., Schneider-Joseph, D., Ravfogel, S., Cotterell, R., Raff, E. & Biderman, S. (2023).
+    LEACE: perfect linear concept erasure in closed form. NeurIPS, arXiv:2306.03819 (the optimal erasure this
+    simpler edit is compared with).
     """
 
     name = "erase_spurious"
-    version = "1"
+    version = "2"  # 2: the edit is an input hook instead of folded weights (same function), and it localizes
     family = "editing"
     access = frozenset({"pooled", "concept", "internals"})
     outputs = frozenset({"edit"})
@@ -52,25 +59,16 @@ class EraseSpurious(Method):
     def run(self, task: Task) -> MethodOutput:
         concepts = task.concepts  # (n_c, k) DataFrame over observed variables
         targets = task.edit_target
-        c = concepts.to_numpy(dtype=np.float64)
         x = np.asarray(task.concept_x, dtype=np.float64)  # (n_c, d)
-        mu = x.mean(0)
-        cc, xc = c - c.mean(0), x - mu
-        gram = cc.T @ cc
-        gram += self.ridge * np.trace(gram) / len(gram) * np.eye(len(gram))
-        directions = np.linalg.solve(gram, cc.T @ xc)  # B, (k, d): row v = input direction of v
+        directions = concept_directions(concepts.to_numpy(dtype=np.float64), x, ridge=self.ridge)  # B, (k, d)
         readout = np.linalg.pinv(directions)  # (d, k): column v reads v's coordinate
         cols = [list(concepts.columns).index(t) for t in targets]
         removal = directions[cols].T @ readout[:, cols].T  # (d, d) = sum_s d_s u_s'
-        keep = np.eye(x.shape[1]) - removal  # P
-
-        model = task.model  # a private copy
-        layer = first_linear(model)
-        with torch.no_grad():
-            w = layer.weight.double()  # (h, d)
-            new_bias = layer.bias.double() + w @ torch.from_numpy(removal @ mu)
-            layer.weight.copy_((w @ torch.from_numpy(keep)).to(layer.weight.dtype))
-            layer.bias.copy_(new_bias.to(layer.bias.dtype))
-        return MethodOutput(edited=model, details={"targets": targets,
-                                                   "directions": {t: directions[i].tolist()
-                                                                  for t, i in zip(targets, cols, strict=True)}})
+        hook = surgery.AffineHook(np.eye(x.shape[1]) - removal, removal @ x.mean(0))
+        edited = surgery.with_hook(task.model, "input", hook)
+        found = directions[cols].T  # (d, n_targets)
+        return MethodOutput(edited=edited,
+                            localized={"point": "input", "unit_scores": np.abs(found).sum(1), "subspace": found},
+                            details={"targets": targets,
+                                     "directions": {t: directions[i].tolist() for t, i in zip(targets, cols,
+                                                                                              strict=True)}})
