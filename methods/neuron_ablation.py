@@ -30,7 +30,7 @@ class NeuronAblation(Method):
     behind or ablates causal signal with it: the unit-level skyline that direction-level edits are measured
     against (Bau et al. 2020; Wang & Veitch 2025 for random-unit controls).
 
-    Localized: ``unit_scores`` = the association of every unit.
+    Localized: ``unit_scores`` = the association of every unit; ``subspace`` = the axes of the ablated units.
 
     Parameters
     ----------
@@ -75,5 +75,6 @@ class NeuronAblation(Method):
         units = np.argsort(-scores, kind="stable")[:k]
         values = train_mean(task, model, point)[units] if self.mode == "mean" else 0.0
         edited = surgery.with_hook(model, point, surgery.unit_hook(h.shape[1], units, values))
-        return MethodOutput(edited=edited, localized=localized(point, unit_scores=scores),
+        return MethodOutput(edited=edited, localized=localized(point, unit_scores=scores,
+                                                                subspace=np.eye(h.shape[1])[:, units]),
                             details={"layer": point, "units": units.tolist(), "mode": self.mode})

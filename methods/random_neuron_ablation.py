@@ -19,7 +19,8 @@ class RandomNeuronAblation(Method):
     0, and `neuron_ablation` that does not beat it at the same ``k`` has not located anything (random-location
     controls, Wang & Veitch 2025).
 
-    Localized: ``unit_scores`` = the random scores (the localization score's chance level).
+    Localized: ``unit_scores`` = the random scores (the localization score's chance level); ``subspace`` =
+    the axes of the ablated units.
 
     Parameters
     ----------
@@ -61,5 +62,6 @@ class RandomNeuronAblation(Method):
         units = np.argsort(-scores, kind="stable")[:clip_count(self.k, mu.size)]
         values = mu[units] if self.mode == "mean" else 0.0
         edited = surgery.with_hook(model, point, surgery.unit_hook(mu.size, units, values))
-        return MethodOutput(edited=edited, localized=localized(point, unit_scores=scores),
+        return MethodOutput(edited=edited, localized=localized(point, unit_scores=scores,
+                                                                subspace=np.eye(mu.size)[:, units]),
                             details={"layer": point, "units": units.tolist(), "mode": self.mode})
