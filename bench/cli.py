@@ -130,6 +130,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         "world_undefined": scn.truth.world_undefined,
         "identifiable_with": scn.truth.identifiable_with,
         "identifiable_reason": scn.truth.identifiable_reason,
+        "edit_target": scn.truth.edit_targets,
+        "subject": getattr(cb.registries.SCENARIOS.get(scn.name), "subject", None),  # declared by the scenario
     }
     if args.json:
         print(json.dumps(info, indent=1))
@@ -144,6 +146,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("world coefficients: " + (", ".join(f"{k}={v:g}" for k, v in info["world_coef"].items())
                                     or f"undefined ({info['world_undefined']})"))
     print(f"identifiable with: {info['identifiable_with']} ({info['identifiable_reason']})")
+    print(f"edit target: {', '.join(info['edit_target']) or 'none'}")
+    if info["subject"]:
+        print(f"subject: {info['subject']} (declared by the scenario; replaces a suite's [subject])")
     return 0
 
 

@@ -175,3 +175,20 @@ def test_unit_truth_is_not_reachable_from_the_task():
     assert reachable_leaks(task) == []
     found = [path for path, obj in reachable(task) if isinstance(obj, PlantedTruth | PlantedSpec)]
     assert found == []
+
+
+def test_a_planted_replicate_id_does_not_depend_on_the_suite_subject():
+    scn = cb.make_scenario("planted_mono", **SMALL)
+    ids = {ReplicateSpec(scn.spec, 0, 0, SubjectConfig(**cfg).to_dict()).id
+           for cfg in ({"arch": "linear"}, {"arch": "mlp", "hidden": 8}, {})}
+    assert len(ids) == 1
+    cow = cb.make_scenario("cow", **SMALL)  # a scenario that declares nothing keeps the suite's subject
+    assert ReplicateSpec(cow.spec, 0, 0, SubjectConfig(arch="linear").to_dict()).subject["arch"] == "linear"
+
+
+def test_an_edit_target_must_be_spurious():
+    from cowbench.data import Truth
+
+    with pytest.raises(ValueError, match="not spurious"):
+        Truth(roles={"a": "causal", "g": "spurious"}, world_coef={}, link="probit", identifiable_with="pooled",
+              identifiable_reason="", edit_target=("a",))
