@@ -29,7 +29,10 @@ class AFR(RetrainMethod):
     last layer is retrained from the ERM solution on the subject's features by full-batch Adam on
     ``sum_i w_i loss_i + lambda_reg ||theta - theta_ERM||^2``; the feature map is kept. No group labels
     are read, on any split. It fails where ERM's confidence does not track group membership (label noise,
-    or a subject that fits the held-out data with confidence everywhere).
+    or a subject that fits the held-out data with confidence everywhere). Where classes overlap (a Bayes
+    error of 10-15%, as in ``cow`` and default ``four_groups``), ERM's confident mistakes are label-noise-like
+    and a sharp ``gamma`` fits them: on ``cow`` gamma = 2-3 raises worst-group accuracy from 0.2 to 0.4-0.6
+    and gamma = 4 reverses the classifier (accuracy 0.16). Hence the default 2 and a search up to 10.
 
     Parameters
     ----------
@@ -52,11 +55,11 @@ class AFR(RetrainMethod):
     version = "1"
     access = frozenset({"pooled", "internals"})
     label_kinds = frozenset({"binary"})
-    search_space = {"gamma": Uniform(0.0, 20.0), "lambda_reg": Uniform(0.0, 0.4)}
+    search_space = {"gamma": Uniform(0.0, 10.0), "lambda_reg": Uniform(0.0, 0.4)}
     param_constraints = {"gamma": Real(0.0, None), "lambda_reg": Real(0.0, None),
                          "lr": Real(0.0, 10.0, open_low=True)}
 
-    def __init__(self, *, gamma: float = 4.0, lambda_reg: float = 0.0, epochs: int = 300, lr: float = 0.01,
+    def __init__(self, *, gamma: float = 2.0, lambda_reg: float = 0.0, epochs: int = 300, lr: float = 0.01,
                  random_state: int | None = None):
         self.gamma = gamma
         self.lambda_reg = lambda_reg
