@@ -100,3 +100,25 @@ def test_leace_erases_decodable_grass_but_not_the_interaction():
     assert slope(rep.subject) == pytest.approx(g, rel=1e-3)
     assert slope(out.edited) == pytest.approx(g, abs=4 / np.sqrt(task.n_concept))  # reliance through it stays
     assert slope(rep.oracle) == pytest.approx(0.0, abs=1e-3)  # what removing grass would mean
+
+
+def test_inlp_leaves_grass_decodable_in_the_trained_mlp(cow, cow_data, mlp_subject):
+    """Kumar, Tan & Sharma (2022): with grass correlated with the label (and so with the causes' units), each
+    orthogonal projection removes one probe's direction but not the cross-covariance; after 1 and 4 rounds a
+    least-squares probe still decodes grass at the edited layer, where LEACE leaves R^2 at 0."""
+    def r2(h, z):
+        hc, zc = h - h.mean(0), z - z.mean()
+        coef = np.linalg.lstsq(hc, zc, rcond=None)[0]
+        return float(1 - np.sum((zc - hc @ coef) ** 2) / np.sum(zc ** 2))
+
+    for name, params in (("inlp", {"n_iter": 1}), ("inlp", {"n_iter": 4}), ("leace", {})):
+        cls = cb.get_method(name)
+        task = Task(cow, cow_data, mlp_subject, cls.access, subject_config={"arch": "mlp"})
+        out = cls(**params).run(task)
+        grass = task.concepts["grass"].to_numpy(dtype=np.float64)
+        resolvable = (4 / np.sqrt(len(grass))) ** 2
+        left = r2(surgery.activations(out.edited, "hidden.0", task.concept_x), grass)
+        if name == "inlp":
+            assert left > resolvable, (params, left)
+        else:
+            assert left < resolvable, left
