@@ -45,3 +45,48 @@ def method_class(name: str):
         return METHODS.get(name)
     except (KeyError, ValueError):
         return None
+
+
+def trial_rows(scn, methods: dict[str, str], *, n_reps: int, seed: int, trials: int,
+               extra=None, subject: dict | None = None) -> pd.DataFrame:
+    """Job-level rows: every (replicate, method, trial setting) run through the harness's own job path.
+
+    ``methods`` maps a row label to a registered method name (missing methods are left out: see
+    `method_class`). Trial settings are the suite machinery's draws (`cowbench.trials.trial_settings`: draw 0
+    the defaults, then the declared search space with the derived ``hparam_seed``); each job is
+    `cowbench.jobs.execute` on the replicate that `cowbench.jobs.prepare` builds (data, subject, oracle)
+    for root seed ``seed``, so the metrics are exactly a suite's. ``extra(rep, output)`` may add columns.
+    The frame has the columns `cowbench.selection.apply_rules` needs.
+    """
+    from cowbench.jobs import ReplicateSpec, execute, make_job, prepare
+    from cowbench.seeds import stable_hash
+    from cowbench.subject import SubjectConfig, subject_for
+    from cowbench.trials import trial_settings
+
+    cfg = SubjectConfig.from_mapping(subject_for(scn.spec, subject or {})).to_dict()
+    rows = []
+    for r in range(n_reps):
+        rspec = ReplicateSpec(scn.spec, r, seed, cfg)
+        rep = prepare(rspec)
+        for label, name in methods.items():
+            cls = method_class(name)
+            if cls is None:
+                continue
+            for trial, params in trial_settings(cls, trials, seed):
+                method = cls(**params)
+                spec = make_job(rspec, name, method.hyperparameters())
+                output, metrics, _ = execute(rep, method, spec.fit_seed)
+                row = {"scenario": scn.id[:12], "replicate": r, "method": label, "trial": trial,
+                       "hparams": stable_hash(params)[:12] if params else "defaults", "params": repr(params),
+                       **{k: v for k, v in metrics.items() if isinstance(v, int | float) or v is None}}
+                if extra is not None:
+                    row.update(extra(rep, output))
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def select(frame: pd.DataFrame, rules) -> pd.DataFrame:
+    """The rows each selection rule of `cowbench.selection` picks, per (replicate, method)."""
+    from cowbench.selection import apply_rules
+
+    return apply_rules(frame, list(rules))
