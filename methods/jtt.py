@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cowbench.access import Task
-from cowbench.method import Integer, LogUniform, MethodOutput, OrNone, Real, register_method
+from cowbench.method import Choice, Integer, LogUniform, MethodOutput, OrNone, Real, register_method
 from cowbench.methods._robust import RetrainMethod
 from cowbench.models import logits
 from cowbench.subject import fit_fresh
@@ -25,6 +25,13 @@ class JTT(RetrainMethod):
     the identification epochs with validation group labels; that selection is a harness rule
     (worst-group validation), not part of the method. It fails where the identification model's errors are
     not the minority groups (e.g. label noise dominates the errors, or the subject fits train perfectly).
+
+    Defaults (measured, 2 replicates each): on ``cow`` (errors partly label noise) the subject as identifier
+    with ``lambda_up = 6`` raises worst-group accuracy from 0.21 to 0.46-0.60, while a 20-epoch identifier
+    or ``lambda_up = 20`` collapses to chance on the balanced split; on ``four_groups`` with a clean core
+    feature the subject fits the minority groups too well to find them, and the paper's early-stopped
+    identifier (``id_epochs = 20, lambda_up = 20``) is what works (0.82 -> 0.95). The defaults follow the
+    standard suite's main scenario; the search space covers both.
 
     Parameters
     ----------
@@ -48,10 +55,10 @@ class JTT(RetrainMethod):
     version = "1"
     access = frozenset({"pooled"})
     label_kinds = frozenset({"binary"})
-    search_space = {"lambda_up": LogUniform(2.0, 100.0)}
+    search_space = {"lambda_up": LogUniform(2.0, 100.0), "id_epochs": Choice((None, 10, 20, 50))}
     param_constraints = {"lambda_up": Real(1.0, None), "id_epochs": OrNone(Integer(1))}
 
-    def __init__(self, *, lambda_up: float = 20.0, id_epochs: int | None = 20, epochs: int | None = None,
+    def __init__(self, *, lambda_up: float = 6.0, id_epochs: int | None = None, epochs: int | None = None,
                  random_state: int | None = None):
         self.lambda_up = lambda_up
         self.id_epochs = id_epochs

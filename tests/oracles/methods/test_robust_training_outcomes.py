@@ -59,7 +59,10 @@ def test_dfr_recovers_most_of_it_from_the_balanced_held_out_set_alone(four_group
 
 
 def test_jtt_recovers_part_of_it_without_training_group_labels(four_groups):
-    erm, jtt = four_groups.metrics("erm_retrain")["wga"], four_groups.metrics("jtt")["wga"]
+    # the paper's protocol: an early-stopped ERM identifies the errors (the 300-epoch subject fits the
+    # minority groups of this clean-core scenario too well to find them), lambda_up as for Waterbirds' range
+    erm = four_groups.metrics("erm_retrain")["wga"]
+    jtt = four_groups.metrics("jtt", id_epochs=20, lambda_up=20.0)["wga"]
     assert jtt > erm + TOL, (erm, jtt)
 
 
@@ -76,6 +79,16 @@ def cow_two_envs():
     # grass agrees with cow 90% of the time in one environment and 70% in the other: the association is not
     # invariant, which is what IRM and V-REx exploit
     return Replicate("cow", agreement_train=(0.9, 0.7), n_train=1000)
+
+
+def test_jtt_at_its_defaults_cuts_reliance_on_grass_without_group_labels(cow_two_envs):
+    # defaults: the subject identifies the errors, lambda_up = 6 (see the JTT docstring)
+    erm = cow_two_envs.metrics("erm_retrain")
+    jtt = cow_two_envs.metrics("jtt")
+    assert jtt["residual_spurious"] < 0.7 * erm["residual_spurious"], (erm, jtt)
+    # its worst group gains (groups of ~500 at n_test = 2000: 4 SE of a difference <= 0.13); balanced and
+    # in-distribution accuracy may fall, JTT's known trade-off (Liu et al. 2021, Table 1: average accuracy)
+    assert jtt["wga"] > erm["wga"] + 4 * math.sqrt(2 * 0.25 / 500), (erm["wga"], jtt["wga"])
 
 
 @pytest.mark.parametrize("method", ["irm_mlp", "vrex_mlp"])
