@@ -9,7 +9,7 @@ from torch.nn.utils import parametrizations
 
 from cowbench import surgery
 from cowbench.access import Task
-from cowbench.method import Choice, LogUniform, Method, MethodOutput, register_method
+from cowbench.method import Choice, Integer, LogUniform, Method, MethodOutput, register_method
 from cowbench.methods._edits import factual_targets
 from cowbench.methods._internals import clip_count, localized, resolve_layer, train_mean
 from cowbench.models import torch_threads
@@ -27,8 +27,8 @@ def fit_rotation(model: nn.Module, point: str, h_base: np.ndarray, h_source: np.
     generator = torch.Generator().manual_seed(int(seed))
     rotation = nn.Linear(width, width, bias=False).double()
     with torch.no_grad():
-        q, _ = torch.linalg.qr(torch.randn(width, width, generator=generator, dtype=torch.float64))
-        rotation.weight.copy_(q)
+        q, r = torch.linalg.qr(torch.randn(width, width, generator=generator, dtype=torch.float64))
+        rotation.weight.copy_(q * torch.sign(torch.diagonal(r)))  # signs fixed: a uniform (Haar) rotation
     parametrizations.orthogonal(rotation)
     hb, hs = torch.as_tensor(h_base), torch.as_tensor(h_source)
     tt = torch.as_tensor(target)
@@ -82,7 +82,7 @@ class DAS(Method):
     k : int
         Dimension of the aligned subspace (per edit target).
     steps : int
-        Full-batch Adam steps.
+        Full-batch Adam steps (0 keeps the random initial rotation: a random-subspace ablation).
     lr : float
         Adam's learning rate.
     n_fit : int
@@ -104,6 +104,7 @@ class DAS(Method):
     access = frozenset({"pooled", "concept", "counterfactual", "internals"})
     outputs = frozenset({"edit"})
     search_space = {"k": Choice((1, 2, 4)), "lr": LogUniform(3e-3, 3e-2), "steps": Choice((100, 200, 400))}
+    param_constraints = {"steps": Integer(0)}  # 0 keeps the random initial rotation: a random-subspace control
 
     def __init__(self, *, layer: str | None = None, k: int = 1, steps: int = 200, lr: float = 0.01,
                  n_fit: int = 2000, random_state: int | None = None):
