@@ -6,7 +6,7 @@ its agreement with cow set per environment). The subject is declared by the scen
 
     planted_moo * moo + planted_tail * tail + planted_grass * (grass - 1/2)
       [+ coef_hidden * |moo + sky|  with hidden_feature = 1]
-      [+ coef_interaction * (grass - 1/2) * moo  with interaction = 1]
+      [+ coef_interaction * (grass - 1/2) * |moo|  with interaction = 1]
 
 (on the rendered inputs), with every hidden unit's loading on every variable known (`cowbench.planted`
 documents the construction: pairs of units ``z, -z`` keep the logit linear). The knobs that shape its
@@ -18,8 +18,8 @@ hidden layer:
   m-dimensional hidden space (Elhage et al. 2022): no unit and no axis is one variable;
 * ``hidden_feature``: the logit also uses ``|moo + sky|``, a feature none of the named variables is (the
   "features nobody named"); it adds to ``cr``, not to ``ace`` (it is even);
-* ``interaction``: grass is also used through ``(grass - 1/2) * moo``, so a linear erasure of grass leaves
-  reliance behind.
+* ``interaction``: grass is also used through ``(grass - 1/2) * |moo|`` (gated units), so a linear erasure
+  of grass leaves reliance behind (``ace[grass] = C + G E|x_moo|``).
 
 The edit oracle is the same network with ``planted_grass = 0`` and the interaction removed, so an edit
 that reproduces it scores ``edit_score = 1`` by construction. Expected outcomes (issue 10, §6): unit
@@ -52,7 +52,7 @@ KNOBS = (
             "superposition; must be 0 when polysemantic > 0)"),
     integer("hidden_feature", 0, 0, 1, "1: the logit also uses |moo + sky| (coef_hidden), a feature no variable is"),
     real("coef_hidden", 0.5, -10.0, 10.0, "D: the hidden feature's coefficient"),
-    integer("interaction", 0, 0, 1, "1: the logit also uses (grass - 1/2) * moo (coef_interaction)"),
+    integer("interaction", 0, 0, 1, "1: the logit also uses (grass - 1/2) * |moo| (coef_interaction)"),
     real("coef_interaction", 1.0, -10.0, 10.0, "G: the interaction's coefficient"),
 )
 
@@ -80,8 +80,8 @@ preset("planted_mono", cow_planted, polysemantic=0.0, doc=(
     "localization AUROC of such a unit ranking is 1."))
 preset("planted_poly", cow_planted, polysemantic=1.0, doc=(
     "planted cow in which every unit that reads grass also reads moo or tail (polysemantic = 1). Expected: "
-    "unit ablation fails (it either leaves grass or destroys moo/tail: causal_kept drops), while a "
-    "direction-level erasure at the same layer still removes grass's linear pathway."))
+    "unit ablation fails (it either leaves grass or destroys moo/tail: causal_kept drops), while a linear edit "
+    "at the same layer can still remove grass exactly (the variables stay linearly independent there)."))
 preset("planted_half", cow_planted, polysemantic=0.5, doc=(
     "planted cow with half of grass's pathway in mixed units (polysemantic = 0.5). Expected: unit ablation "
     "of grass's own units removes about half of the shortcut (residual_spurious about 0.5)."))
@@ -94,6 +94,6 @@ preset("planted_hidden", cow_planted, hidden_feature=1, doc=(
     "ace is unchanged (the feature is even), cr shows it; edits of grass should leave it alone (the oracle "
     "keeps it)."))
 preset("planted_interaction", cow_planted, interaction=1, doc=(
-    "planted cow that also uses grass through (grass - 1/2) * moo. Expected: a linear erasure of grass at "
-    "the hidden layer leaves reliance (the interaction units are gated by grass), so residual_spurious stays "
-    "above 0 while a probe for grass is at chance."))
+    "planted cow that also uses grass through (grass - 1/2) * |moo| (units gated by grass). Expected: a linear "
+    "erasure of grass's direction at the hidden layer leaves reliance (residual_spurious about "
+    "G E|x_moo| / (C + G E|x_moo|) = 0.22 at the defaults) while a linear probe for grass there is at chance."))

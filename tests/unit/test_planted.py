@@ -36,6 +36,14 @@ def test_logit_is_a_moo_b_tail_c_grass_on_hand_inputs():
     np.testing.assert_allclose(logits(subject, x), [2.0 - 1.5, -0.5 - 1.5, 1.5, -1.5], atol=1e-6)
 
 
+def test_the_planted_grass_pathway_is_centred_so_its_mean_ablation_is_the_oracle():
+    scn = cb.make_scenario("planted_half", **SMALL)
+    subject, oracle, _ = planted_models(scn)
+    x = scn.sample(0).test_bal.x.copy()
+    x[:, 2] = 0.5  # grass at its mean
+    np.testing.assert_allclose(logits(subject, x), logits(oracle, x), atol=1e-5)
+
+
 @pytest.mark.parametrize("name", LINEAR)
 def test_reliance_is_a_b_c(name):
     scn = cb.make_scenario(name, planted_moo=1.5, planted_tail=-1.0, planted_grass=2.5, **SMALL)
@@ -58,26 +66,32 @@ def test_interaction_reliance_follows_its_closed_form():
     scn = cb.make_scenario("planted_interaction", coef_interaction=2.0, **SMALL)
     split = scn.sample(0).test_id
     ace = cb.reliance(planted_models(scn)[0], scn, split)
-    grass, x_moo = split.concepts["grass"].to_numpy(), split.x[:, 0].astype(np.float64)
-    # ace[moo] = A + G (mean(grass) - 1/2); ace[grass] = C + G mean(x_moo), on the same units
-    assert ace["moo"] == pytest.approx(1.0 + 2.0 * (grass.mean() - 0.5), abs=1e-4)
-    assert ace["grass"] == pytest.approx(4.0 + 2.0 * x_moo.mean(), abs=1e-3)
+    x_moo = split.x[:, 0].astype(np.float64)
+    # ace[grass] = C + G mean|x_moo| on the same units (do(grass=1) - do(grass=0), exact per unit)
+    assert ace["grass"] == pytest.approx(4.0 + 2.0 * np.abs(x_moo).mean(), abs=1e-3)
+    # ace[moo] = A + G mean((grass - 1/2) sign(x_moo)), up to the units whose x_moo lies within the slope's step
+    grass, moo = split.concepts["grass"].to_numpy(), split.concepts["moo"].to_numpy()
+    step = 0.1 * moo.std()
+    want = 1.0 + 2.0 * np.mean((grass - 0.5) * np.sign(x_moo))
+    assert abs(ace["moo"] - want) <= 2.0 * np.mean(np.abs(x_moo) < step) + 1e-4
 
 
-@pytest.mark.parametrize(("p", "carriers"), [(0.0, [0, 0, 0, 0, 1, 1]), (0.5, [1, 1, 1, 1, 1, 1]),
-                                             (1.0, [1, 1, 1, 1, 0, 0])])
+@pytest.mark.parametrize(("p", "carriers"), [(0.0, [0, 0, 0, 0, 1, 1, 0, 0]), (0.5, [1] * 8),
+                                             (1.0, [1, 1, 1, 1, 0, 0, 1, 1])])
 def test_unit_truth_matches_the_construction(p, carriers):
     scn = cb.make_scenario("cow_planted", polysemantic=p, **SMALL)
     subject, _, truth = planted_models(scn)
     assert truth.carriers("hidden.0").astype(int).tolist() == carriers
     w = surgery.reader(subject, "input").weight.detach().double().numpy()
     np.testing.assert_allclose(truth.loadings["hidden.0"], w, atol=1e-6)  # loadings are the first layer
-    # the grass loadings of the '+' units add up to C: the whole pathway, whatever its split
-    assert truth.loadings["hidden.0"][::2, 2].sum() == pytest.approx(4.0)
-    # the share carried by units that also read a cause is p
-    plus = truth.loadings["hidden.0"][::2]
-    mixed = np.abs(plus[:, :2]).sum(1) > 0
-    assert plus[mixed, 2].sum() / 4.0 == pytest.approx(p)
+    readout = surgery.reader(subject, "hidden.0").weight.detach().double().numpy()[0]
+    # each pair's share of grass's logit coefficient (a pair's two units compute r z with r f . x = their +unit's)
+    grass = (readout * truth.loadings["hidden.0"][:, 2])[::2]
+    assert grass.sum() == pytest.approx(4.0, rel=1e-6)  # the whole pathway is C, whatever its split
+    mixed = (np.abs(truth.loadings["hidden.0"][:, :2]).sum(1) > 0)[::2]
+    assert grass[mixed].sum() / 4.0 == pytest.approx(p, abs=1e-6)  # units that also read a cause carry p
+    load = truth.loadings["hidden.0"][::2] / np.array([1.0, 1.0, 4.0, 1.0])  # + units, per unit of s_v
+    np.testing.assert_allclose(load[:, :3].T @ load[:, :3], np.eye(3), atol=1e-6)  # features stay orthonormal
 
 
 def test_superposition_no_unit_and_no_axis_is_one_variable():
@@ -164,6 +178,23 @@ def test_ablating_grass_units_fails_when_they_are_polysemantic():
     grass_units = np.flatnonzero(rep.unit_truth.carriers("hidden.0")).tolist()
     _, metrics, _ = execute(rep, _Edit(units=grass_units), 0)
     assert metrics["causal_kept"] == pytest.approx(0.0, abs=1e-6)  # moo and tail went with grass
+
+
+@pytest.mark.parametrize("name", ["planted_mono", "planted_half", "planted_poly"])
+def test_removing_grass_direction_at_the_hidden_layer_is_the_oracle_at_every_polysemanticity(name):
+    # zero-ablating the true grass subspace removes C (grass - 1/2) exactly: the features are orthonormal
+    rep = _replicate(name)
+    edited = surgery.with_hook(rep.subject, "hidden.0", surgery.projection_hook(rep.unit_truth.subspace("hidden.0")))
+    x = rep.data.test_bal.x
+    np.testing.assert_allclose(logits(edited, x), logits(rep.oracle, x), atol=1e-5)
+
+
+def test_under_superposition_removing_grass_direction_also_moves_the_causes():
+    rep = _replicate("planted_superposed")
+    edited = surgery.with_hook(rep.subject, "hidden.0", surgery.projection_hook(rep.unit_truth.subspace("hidden.0")))
+    ace = cb.reliance(edited, rep.scenario, rep.data.test_id)
+    assert abs(ace["grass"]) < 1e-4  # grass's direction is gone ...
+    assert abs(ace["moo"] - 1.0) + abs(ace["tail"] - 1.0) > 0.1  # ... and with it part of the causes'
 
 
 def test_unit_truth_is_not_reachable_from_the_task():

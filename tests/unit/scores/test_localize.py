@@ -93,14 +93,14 @@ def test_a_unit_ablation_subspace_of_grass_units_is_half_right():
     # grass's pair spans (e+, e-); the true direction is e+ - e-: one of two principal angles is 0, one is 90
     rep = _planted()
     units = np.flatnonzero(rep.unit_truth.carriers("hidden.0"))
-    _, m, _ = execute(rep, _Localize(subspace=np.eye(6)[:, units]), 0)
+    _, m, _ = execute(rep, _Localize(subspace=np.eye(8)[:, units]), 0)
     assert m["loc_overlap"] == pytest.approx(0.5)
 
 
 def test_polysemantic_truth_is_a_direction_across_mixed_units():
     rep = _planted("planted_poly")
     basis = rep.unit_truth.subspace("hidden.0")
-    assert basis.shape[1] == 1 and np.count_nonzero(np.abs(basis[:, 0]) > 1e-9) == 4  # spread over moo and tail units
+    assert basis.shape[1] == 1 and np.count_nonzero(np.abs(basis[:, 0]) > 1e-9) == 6  # spread over the mixed units
 
 
 def test_missing_with_reason_without_unit_truth_or_at_an_unknown_point():
@@ -110,10 +110,10 @@ def test_missing_with_reason_without_unit_truth_or_at_an_unknown_point():
     assert m["loc_auroc"] is None and "trained, not planted" in m.missing["loc_auroc"]
     assert m["loc_overlap"] is None and "trained, not planted" in m.missing["loc_overlap"]
     rep = _planted()
-    _, m, _ = execute(rep, _Localize(point="hidden.3", unit_scores=np.arange(6.0)), 0)
+    _, m, _ = execute(rep, _Localize(point="hidden.3", unit_scores=np.arange(8.0)), 0)
     assert m["loc_auroc"] is None and "hidden.3" in m.missing["loc_auroc"]
     _, m, _ = execute(rep, _Localize(unit_scores=np.arange(5.0)), 0)  # wrong width
-    assert m["loc_auroc"] is None and "width 6" in m.missing["loc_auroc"]
+    assert m["loc_auroc"] is None and "width 8" in m.missing["loc_auroc"]
     _, m, _ = execute(rep, _Localize(), 0)  # localized nothing: plain absence
     assert m["loc_auroc"] is None and "loc_auroc" not in m.missing
 
