@@ -38,22 +38,24 @@ def test_no_edit_scores_zero_and_keeps_every_reliance():
     assert metrics["causal_kept"] == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("scenario,arch", [("cow", "mlp"), ("planted_mono", "planted")])
 @pytest.mark.parametrize("name", ["random_direction_ablation", "random_neuron_ablation"])
-def test_random_controls_score_about_zero(name):
+def test_random_controls_score_about_zero(name, scenario, arch):
     """Over 16 seeds of the random location the mean edit_score lies within 4 standard errors of 0.
 
-    A single draw can land on grass's units by luck (one draw on the default cow scored 0.29): a control's
+    A single draw can land on grass's units by luck (one draw on the default cow scored 0.29; on the 6-unit
+    planted network a third of the units carry grass, and single draws range from -0.9 to 1.0): a control's
     claim is about its distribution, and the seed spread is its standard error.
     """
-    scn = cb.make_scenario("cow")
+    scn = cb.make_scenario(scenario) if arch != "planted" else _planted(scenario)
     scores = np.array([cb.evaluate(scn, cb.get_method(name)(random_state=seed), seed=0,
-                                   subject={"arch": "mlp"})["edit_score"] for seed in range(16)])
+                                   subject={"arch": arch})["edit_score"] for seed in range(16)])
     se = scores.std(ddof=1) / np.sqrt(len(scores))
     assert se > 0  # the location did vary
     assert abs(scores.mean()) <= 4 * se, (scores.mean(), se)
-    # and a located edit does not look like that: leace on the same replicate beats every random draw
-    leace = cb.evaluate(scn, cb.get_method("leace")(), seed=0, subject={"arch": "mlp"})["edit_score"]
-    assert leace > scores.max()
+    if arch == "mlp":  # and a located edit does not look like that: leace on the same replicate beats every draw
+        leace = cb.evaluate(scn, cb.get_method("leace")(), seed=0, subject={"arch": arch})["edit_score"]
+        assert leace > scores.max()
 
 
 def test_neuron_ablation_is_clean_at_polysemantic_0_and_fails_at_1():
@@ -86,20 +88,19 @@ def test_leace_erases_decodable_grass_but_not_the_interaction():
 
     assert cross(out.edited) < 1e-5 * cross(rep.subject)  # nothing linearly decodable left (closed form)
 
-    # the effect of switching grass on, as a function of moo: its slope is the interaction coefficient G
+    # the effect of switching grass on, unit by unit: through the interaction it varies with moo; a linear
+    # eraser can shift it by a constant (the part linear in grass) but leaves that variation as it was
     x = np.array(rep.data.test_id.x, dtype=np.float64)
-    col = scn.input_map
     on, off = x.copy(), x.copy()
-    on[:, col["grass"]], off[:, col["grass"]] = 1.0, 0.0
+    on[:, scn.input_map["grass"]], off[:, scn.input_map["grass"]] = 1.0, 0.0
 
-    def slope(model):
-        effect = (surgery.activations(model, "logit", on) - surgery.activations(model, "logit", off)).ravel()
-        return float(np.polyfit(x[:, col["moo"]], effect, 1)[0])
+    def effect(model):
+        return (surgery.activations(model, "logit", on) - surgery.activations(model, "logit", off)).ravel()
 
-    g = float(scn.spec["knobs"]["coef_interaction"])
-    assert slope(rep.subject) == pytest.approx(g, rel=1e-3)
-    assert slope(out.edited) == pytest.approx(g, abs=4 / np.sqrt(task.n_concept))  # reliance through it stays
-    assert slope(rep.oracle) == pytest.approx(0.0, abs=1e-3)  # what removing grass would mean
+    base, edited = effect(rep.subject), effect(out.edited)
+    assert base.std() > 0.1 * abs(base.mean())  # the interaction makes grass's effect vary: the check can fail
+    assert np.std(edited - base) <= 4 / np.sqrt(task.n_concept) * base.std()  # that variation stays
+    assert np.abs(effect(rep.oracle)).max() < 1e-4  # what removing grass would mean
 
 
 def test_inlp_leaves_grass_decodable_in_the_trained_mlp(cow, cow_data, mlp_subject):
