@@ -27,6 +27,30 @@ def fmt(mean: float, se: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {se:.{digits}f}" if np.isfinite(se) else f"{mean:.{digits}f}"
 
 
+def cached(name: str, settings: dict, compute) -> pd.DataFrame:
+    """``compute()``'s frame, cached as CSV under ``$COWBENCH_CACHE`` (default ``~/.cache/cowbench``)/anchors.
+
+    Keyed by ``settings`` and the cowbench version, so the text of an anchor file can be regenerated (or two
+    anchors can share rows) without rerunning its jobs; delete the folder to recompute.
+    """
+    import os
+
+    from cowbench import __version__
+    from cowbench.seeds import stable_hash
+
+    key = stable_hash({**settings, "cowbench": __version__})[:16]
+    folder = Path(os.environ.get("COWBENCH_CACHE", Path.home() / ".cache" / "cowbench")) / "anchors"
+    path = folder / f"{name}-{key}.csv"
+    if path.exists():
+        return pd.read_csv(path)
+    frame = compute()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return frame
+
+
 def write(path: str | Path, text: str) -> Path:
     """Write ``text`` atomically (temp file, fsync, rename: a killed run never leaves half a table)."""
     from cowbench.store import write_text_atomic

@@ -111,6 +111,7 @@ def test_every_row_and_both_renderings_are_present(small):
 
 
 def test_main_writes_the_command_the_rule_and_the_published_numbers(small, tmp_path, monkeypatch):
+    monkeypatch.setenv("COWBENCH_CACHE", str(tmp_path / "cache"))  # never a real cache of full-size rows
     monkeypatch.setattr(iut, "reproduce", lambda n_reps, seed: small)
     path = run_anchor("invariance_unit_tests", reps=2, out=tmp_path / "iut.md")
     text = path.read_text()

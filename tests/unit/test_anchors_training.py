@@ -38,6 +38,7 @@ def test_group_robust_methods_beat_erms_worst_group(groups):
 
 
 def test_four_groups_file_states_command_rule_and_papers(groups, tmp_path, monkeypatch):
+    monkeypatch.setenv("COWBENCH_CACHE", str(tmp_path / "cache"))  # never a real cache of full-size rows
     monkeypatch.setattr(fg, "reproduce", lambda n_reps, seed: groups)
     text = run_anchor("four_groups_wga", reps=2, out=tmp_path / "fg.md").read_text()
     assert "cowbench anchor four_groups_wga" in text and "worst-group validation" in text
