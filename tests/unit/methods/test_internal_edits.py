@@ -264,3 +264,22 @@ def test_layer_defaults_and_refusals(mlp_subject, linear_subject, cow, cow_data)
             resolve_layer(mlp_subject, bad)
     out = cb.get_method("leace")().run(_task("leace", cow, cow_data, linear_subject))
     assert out.localized["point"] == "input"
+
+
+def test_rank_one_edit_falls_back_to_a_hook_where_no_linear_layer_reads_the_point(cow, cow_data, mlp_subject):
+    # hidden.0.pre is read by the ReLU, not by a weight layer: the same update goes in as an affine hook
+    out = cb.get_method("rank_one_edit")(layer="hidden.0.pre").run(_task("rank_one_edit", cow, cow_data,
+                                                                          mlp_subject))
+    assert not out.details["in_weights"]
+    hooks = [m for m in out.edited if isinstance(m, surgery.AffineHook)]
+    assert len(hooks) == 1
+    key = out.localized["subspace"][:, 0]
+    h = surgery.activations(mlp_subject, "hidden.0.pre", cow_data.test_id.x[:200])
+    # the hook sends the key to 0: moving the pre-activations along it changes nothing after the hook
+    moved = hooks[0].edit(torch.tensor(h + key, dtype=torch.float32))
+    same = hooks[0].edit(torch.tensor(h, dtype=torch.float32))
+    assert np.allclose(moved.numpy(), same.numpy(), atol=1e-4)
+    # and the edited model is the subject with that hook after the first weight layer
+    x = cow_data.test_id.x[:200]
+    expected = surgery.forward_from(mlp_subject, "hidden.0.pre", same)
+    assert np.allclose(surgery.activations(out.edited, "logit", x).ravel(), expected.detach().numpy(), atol=1e-4)
