@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cowbench.method import Method
+from cowbench.method import Method, MethodOutput
 from cowbench.models import build_model, torch_threads
 from cowbench.subject import SubjectConfig
 
@@ -195,9 +195,7 @@ class EnvPenaltyMethod(RetrainMethod):
         """
         raise NotImplementedError
 
-    def run(self, task: Any) -> Any:
-        from cowbench.method import MethodOutput
-
+    def run(self, task: Any) -> MethodOutput:
         x, y = as_float64(task.train.x), as_float64(task.train.y)
         env, n_envs = codes(task.train.env)
         xs = [x[env == e] for e in range(n_envs)]
