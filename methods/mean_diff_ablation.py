@@ -29,7 +29,9 @@ class MeanDiffAblation(Method):
     activations' coordinates along the span of the ``d_t`` to their training mean,
     ``h -> h - Q Q'(h - mu)``. No probe, no whitening: the strong simple baseline of AxBench. The mean
     difference also contains whatever the causes contribute through their correlation with the target
-    (the label), so on a spurious concept it removes some causal signal with it.
+    (the label), so on a spurious concept it removes some causal signal with it. Measured: on the default cow
+    (grass-label correlation 0.7) the mean difference leans so far on the causes that projecting it out
+    reverses them (edit_score -2.0, causal_kept 0); on ``planted_mono`` it scores 0.99.
 
     Localized: ``subspace`` = the directions ``d_t``; ``unit_scores`` = ``sum_t |d_t|`` per unit.
 

@@ -40,6 +40,10 @@ class RankOneEdit(Method):
     same as inserting ``h -> h - k u'(h - mu)`` before the layer; when the key is ``Sigma_hz`` instead of the
     decoder row it is exactly LEACE. Written into the reading ``nn.Linear`` where it reads ``layer``
     directly; otherwise (convolutions, pre-activation points) inserted as that affine hook.
+    Known behaviour (measured): preserving the outputs on the other keys in the covariance metric moves the
+    target's predictive weight onto the keys correlated with it (the causes), as omitting a regressor does:
+    grass's reliance goes (``residual_spurious`` 0.05 on the default cow) while the causes' reliance grows
+    (``causal_kept`` about 0.6 on cow and ``planted_mono``).
 
     Localized: ``subspace`` = the key(s); ``unit_scores`` = ``sum_t |k_t|`` per unit.
 
