@@ -27,7 +27,9 @@ class CORAL(EnvPenaltyMethod):
     anneal). It aligns the marginal distribution of the features, not their relation to the label: where
     environments differ only in how the spurious variable goes with the label and not in its marginal
     (as in ``cow`` with a balanced label), alignment leaves the shortcut in place. With one environment
-    there is no pair: ERM exactly.
+    there is no pair: ERM exactly. Cost: an epoch is about 3 ERM epochs on the default 4-input MLP, because
+    the covariance products (``n h^2`` per environment, ``h = 32`` hidden units) outweigh the network
+    itself (``n d h`` with ``d = 4``); the ratio falls as the input widens.
 
     Parameters
     ----------
