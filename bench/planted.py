@@ -65,6 +65,9 @@ from torch import nn
 if TYPE_CHECKING:
     from cowbench.generators.scm import Scenario
 
+# the construction's version: the cow_planted family's version is this, so changing the construction changes
+# every planted scenario's spec and job ids
+PLANTED_VERSION = "1"
 PLANTED_KNOBS = ("planted_moo", "planted_tail", "planted_grass", "polysemantic", "superposition",
                  "hidden_feature", "coef_hidden", "interaction", "coef_interaction")
 VARIABLES = ("moo", "tail", "grass", "sky")

@@ -35,6 +35,7 @@ from cowbench.generators._cow_parts import size_knobs
 from cowbench.generators.cow import cow
 from cowbench.generators.knobs import integer, preset, real, real_tuple, scenario_family
 from cowbench.generators.scm import SCM
+from cowbench.planted import PLANTED_VERSION
 
 KNOBS = (
     real_tuple("agreement_train", (0.9, 0.8), 0.0, 1.0,
@@ -57,7 +58,7 @@ KNOBS = (
 )
 
 
-@scenario_family("cow_planted", version="1", knobs=KNOBS, subject={"arch": "planted"})
+@scenario_family("cow_planted", version=PLANTED_VERSION, knobs=KNOBS, subject={"arch": "planted"})
 def cow_planted(*, agreement_train, agreement_test, label_noise, measurement_noise, n_train, n_val, n_test,
                 planted_moo, planted_tail, planted_grass, polysemantic, superposition, hidden_feature,
                 coef_hidden, interaction, coef_interaction) -> SCM:

@@ -14,10 +14,10 @@ def test_hook_points_and_widths():
     model = build_model("cnn", 256, hidden=16, seed=0)
     x = np.random.default_rng(0).random((5, 256)).astype(np.float32)
     widths = {p: surgery.activations(model, p, x).shape[1] for p in surgery.hook_points(model)}
-    assert widths == {"input": 256, "hidden.0.pre": 4 * 8 * 8, "hidden.0": 4 * 8 * 8, "hidden.1.pre": 16,
+    assert widths == {"input": 256, "hidden.0.pre": 4 * 4 * 4, "hidden.0": 4 * 4 * 4, "hidden.1.pre": 16,
                       "hidden.1": 16, "logit": 1}
     assert surgery.hidden_points(model) == ["hidden.0", "hidden.1"]
-    assert surgery.activation_shape(model, "hidden.0", x) == (4, 8, 8)
+    assert surgery.activation_shape(model, "hidden.0", x) == (4, 4, 4)
     assert isinstance(surgery.reader(model, "hidden.0"), torch.nn.Linear)  # the dense layer reads the maps
 
 
@@ -47,6 +47,8 @@ def test_a_hook_on_the_feature_maps_edits_the_output():
 def test_non_square_inputs_are_refused():
     with pytest.raises(ValueError, match="square pictures"):
         build_model("cnn", 5)
+    with pytest.raises(ValueError, match="side >= 8"):
+        build_model("cnn", 16)
 
 
 def test_cnn_subject_trains_on_cow_image_and_relies_on_grass():
