@@ -23,29 +23,17 @@ import numpy as np
 import pandas as pd
 
 from cowbench.errors import InputError
+from cowbench.reports.table import (
+    TRACK_TITLES,
+    access_label,
+    hparams_label,
+    primary_scores,
+    scenario_label,
+    score_table,
+    tie_tolerance,
+)
 from cowbench.seeds import stable_hash
 from cowbench.store import iter_records, select_manifest
-
-try:  # the report package's shared table; the single report module before it was split
-    from cowbench.reports.table import (
-        TRACK_TITLES,
-        access_label,
-        hparams_label,
-        primary_scores,
-        scenario_label,
-        score_table,
-        tie_tolerance,
-    )
-except ImportError:  # pragma: no cover - only before bench/reports/table.py exists
-    from cowbench.report import (
-        TRACK_TITLES,
-        access_label,
-        hparams_label,
-        primary_scores,
-        scenario_label,
-        score_table,
-        tie_tolerance,
-    )
 
 PAIR_KEY = ["scenario_id", "replicate", "data_seed"]
 CELL_COLUMNS = ["track", "scenario", "entry", "metric", "higher_is_better", "primary", "n", "mean_diff", "lo", "hi",

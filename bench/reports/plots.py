@@ -27,10 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-try:  # the report package's shared table; the single report module before it was split
-    from cowbench.reports.table import TRACK_TITLES, RunResults, primary_scores, scenario_label, score_table, summarize
-except ImportError:  # pragma: no cover - only before bench/reports/table.py exists
-    from cowbench.reports.table import TRACK_TITLES, RunResults, primary_scores, scenario_label, score_table, summarize
+from cowbench.reports.table import TRACK_TITLES, RunResults, primary_scores, scenario_label, score_table, summarize
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
