@@ -31,7 +31,8 @@ def cached(name: str, settings: dict, compute) -> pd.DataFrame:
     """``compute()``'s frame, cached as CSV under ``$COWBENCH_CACHE`` (default ``~/.cache/cowbench``)/anchors.
 
     Keyed by ``settings`` and the cowbench version, so the text of an anchor file can be regenerated (or two
-    anchors can share rows) without rerunning its jobs; delete the folder to recompute.
+    anchors can share rows) without rerunning its jobs; delete the folder to recompute. The frame gets a
+    ``compute_s`` column: the wall time of ``compute()`` when it ran.
     """
     import os
 
@@ -43,12 +44,23 @@ def cached(name: str, settings: dict, compute) -> pd.DataFrame:
     path = folder / f"{name}-{key}.csv"
     if path.exists():
         return pd.read_csv(path)
+    import time
+
+    start = time.perf_counter()
     frame = compute()
+    frame["compute_s"] = time.perf_counter() - start  # what the jobs cost when they ran, for the file's header
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(path)
     return frame
+
+
+def runtime_note(frame: pd.DataFrame, elapsed: float) -> str:
+    """How long the rows took to compute (cached or not) and how long this rendering took."""
+    computed = float(frame["compute_s"].iloc[0]) if "compute_s" in frame and len(frame) else elapsed
+    return (f"its jobs took {computed:.0f} s of wall time on this machine (2 cores shared with other work) and "
+            f"this rendering {elapsed:.0f} s (rows cached by `cowbench.anchors._common.cached`)")
 
 
 def write(path: str | Path, text: str) -> Path:
