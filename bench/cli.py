@@ -197,7 +197,9 @@ def _check_same_suite(out: Path, suite: Suite, *, replace: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from cowbench.reports.markdown import markdown_report
+    from cowbench.reports.markdown import render_markdown
+    from cowbench.reports.plots import FORMATS as PLOT_FORMATS
+    from cowbench.reports.table import build_tables, load_results
     from cowbench.runner import run_suite
     from cowbench.store import read_manifests, scan_store, write_text_atomic
     from cowbench.suite import load_suite
@@ -223,12 +225,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                         retry_failed=args.retry_failed, plugins=args.plugins,
                         log=lambda m: print(m, file=sys.stderr), time_limit=args.time_limit,
                         scheduler=args.scheduler, progress=False if args.quiet else None)
-    text = markdown_report(out, suite=suite.name)
     # report.md reports every suite of the directory (as `cowbench report DIR` does): a run of one suite must
-    # not replace another suite's report
-    others = [markdown_report(out, suite=name) for name in read_manifests(out) if name != suite.name]
-    write_text_atomic(out / "report.md", "\n\n".join([text, *others]) + "\n")
-    print(text)
+    # not replace another suite's report; plots go to plots/ beside it (the Markdown shows a swept knob's
+    # curve); the terminal gets this suite's tables
+    names = [suite.name, *(name for name in read_manifests(out) if name != suite.name)]
+    tables = {name: build_tables(load_results(out, name)) for name in names}
+    image_dirs = _plot_dirs(tables)
+    texts = [render_markdown(t, image_dir=image_dirs[name]) for name, t in tables.items()]
+    write_text_atomic(out / "report.md", "\n\n".join(texts) + "\n")
+    _write_plots(tables, out, image_dirs, PLOT_FORMATS)
+    print(render_markdown(tables[suite.name]))
     failed_total = len(summary.failed) + summary.failed_before
     print(f"ran {summary.ran} job(s): {summary.ok} ok, {len(summary.failed)} failed; "
           f"{failed_total} failed in total; results in {out}", file=sys.stderr)
@@ -276,15 +282,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from cowbench.reports import get_format
     from cowbench.reports.markdown import render_markdown
+    from cowbench.reports.plots import FORMATS as PLOT_FORMATS
     from cowbench.reports.table import build_tables, load_results
     from cowbench.store import scan_store, write_text_atomic
 
-    formats = list(dict.fromkeys(args.format or ["md"]))
+    asked = list(dict.fromkeys(args.format or []))
+    plot_formats = [f for f in asked if f in PLOT_FORMATS]
+    formats = [f for f in asked if f not in PLOT_FORMATS] or ([] if plot_formats else ["md"])
     modules = [get_format(f) for f in formats]  # an unknown format fails before anything is read or written
+    if plot_formats and args.out_dir is None:
+        raise InputError(f"plot formats ({', '.join(plot_formats)}) need --out-dir: images cannot go to stdout")
     if len(formats) > 1 and args.out_dir is None:
         raise InputError(f"several formats ({', '.join(formats)}) need --out-dir: only one can go to stdout")
     out, manifests = _suites_of(args.results, args.suite)
-    if formats != ["md"] and len(manifests) > 1:
+    if [f for f in formats if f != "md"] and len(manifests) > 1:
         raise InputError(f"{args.results!r} holds {len(manifests)} suites ({', '.join(manifests)}): "
                          f"name one with --suite for {', '.join(f for f in formats if f != 'md')}")
     target = None
@@ -297,11 +308,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         if path.stem in planned:
             _warn(f"invalid job file {path}: {problem}; left out of the report")
     tables = {name: build_tables(load_results(out, name)) for name in manifests}
+    # a report written to a directory carries its plots (PNG and SVG unless plot formats were named) and its
+    # Markdown shows a swept knob as its dose-response curve; printed, it keeps one table per knob value
+    plot_formats = plot_formats or (list(PLOT_FORMATS) if target is not None else [])
+    image_dirs = _plot_dirs(manifests) if target is not None else {}
     # every text is rendered before the first file is written: a failure leaves no partial report behind
     texts = {}
     for fmt, module in zip(formats, modules, strict=True):
         if fmt == "md":
-            texts[module.FILENAME] = "\n\n".join(render_markdown(t) for t in tables.values())
+            texts[module.FILENAME] = "\n\n".join(
+                render_markdown(t, image_dir=image_dirs.get(name),
+                                image_format="png" if "png" in plot_formats else "svg")
+                for name, t in tables.items())
         else:
             texts[module.FILENAME] = module.render(next(iter(tables.values())))
     if target is None:
@@ -311,7 +329,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     for filename, text in texts.items():
         write_text_atomic(target / filename, text if text.endswith("\n") else text + "\n")
         print(f"wrote {target / filename}", file=sys.stderr)
+    for path in _write_plots(tables, target, image_dirs, plot_formats):
+        print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _plot_dirs(manifests: dict) -> dict[str, str]:
+    """Suite name -> its plots' folder relative to the report: ``plots``, or ``plots/<suite>`` when a directory
+    holds several suites (as `cowbench plot` writes them), so their plots do not overwrite each other."""
+    return {name: "plots" if len(manifests) == 1 else f"plots/{name}" for name in manifests}
+
+
+def _write_plots(tables: dict, target: Path, image_dirs: dict[str, str], formats: Sequence[str]) -> list[Path]:
+    """Write each suite's plots under ``target / image_dirs[suite]`` from its built tables."""
+    from cowbench.reports.plots import write_plots
+
+    paths: list[Path] = []
+    for name, t in tables.items():
+        if formats:
+            paths += write_plots(t.results, target / image_dirs[name], formats, summary=t.summary, scores=t.scores)
+    return paths
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -533,11 +570,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default=None, help="the suite to report, when the directory holds several "
                    "(default: each in turn)")
     from cowbench.reports import FORMATS
+    from cowbench.reports.plots import FORMATS as PLOT_FORMATS
 
-    p.add_argument("--format", nargs="+", default=None, choices=list(FORMATS), metavar="FORMAT",
-                   help=f"one or more of {', '.join(FORMATS)} (default: md); several need --out-dir")
+    p.add_argument("--format", nargs="+", default=None, choices=[*FORMATS, *PLOT_FORMATS], metavar="FORMAT",
+                   help=f"one or more of {', '.join(FORMATS)} and plot formats {', '.join(PLOT_FORMATS)} "
+                   "(default: md); several, and plot formats, need --out-dir")
     p.add_argument("--out-dir", default=None, help="directory to write the report files into (report.md, "
-                   "report.csv, summary.json, report.tex, report.html) instead of printing one format")
+                   "report.csv, summary.json, report.tex, report.html) and the plots (plots/, PNG and SVG "
+                   "unless plot formats are named) instead of printing one format")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("plot", help="CI dot plots per track and dose-response curves over swept knobs (PNG, SVG)")

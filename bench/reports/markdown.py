@@ -73,16 +73,36 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
 
 
 
-def markdown_report(out: Path, level: float = 0.95, suite: str | None = None) -> str:
+def markdown_report(out: Path, level: float = 0.95, suite: str | None = None, *,
+                    image_dir: str | None = None, image_format: str = "png") -> str:
     """The Markdown report of a results directory (of ``suite``, if it holds several): header, one table per
-    track and scenario, aggregation across scenarios, skipped pairs, failures."""
+    track and scenario, aggregation across scenarios, skipped pairs, failures (``image_dir``: see
+    `render_markdown`)."""
     results = load_results(out, suite)
     title = None if results.manifest else Path(out).name
-    return render_markdown(build_tables(results, level), title=title)
+    return render_markdown(build_tables(results, level), title=title, image_dir=image_dir,
+                           image_format=image_format)
 
 
-def render_markdown(tables: Tables, title: str | None = None) -> str:
-    """Render `Tables` as Markdown (``title``: the suite's name from the manifest if None)."""
+def drawn_sweeps(tables: Tables) -> list:
+    """The knob sweeps of a run whose dose-response curve `cowbench.reports.plots.write_plots` draws (a sweep
+    with a value of some track's primary metric): the sweeps a report with images shows as curves."""
+    from cowbench.reports.plots import sweeps
+
+    primary = set(tables.scores.index[tables.scores["primary"].astype(bool)])
+    drawn = tables.summary[tables.summary.metric.isin(primary)]
+    return [s for s in sweeps(tables.results) if drawn.scenario.isin(s.scenarios).any()]
+
+
+def render_markdown(tables: Tables, title: str | None = None, *, image_dir: str | None = None,
+                    image_format: str = "png") -> str:
+    """Render `Tables` as Markdown (``title``: the suite's name from the manifest if None).
+
+    ``image_dir``: where the report's plots are, relative to the Markdown file (as `write_plots` names them).
+    With it, the scenarios of a swept knob are shown as the sweep's dose-response image instead of one table
+    per knob value (the per-value numbers stay in the CSV, JSON, LaTeX and HTML formats); without it (a
+    report printed to a terminal) every scenario gets its tables.
+    """
     res, scores, summary, ranks = tables.results, tables.scores, tables.summary, tables.ranks
     lines = _header(res, tables.level, tables.resolvable)
     if title is not None:
@@ -90,11 +110,18 @@ def render_markdown(tables: Tables, title: str | None = None) -> str:
     if summary.empty:
         lines.append("No finished jobs.")
     stability, missing, told = tables.stability, tables.missing, tables.told
+    swept: set[str] = set()
+    if image_dir is not None:
+        from cowbench.reports.plots import dose_image_lines
+
+        for sweep in drawn_sweeps(tables):
+            lines += dose_image_lines(sweep, image_dir, image_format)
+            swept |= set(sweep.scenarios)
     for track, title_ in TRACK_TITLES.items():
         metrics = [m for m in scores.index if scores.loc[m, "track"] == track]
         part = summary[summary.metric.isin(metrics)]
         scenarios = set(part.scenario) | (set(told.scenario) if track == "detect" else set())
-        for scenario in sorted(scenarios):
+        for scenario in sorted(scenarios - swept):
             rk = ranks[(ranks.track == track) & (ranks.scenario == scenario)]
             block = part[part.scenario == scenario]
             unranked = set(rk.loc[rk.unranked == "told", "entry"])
@@ -169,6 +196,9 @@ def _table(track: str, title: str, scenario: str, block: pd.DataFrame, metrics: 
     line = told_line(told)
     if line:
         notes.append(line)
+    controls = sorted(ranks.loc[ranks["unranked"] == "control", "entry"])
+    if controls:
+        notes.append(f"not ranked, controls (what the others are read against): {', '.join(controls)}")
     partial = ranks[ranks["unranked"] == "incomplete"]
     if not partial.empty and primary[0] in present:
         n = block[block.metric == primary[0]].set_index("entry")["n"]

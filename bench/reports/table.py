@@ -16,6 +16,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,23 @@ def told_routes(record: dict[str, Any]) -> list[str]:
     return sorted(set(told))
 
 
+#: What a control's row label carries, in every format: it is shown to read the others against, not ranked.
+CONTROL_MARK = " (control)"
+
+
+@cache
+def is_control(method: str) -> bool:
+    """Whether the registered method ``method`` is a control (class attribute ``control``: no edit, random
+    ablations): scored and shown, not ranked, no P(best), not in the across-scenario win rates. A name no
+    registry knows (a method of a plugin not loaded now, a test's made-up name) is not a control."""
+    from cowbench.registries import METHODS
+
+    try:
+        return bool(getattr(METHODS.get(method), "control", False))
+    except InputError:
+        return False
+
+
 def add_entries(frame: pd.DataFrame) -> pd.DataFrame:
     """Fill in ``hparams``, ``told``, ``selection`` and ``entry`` where a frame lacks them.
 
@@ -155,6 +173,7 @@ def add_entries(frame: pd.DataFrame) -> pd.DataFrame:
     rules = frame.groupby("method")["selection"].nunique()
     several_rules = set(rules[rules > 1].index)
     frame["entry"] = [(f"{m}({h})" if m in several else m) + (f" [{s}]" if m in several_rules else "")
+                      + (CONTROL_MARK if is_control(m) else "")
                       for m, h, s in zip(frame["method"], frame["hparams"], frame["selection"], strict=True)]
     return frame
 
@@ -381,9 +400,11 @@ def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
     """Per (scenario, track): each method setting's rank on the track's primary metric.
 
     Equal means (within ``rtol``) share a rank and count as half a win. Detection does not rank a method
-    that was told the spurious variable (``unranked = "told"``). A method with a value in fewer replicates
-    than another of the table is not ranked (``unranked = "incomplete"``): a mean over the replicates a
-    method chose to answer is not paired with the others, and answering only when sure would win. A table
+    that was told the spurious variable (``unranked = "told"``). A control (`is_control`) is never ranked
+    (``unranked = "control"``): it is what the others are read against, not a competitor. A method with a
+    value in fewer replicates than another of the table is not ranked (``unranked = "incomplete"``): a mean
+    over the replicates a method chose to answer is not paired with the others, and answering only when sure
+    would win. A table
     where no ranked method's interval clears the metric's chance level in the right direction ranks nobody
     (``unranked = "chance"``).
     ``win_rate``: share of the other ranked methods of the table it beats, ties counting half.
@@ -396,8 +417,9 @@ def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
         for scenario, block in summary[summary.metric == metric].groupby("scenario", sort=True):
             block = block.reset_index(drop=True)
             told = (block["told"] != "") if info.track == "detect" else pd.Series(False, index=block.index)
-            incomplete = ~told & (block["n"] < block.loc[~told, "n"].max())
-            eligible = block[~told & ~incomplete]
+            control = block["method"].map(is_control).astype(bool)
+            incomplete = ~told & ~control & (block["n"] < block.loc[~told & ~control, "n"].max())
+            eligible = block[~told & ~control & ~incomplete]
             at_chance = (not math.isnan(info.chance) and not eligible.empty
                          and not _beats_chance(eligible, info.chance, info.higher_is_better))
             ranks = pd.Series(np.nan, index=block.index)
@@ -411,7 +433,8 @@ def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
                 tied = (r[None, :] == r[:, None]).sum(axis=1) - 1
                 wins[eligible.index] = (beaten + 0.5 * tied) / max(k - 1, 1)
             for i, row in block.iterrows():
-                reason = "told" if told[i] else "incomplete" if incomplete[i] else "chance" if at_chance else ""
+                reason = ("control" if control[i] else "told" if told[i] else "incomplete" if incomplete[i]
+                          else "chance" if at_chance else "")
                 rows.append({"scenario": scenario, "track": info.track, "entry": row["entry"],
                              "method": row["method"], "access": row["access"], "rank": ranks[i],
                              "win_rate": wins[i], "unranked": reason})

@@ -84,3 +84,51 @@ def test_plot_draws_the_sweep_from_the_manifest(runs, tmp_path):
     assert res.stdout.split() == [str(tmp_path / n) for n in names]
     bad = cowbench("plot", runs / "a", "--out-dir", tmp_path, "--format", "pdf")
     assert bad.returncode == 2 and "png, svg" in bad.stderr
+
+
+def _image_links(markdown: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+
+
+def _table_headings(markdown: str) -> list[str]:
+    return [ln for ln in markdown.splitlines() if ln.startswith("## ") and " — " in ln and "Dose" not in ln]
+
+
+def test_run_writes_the_report_with_the_dose_curve_in_place_of_the_swept_tables(runs):
+    out = runs / "a"
+    report = (out / "report.md").read_text()
+    links = _image_links(report)
+    assert links == ["plots/dose-1-cow-agreement_train.png"]
+    assert all((out / link).is_file() for link in links)  # the link resolves beside report.md
+    assert (out / "plots" / "dose-1-cow-agreement_train.svg").is_file()
+    assert _table_headings(report) == []  # every scenario is swept: no per-value table is left
+    # printed to a terminal (no images), the same run keeps one table per knob value
+    printed = cowbench("report", out)
+    assert printed.returncode == 0, printed.stderr
+    assert _image_links(printed.stdout) == []
+    assert sum("agreement_train" in h for h in _table_headings(printed.stdout)) >= 3
+
+
+def test_report_out_dir_writes_plots_and_links_them(runs, tmp_path):
+    res = cowbench("report", runs / "a", "--format", "md", "csv", "--out-dir", tmp_path)
+    assert res.returncode == 0, res.stderr
+    report = (tmp_path / "report.md").read_text()
+    links = _image_links(report)
+    assert links and all((tmp_path / link).is_file() for link in links)
+    assert _table_headings(report) == []
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["dose-1-cow-agreement_train.png", "dose-1-cow-agreement_train.svg"]
+    # the CSV still holds every knob value's numbers
+    assert (tmp_path / "report.csv").read_text().count("agreement_train") >= 3
+
+
+def test_report_accepts_plot_formats_and_refuses_them_without_a_directory(runs, tmp_path):
+    only = cowbench("report", runs / "a", "--format", "svg", "--out-dir", tmp_path)
+    assert only.returncode == 0, only.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["dose-1-cow-agreement_train.svg"]
+    svg_md = tmp_path / "md_svg"
+    both = cowbench("report", runs / "a", "--format", "md", "svg", "--out-dir", svg_md)
+    assert both.returncode == 0, both.stderr
+    assert _image_links((svg_md / "report.md").read_text()) == ["plots/dose-1-cow-agreement_train.svg"]
+    bad = cowbench("report", runs / "a", "--format", "png")
+    assert bad.returncode == 2 and "--out-dir" in bad.stderr
