@@ -16,14 +16,16 @@ from cowbench.models import torch_threads
 
 
 def fit_rotation(model: nn.Module, point: str, h_base: np.ndarray, h_source: np.ndarray, target: np.ndarray, *,
-                 k: int, steps: int, lr: float, seed: int, n_init: int = 1) -> tuple[np.ndarray, float]:
+                 k: int, steps: int, lr: float, seed: int, n_init: int = 1,
+                 shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, float]:
     """An orthonormal basis ``Q`` (width, k) minimising ``mean (f(h_b + (h_s - h_b) Q Q') - target)^2``, and
     that loss.
 
     ``f`` runs the rest of ``model`` from ``point`` (frozen, float64); ``Q`` is the first ``k`` rows of an
     orthogonal matrix kept orthogonal by ``torch.nn.utils.parametrizations.orthogonal`` (Cayley map), started from a
     uniformly random rotation. The objective is not convex (a mixture of causes that cancels on average is
-    a local minimum), so ``n_init`` starts are run and the one with the lowest final loss is kept.
+    a local minimum), so ``n_init`` starts are run and the one with the lowest final loss is kept. ``shape``:
+    the per-example shape of a convolutional activation (`cowbench.surgery.activation_shape`).
     """
     width = h_base.shape[1]
     frozen = _frozen_double(model)
@@ -33,7 +35,7 @@ def fit_rotation(model: nn.Module, point: str, h_base: np.ndarray, h_source: np.
 
     def loss_of(rows: torch.Tensor) -> torch.Tensor:
         swapped = hb + ((hs - hb) @ rows.T) @ rows  # interchange of the k rotated coordinates
-        return ((surgery.forward_from(frozen, point, swapped).reshape(-1) - tt) ** 2).mean()
+        return ((surgery.forward_from(frozen, point, swapped, shape).reshape(-1) - tt) ** 2).mean()
 
     best: tuple[np.ndarray, float] | None = None
     for _ in range(max(1, int(n_init))):
@@ -142,12 +144,13 @@ class DAS(Method):
         counterfactual = task.intervene({t: v[pairing] for t, v in factual.items()}, "train")
         rows = np.sort(rng.permutation(len(x))[: min(int(self.n_fit), len(x))])
         h = surgery.activations(model, point, x)
+        shape = surgery.activation_shape(model, point, x)  # convolutional maps are handed out flattened
         with torch.no_grad():
             target = surgery.forward_from(_frozen_double(model), point, torch.as_tensor(
-                surgery.activations(model, point, np.array(counterfactual.x)))).reshape(-1).numpy()
+                surgery.activations(model, point, np.array(counterfactual.x))), shape).reshape(-1).numpy()
         k = clip_count(self.k * len(targets), h.shape[1])
         basis, loss = fit_rotation(model, point, h[rows], h[pairing[rows]], target[rows], k=k, steps=self.steps,
-                                   lr=self.lr, seed=seed, n_init=self.n_init)
+                                   lr=self.lr, seed=seed, n_init=self.n_init, shape=shape)
         edited = surgery.with_hook(model, point, surgery.projection_hook(basis, mean=train_mean(task, model, point)))
         return MethodOutput(edited=edited,
                             localized=localized(point, unit_scores=np.linalg.norm(basis, axis=1), subspace=basis),
