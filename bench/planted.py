@@ -59,10 +59,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from cowbench.generators.scm import Scenario
 
 # the construction's version: the cow_planted family's version is this, so changing the construction changes
@@ -227,6 +227,9 @@ def superposition_embedding(coef: np.ndarray, m: int, seed: int = EMBED_SEED) ->
 
 def build_planted(spec: PlantedSpec) -> tuple[nn.Sequential, PlantedTruth]:
     """The planted network of ``spec`` and its truth (see the module docstring)."""
+    import torch  # here, not at the top: scenario families import this module, and importing cowbench stays torch-free
+    from torch import nn
+
     units = _units(spec)
     d, width = len(VARIABLES), len(units)
     w1, b1, w2 = np.zeros((width, d)), np.zeros(width), np.zeros((1, width))
