@@ -88,14 +88,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     if what in ("scenarios", "all"):
         print("scenarios: " + ", ".join(cb.list_scenarios()))
     if what in ("methods", "all"):
+        from cowbench.access import ACCESS_LEVELS
         from cowbench.registries import METHODS
 
-        print("methods:")
-        from cowbench.access import ACCESS_LEVELS
-
+        # grouped by family (the README's methods table is this grouping); a control is marked, as in reports
+        families: dict[str, list[tuple[str, type]]] = {}
         for name, cls in METHODS.items():
-            access = "+".join(a for a in ACCESS_LEVELS if a in cls.access)
-            print(f"  {name:<24} {cls.family:<16} {access:<40} outputs={','.join(sorted(cls.outputs))}")
+            families.setdefault(cls.family, []).append((name, cls))
+        width = max((len(name) for name, _ in METHODS.items()), default=0) + 2
+        print("methods (by family):")
+        for family in sorted(families):
+            print(f"  {family}:")
+            for name, cls in families[family]:
+                access = "+".join(a for a in ACCESS_LEVELS if a in cls.access)
+                mark = "  (control)" if getattr(cls, "control", False) else ""
+                print(f"    {name:<{width}}{access:<42}outputs={','.join(sorted(cls.outputs))}{mark}")
     if what in ("suites", "all"):
         print("suites: " + ", ".join(builtin_suites()))
     return 0
@@ -134,6 +141,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         "subject": getattr(cb.registries.SCENARIOS.get(scn.name), "subject", None),  # declared by the scenario
     }
     if args.json:
+        from cowbench.reports.expected import expectations
+
+        found = expectations(cb.registries.SCENARIOS.get(scn.name))
+        info["expected"] = {"outcomes": list(found.paragraphs), "references": list(found.citations)}
+    if args.json:
         print(json.dumps(info, indent=1))
         return 0
     print(f"{scn!r}\nid {scn.id[:16]}  rendering {scn.rendering}")
@@ -149,7 +161,21 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"edit target: {', '.join(info['edit_target']) or 'none'}")
     if info["subject"]:
         print(f"subject: {info['subject']} (declared by the scenario; replaces a suite's [subject])")
+    _print_expectations(cb.registries.SCENARIOS.get(scn.name))
     return 0
+
+
+def _print_expectations(family: object) -> None:
+    """The family's expected successes and failures and their citations, from its docstrings."""
+    import textwrap
+
+    from cowbench.reports.expected import expectations
+
+    found = expectations(family)
+    print("expected outcomes:")
+    for para in found.paragraphs or ("none stated in the scenario's docstrings",):
+        print(textwrap.fill(para, 116, initial_indent="  ", subsequent_indent="  "))
+    print(textwrap.fill("references: " + ("; ".join(found.citations) or "none"), 116, subsequent_indent="  "))
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

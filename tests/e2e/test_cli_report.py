@@ -53,8 +53,10 @@ def test_every_format_from_one_run_shows_the_same_numbers(run_dir, tmp_path):
     target = tmp_path / "report"
     done = cowbench("report", run_dir, "--format", "md", "csv", "latex", "html", "json", "--out-dir", target)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in target.iterdir()) == ["report.csv", "report.html", "report.md", "report.tex",
-                                                       "summary.json"]
+    assert sorted(p.name for p in target.iterdir()) == ["plots", "report.csv", "report.html", "report.md",
+                                                       "report.tex", "summary.json"]
+    # the dot plot of each track with results, in PNG and SVG (this suite sweeps nothing: no dose curve)
+    assert {p.suffix for p in (target / "plots").iterdir()} == {".png", ".svg"}
     csv = pd.read_csv(target / "report.csv")
     data = json.loads((target / "summary.json").read_text())
     cells = pd.DataFrame(data["cells"])
