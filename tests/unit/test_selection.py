@@ -242,3 +242,25 @@ def test_a_fold_that_raises_leaves_loeo_acc_missing_with_the_reason_and_the_job_
     assert metrics["val_acc"] is not None and resources["loeo_wall_s"] >= 0
     _, ok, _ = execute(three_env_replicate, _Constant(random_state=0), fit_seed=0, loeo=True)
     assert 0 <= ok["loeo_acc"] <= 1
+
+
+def test_the_rules_agree_with_a_plain_loop_on_a_random_frame_with_ties_and_gaps():
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(5):
+        for rep in range(4):
+            for m in range(3):
+                for t in range(rng.integers(1, 6)):
+                    val = rng.choice([0.5, 0.6, 0.7, NAN])  # coarse values: many ties; NaN: missing
+                    rows.append((f"s{s}", rep, f"m{m}", f"C={t}" if t else "", t, "pooled", "", val, 0.0, 0.0, 0.0))
+    frame = _frame(rows)
+    out = apply_rules(frame, ["train_val"])
+    got = {(r.scenario, r.replicate, r.method): r.trial for r in out.itertuples()}
+    want = {}
+    for key, group in frame.groupby(["scenario", "replicate", "method"]):
+        have = group.dropna(subset=["val_acc"])
+        if len(have):
+            want[key] = int(have.loc[have.val_acc == have.val_acc.max(), "trial"].min())
+        elif group.hparams.nunique() == 1:
+            want[key] = int(group.trial.min())
+    assert got == want
