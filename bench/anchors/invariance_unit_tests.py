@@ -238,7 +238,8 @@ def _table(df: pd.DataFrame) -> str:
             reps = set()
             for scr in (0, 1):
                 sub = df[(df.example == ex) & (df.scrambled == scr) & (df.method == label)]
-                reps.add(len(sub))
+                if len(sub):
+                    reps.add(len(sub))
                 cells.append(fmt(*mean_se(sub.test_error), digits) if len(sub) else "-")
             pub = f"{peer} {PUBLISHED[ex][peer]:g}" if peer else "-"
             lines.append(f"| {label} | {cells[0]} | {cells[1]} | {pub} | {'/'.join(map(str, sorted(reps)))} |")
@@ -280,7 +281,11 @@ Where we agree and where we differ, and why:
 * **Example1 (regression).** Our ERM ({e1_erm:.2f}) against the peer's 13.36; the peer's optimisation
   re-implemented gives {e1_peer_erm:.2f} (10,000 Adam steps reach least squares on this well-conditioned
   problem). IRMv1: the peer's optimisation {e1_peer_irm:.2f}, our `irm_linear` {e1_irm_def:.2f} at its
-  defaults and {e1_irm_sel:.2f} under training-domain validation, against the peer's 11.15. The Oracle's
+  defaults and {e1_irm_sel:.2f} under training-domain validation, against the peer's 11.15: our
+  `irm_linear` at its defaults and the peer's IRMv1 agree within seed noise, and both are close to the
+  Oracle. Training-domain validation prefers the weakest penalty of the grid in every example (table
+  below): on data drawn like training, the spurious inputs help, so the rule moves IRM back towards ERM
+  (the selection-rule effect DomainBed documents). The Oracle's
   error is the noise floor, `dim_inv * mean_e sd_e^2 = 10.43` ({e1_oracle:.2f} here, 10.42 in the
   peer's table). Our Wxy and Wyz are other draws of the same law, so single repetitions differ; means
   over repetitions are comparable. V-REx ({e1_vrex_def:.2f} at its defaults, {e1_vrex_sel:.2f}
@@ -297,11 +302,16 @@ Where we agree and where we differ, and why:
   0.45 in the peer's table, while its in-distribution error is {e2_peer_erm_id:.3f}. The peer's failure
   on Example2 is an optimisation (early stopping on badly scaled, separable data) result, not a property
   of the ERM or IRMv1 objectives.
-* **Example3 (small invariant margin).** ERM {e3_erm:.3f}, `irm_linear` selected {e3_irm_sel:.3f}, peer's
-  optimisation {e3_peer_erm:.3f} / {e3_peer_irm:.3f}, against 0.48 / 0.48: the spurious directions
-  separate the classes by a margin of order 1 against the invariant 0.1 in every environment, so both
-  objectives rely on them, with three environments for five spurious dimensions (IRMv1 needs more
-  environments than spurious dimensions in linear classification, Rosenfeld et al. 2021). The Oracle
+* **Example3 (small invariant margin).** Our converged fits: ERM {e3_erm:.3f}, `irm_linear` selected
+  {e3_irm_sel:.3f}, against the peer's 0.48 / 0.48: the spurious directions separate the classes by a
+  margin of order 1 against the invariant 0.1 in every environment, so both objectives rely on them, with
+  three environments for five spurious dimensions (IRMv1 needs more environments than spurious dimensions
+  in linear classification, Rosenfeld et al. 2021). The peer's optimisation at its default hyperparameters
+  (one repetition) stops earlier and does better, {e3_peer_erm:.3f} (ERM) / {e3_peer_irm:.3f} (IRMv1):
+  from a small start, early stopping leaves weight on the invariant inputs. The peer's table does not show
+  this because it selects among 20 hyperparameter draws (learning rate, weight decay) by validation error
+  on the training distribution, where the spurious directions are perfect; that selection most likely
+  picks the better-converged, spurious fits (not verified here: we run the defaults only). The Oracle
   ({e3_oracle:.3f}) matches the peer's 0.013: the invariant margin alone is 2 * 0.1 / 0.1 = 2 sd per
   input, so the Bayes error with five invariant inputs is Phi(-sqrt(5)) = 0.013.
 * **Protocol differences.** Repetitions: {n_reps} (peer-protocol rows {peer_reps}) against the peer's 50
