@@ -223,3 +223,10 @@ def test_an_edit_target_must_be_spurious():
     with pytest.raises(ValueError, match="not spurious"):
         Truth(roles={"a": "causal", "g": "spurious"}, world_coef={}, link="probit", identifiable_with="pooled",
               identifiable_reason="", edit_target=("a",))
+
+
+def test_a_trained_bottleneck_narrower_than_the_variables_is_a_subject_setting():
+    # forced superposition in a trained subject: [subject] hidden = 2 < 4 observed variables
+    scn = cb.make_scenario("cow", **SMALL)
+    model = cb.train_subject(scn, scn.sample(0), arch="mlp", hidden=2, epochs=20)
+    assert surgery.activations(model, "hidden.0", scn.sample(0).test_id.x[:3]).shape == (3, 2)
