@@ -265,7 +265,7 @@ def _child_of_label(mean_param: str | None, margin: float, sd: float):
 @scenario_family("iut_example3", version="1", knobs=(
     *_common_knobs(),
     real("margin", 0.1, 0.0, 10.0, "mean of each invariant input is +-margin (the peer's sep)", open_low=True),
-    real("sd", 0.1, 0.0, 10.0, "sd of every input around its mean", open_low=True),
+    real("sd", 0.1, 0.001, 10.0, "sd of every input around its mean"),
 ))
 def iut_example3(*, dim_inv, dim_spu, n_envs, scrambled, weights_seed, n_train, n_val, n_test, margin, sd) -> SCM:
     """Aubin et al.'s Example3: a small invariant margin against spurious directions that change by environment."""

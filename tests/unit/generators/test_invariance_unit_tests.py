@@ -141,7 +141,7 @@ def test_knobs_change_the_dimensions_and_environments(name):
 
 @pytest.mark.parametrize("name,knob,value", [
     ("iut_example1", "dim_inv", 0), ("iut_example2", "dim_spu", 0), ("iut_example3", "n_envs", 11),
-    ("iut_example1", "scrambled", 2), ("iut_example2", "fg_scale", 0.0), ("iut_example3", "sd", 0.0),
+    ("iut_example1", "scrambled", 2), ("iut_example2", "fg_scale", 0.0), ("iut_example3", "sd", 0.0005),
 ])
 def test_bad_knobs_name_themselves(name, knob, value):
     with pytest.raises(ValueError, match=knob):
