@@ -54,7 +54,13 @@ ROWS = (  # (row label, published column it sits beside)
     ("vrex_linear, defaults (beta 1e3)", None),
     ("vrex_linear, train-domain validation", None),
     ("Oracle (ERM on spurious-permuted data)", "Oracle"),
+    ("ERM on the subject MLP (erm_retrain)", "ERM"),
+    ("IRMv1 on the subject MLP (irm_mlp)", "IRMv1"),
+    ("V-REx on the subject MLP (vrex_mlp)", None),
 )
+# the methods that retrain the subject architecture, run through the harness's job path at their defaults
+MLP_METHODS = {ROWS[8][0]: "erm_retrain", ROWS[9][0]: "irm_mlp", ROWS[10][0]: "vrex_mlp"}
+MLP_REPS = 2
 
 
 def peer_test_split(scn, split, rng: np.random.Generator):
@@ -152,15 +158,19 @@ def peer_protocol_fit(x: np.ndarray, y: np.ndarray, env: np.ndarray, kind: str, 
     return t[:-1].copy(), float(t[-1])
 
 
-def env_errors(w: np.ndarray, b: float, split, kind: str) -> np.ndarray:
-    """Per-environment test error of the affine predictor (MSE, or 0-1 error of ``logit > 0``)."""
-    pred = split.x.astype(np.float64) @ w + b
+def prediction_errors(pred: np.ndarray, split, kind: str) -> np.ndarray:
+    """Per-environment error of predictions ``pred`` (MSE, or 0-1 error of ``pred > 0``)."""
     out = []
     for e in np.unique(split.env):
         m = split.env == e
         wrong = (pred[m] - split.y[m]) ** 2 if kind == "continuous" else (pred[m] > 0) != split.y[m]
         out.append(np.mean(wrong))
     return np.array(out)
+
+
+def env_errors(w: np.ndarray, b: float, split, kind: str) -> np.ndarray:
+    """Per-environment test error of the affine predictor ``x.w + b`` (see `prediction_errors`)."""
+    return prediction_errors(split.x.astype(np.float64) @ w + b, split, kind)
 
 
 def _selected(cls, key, grid, train, val, kind):
@@ -225,6 +235,41 @@ def reproduce(n_reps: int = DEFAULT_REPS, seed: int = 0, *, examples=EXAMPLES, s
     return pd.DataFrame(rows)
 
 
+def reproduce_mlp(n_reps: int = MLP_REPS, seed: int = 0, *, examples=EXAMPLES, n: int = 10_000) -> pd.DataFrame:
+    """Rows of `MLP_METHODS` (unscrambled, defaults): the subject architecture trained by the harness's jobs.
+
+    Repetition ``r`` uses the scenario draw of the linear rows' repetition ``r`` (same ``weights_seed``) and
+    the harness's own replicate data (root seed ``seed``); the error is on the peer's test split made from
+    that replicate's ``test_id``.
+    """
+    import cowbench as cb
+    from cowbench.anchors._common import trial_rows
+    from cowbench.models import logits
+
+    rows = []
+    for ex in examples:
+        for r in range(n_reps):
+            weights_seed, _, perm_seed = rep_seeds(seed, ex, 0, r, count=3)
+            scn = cb.make_scenario(f"iut_example{ex}", weights_seed=weights_seed, n_train=n, n_val=n // 5,
+                                   n_test=3 * n)
+            kind = scn.scm.label_kind
+
+            def extra(rep, output, scn=scn, kind=kind, perm_seed=perm_seed):
+                test = peer_test_split(scn, rep.data.test_id, np.random.default_rng(perm_seed))
+                out = {}
+                for key, split in (("test_error", test), ("id_error", rep.data.test_id)):
+                    pred = logits(output.edited, split.x).astype(np.float64)
+                    out[key] = float(prediction_errors(pred, split, kind).mean())
+                return out
+
+            frame = trial_rows(scn, MLP_METHODS, n_reps=1, seed=seed, trials=1, extra=extra)
+            for row in frame.itertuples():
+                rows.append({"example": ex, "scrambled": 0, "rep": r, "weights_seed": weights_seed, "data_seed": -1,
+                             "method": row.method, "test_error": row.test_error,
+                             "worst_env_error": np.nan, "id_error": row.id_error, "selected": np.nan})
+    return pd.DataFrame(rows)
+
+
 def _table(df: pd.DataFrame) -> str:
     lines = []
     for ex in sorted(df.example.unique()):
@@ -272,6 +317,8 @@ def _measured(df: pd.DataFrame) -> dict[str, float]:
         "e2_peer_erm_id": m(2, peer_erm, 0, "id_error"),
         "e3_erm": m(3, ROWS[0][0]), "e3_irm_sel": m(3, ROWS[3][0]), "e3_peer_erm": m(3, peer_erm),
         "e3_peer_irm": m(3, peer_irm), "e3_oracle": m(3, ROWS[7][0]),
+        **{key: " / ".join(f"{m(ex, label):.{2 if ex == 1 else 3}f}" for ex in EXAMPLES)
+           for key, label in (("mlp_erm", ROWS[8][0]), ("mlp_irm", ROWS[9][0]), ("mlp_vrex", ROWS[10][0]))},
     }
 
 
@@ -302,6 +349,9 @@ Where we agree and where we differ, and why:
   0.45 in the peer's table, while its in-distribution error is {e2_peer_erm_id:.3f}. The peer's failure
   on Example2 is an optimisation (early stopping on badly scaled, separable data) result, not a property
   of the ERM or IRMv1 objectives.
+* **The subject MLP** (the methods that retrain the subject architecture, at their defaults, {mlp_reps}
+  repetitions, unscrambled): ERM {mlp_erm}; IRMv1 {mlp_irm}; V-REx {mlp_vrex} (Example1 / 2 / 3). These
+  use the harness's own training loop (full-batch Adam on the subject MLP), not the peer's linear model.
 * **Example3 (small invariant margin).** Our converged fits: ERM {e3_erm:.3f}, `irm_linear` selected
   {e3_irm_sel:.3f}, against the peer's 0.48 / 0.48: the spurious directions separate the classes by a
   margin of order 1 against the invariant 0.1 in every environment, so both objectives rely on them, with
@@ -329,6 +379,10 @@ def main(n_reps: int = DEFAULT_REPS, seed: int = 0, out: str | Path | None = Non
     start = time.perf_counter()
     settings = {"n_reps": n_reps, "seed": seed, "peer_reps": PEER_REPS, "grid": list(PENALTY_GRID)}
     df = cached(NAME, settings, lambda: reproduce(n_reps=n_reps, seed=seed))
+    versions = {name: getattr(method_class(name), "version", None) for name in MLP_METHODS.values()}
+    mlp = cached(f"{NAME}_mlp", {"n_reps": MLP_REPS, "seed": seed, "methods": versions},
+                 lambda: reproduce_mlp(n_reps=MLP_REPS, seed=seed))
+    df = pd.concat([df, mlp.assign(compute_s=np.nan)], ignore_index=True)
     elapsed = time.perf_counter() - start
     path = Path(out) if out is not None else Path(f"results/anchors/{NAME}.md")
     text = f"""# Linear unit-tests for invariance discovery: our reproduction beside the peer's table
@@ -351,7 +405,7 @@ repetitions of the mean over the three environments of the test error on the pee
 environment with its spurious inputs permuted jointly among its own units).
 
 {_table(df)}
-{EXPLANATION.format(n_reps=n_reps, peer_reps=PEER_REPS, **_measured(df))}
+{EXPLANATION.format(n_reps=n_reps, peer_reps=PEER_REPS, mlp_reps=MLP_REPS, **_measured(df))}
 Penalty weights chosen by training-domain validation:
 
 {_selected_table(df)}

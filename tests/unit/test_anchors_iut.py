@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -103,7 +104,7 @@ def test_erm_fails_where_the_peer_says_and_not_on_separable_example2(small):
 
 def test_every_row_and_both_renderings_are_present(small):
     assert set(small.scrambled) == {0, 1}
-    assert {label for label, _ in iut.ROWS} == set(small.method)
+    assert {label for label, _ in iut.ROWS} - set(iut.MLP_METHODS) == set(small.method)
     peer = small[small.method.str.contains("peer's optimisation")]
     assert set(peer.rep) == {0} and set(peer.scrambled) == {0}  # the slow rows: first repetitions, plain only
     chosen = small[small.method.str.contains("validation")].selected
@@ -113,6 +114,9 @@ def test_every_row_and_both_renderings_are_present(small):
 def test_main_writes_the_command_the_rule_and_the_published_numbers(small, tmp_path, monkeypatch):
     monkeypatch.setenv("COWBENCH_CACHE", str(tmp_path / "cache"))  # never a real cache of full-size rows
     monkeypatch.setattr(iut, "reproduce", lambda n_reps, seed: small)
+    fake_mlp = pd.DataFrame([{"example": ex, "scrambled": 0, "rep": r, "method": label, "test_error": 0.1 * ex + r,
+                              "id_error": 0.0} for ex in (1, 2, 3) for r in (0, 1) for label in iut.MLP_METHODS])
+    monkeypatch.setattr(iut, "reproduce_mlp", lambda n_reps, seed: fake_mlp)
     path = run_anchor("invariance_unit_tests", reps=2, out=tmp_path / "iut.md")
     text = path.read_text()
     assert "cowbench anchor invariance_unit_tests" in text and "train-domain validation" in text
@@ -126,3 +130,11 @@ def test_registry_names_every_anchor_and_rejects_others():
         anchor_module("nope")
     with pytest.raises(ValueError, match="reps"):
         run_anchor("irm_synthetic", reps=1)
+
+
+@pytest.mark.slow  # trains the subject MLP and three methods on it
+def test_mlp_rows_come_from_the_harness_and_separate_example2():
+    rows = iut.reproduce_mlp(n_reps=1, examples=(2,), n=1000)
+    assert set(rows.method) == set(iut.MLP_METHODS)
+    erm = rows[rows.method == iut.ROWS[8][0]].iloc[0]
+    assert erm.id_error < 0.02 and erm.test_error < 0.1  # the harness's training loop finds the animal
