@@ -129,3 +129,24 @@ def test_the_sweeps_of_a_run_need_no_matplotlib():
 
     code = "import sys, cowbench.reports.plots as p; assert 'matplotlib' not in sys.modules, 'imported'"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_markdown_with_images_shows_the_curve_in_place_of_the_swept_tables_only(run, tmp_path):
+    from cowbench.reports.markdown import render_markdown
+    from cowbench.reports.table import build_tables
+
+    results, specs, other = run
+    tables = build_tables(results)
+    swept = {scenario_label(s) for s in specs}
+    paths = write_plots(results, tmp_path / "plots", ["png"], summary=tables.summary, scores=tables.scores)
+    with_images = render_markdown(tables, image_dir="plots")
+    links = [line[line.index("](") + 2:-1] for line in with_images.splitlines() if line.startswith("![")]
+    assert links == ["plots/dose-1-cow-agreement_train.png"]
+    assert (tmp_path / links[0]) in paths  # the link names a file write_plots wrote
+    headings = [line for line in with_images.splitlines() if line.startswith("## ") and " — " in line]
+    assert not any(label in h for h in headings for label in swept)
+    assert any(h.endswith(f" — {scenario_label(other)}") for h in headings)  # the unswept scenario keeps its table
+    # without images (a terminal) every knob value keeps its table, and nothing links an image
+    plain = render_markdown(tables)
+    assert "![" not in plain
+    assert all(f" — {label}" in plain for label in swept)
