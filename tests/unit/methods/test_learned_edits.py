@@ -190,3 +190,11 @@ def test_das_on_a_linear_subject_finds_the_grass_input():
     axis[scn.input_map["grass"], 0] = 1.0
     assert subspace_overlap(axis, output.localized["subspace"]) > 1 - 4 / np.sqrt(method.n_fit)
     assert metrics["residual_spurious"] < 4 / np.sqrt(method.n_fit)
+
+
+@pytest.mark.parametrize("name", ("sae_ablation", "das"))
+def test_unknown_layer_is_refused_naming_the_hook_points(cow, name):
+    cls = cb.get_method(name)
+    task = Task(cow.scenario, cow.data, cow.subject, cls.access, subject_config=cow.subject_config)
+    with pytest.raises(ValueError, match=r"hidden\.7.*hidden\.0|hidden\.0.*hidden\.7"):
+        cls(layer="hidden.7").run(task)
