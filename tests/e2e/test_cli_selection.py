@@ -103,3 +103,9 @@ def test_verify_reruns_every_stored_job_whichever_rule_chose_it(serial_run):
     done = cowbench("verify", out, "--all", "--plugins", PLUGIN, "--jobs", "1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS" in done.stdout and "of 12 stored job(s)" in done.stdout + done.stderr
+
+
+def test_a_bad_trials_flag_is_refused_in_one_line(tmp_path):
+    done = cowbench("run", "smoke", "--trials", "0", "--out", tmp_path / "x")
+    assert done.returncode == 2 and "--trials must be a positive integer" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
