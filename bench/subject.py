@@ -82,6 +82,11 @@ def loss_for(scn: Scenario) -> str:
     return "logistic" if scn.scm.label_kind == "binary" else "squared"
 
 
+def trainable_arch(arch: str) -> str:
+    """The architecture a method trains when it retrains the subject's: ``mlp`` for a ``planted`` subject."""
+    return "mlp" if arch == "planted" else arch
+
+
 def fit_fresh(config: SubjectConfig, x: np.ndarray, y: np.ndarray, seed: int,
               weights: np.ndarray | None = None, loss: str = "logistic") -> nn.Module:
     """A new model of ``config``'s architecture trained by (weighted) ERM on ``x, y``.
@@ -89,8 +94,7 @@ def fit_fresh(config: SubjectConfig, x: np.ndarray, y: np.ndarray, seed: int,
     ``planted`` has no initialisation (its weights come from its scenario): a method that retrains a planted
     subject's architecture trains an ``mlp`` (the planted network's shape) with ``config.hidden`` units.
     """
-    arch = "mlp" if config.arch == "planted" else config.arch
-    model = build_model(arch, x.shape[1], hidden=config.hidden, seed=seed)
+    model = build_model(trainable_arch(config.arch), x.shape[1], hidden=config.hidden, seed=seed)
     return fit_logit_model(model, x, y, weights=weights, epochs=config.epochs, lr=config.lr,
                            weight_decay=config.weight_decay, loss=loss)
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from cowbench.method import Method, MethodOutput
 from cowbench.models import build_model, torch_threads
-from cowbench.subject import SubjectConfig
+from cowbench.subject import SubjectConfig, trainable_arch
 
 #: ``objective(model, step) -> scalar tensor``; it closes over its own data (float64 tensors).
 Objective = Callable[[nn.Module, int], torch.Tensor]
@@ -156,7 +156,7 @@ class RetrainMethod(Method):
 
     def _fresh(self, task: Any, config: SubjectConfig) -> nn.Module:
         """A new model of the subject's architecture, initialised from the method's own seed."""
-        return build_model(config.arch, task.train.x.shape[1], hidden=config.hidden, seed=self._seed())
+        return build_model(trainable_arch(config.arch), task.train.x.shape[1], hidden=config.hidden, seed=self._seed())
 
 
 def details_of(counts: Mapping[Any, int]) -> dict[str, int]:
