@@ -144,3 +144,53 @@ def test_on_default_four_groups_error_based_methods_stay_below_group_dro(default
     dro = _mean(default_four_groups, "group_dro")
     for method in ("jtt", "afr"):
         assert _mean(default_four_groups, method) < dro - tol, method
+
+
+# IRM's Colored MNIST pattern (Arjovsky et al. 2019: ERM 87.4 / 17.1, IRM 70.8 / 66.9 train / test accuracy)
+# on colored_digits at the anchor's size. Tolerances: train accuracy is measured on 2 * N_CD units, test
+# accuracy on n_test = 2000 units of test_ood; a difference of two accuracies is asserted beyond 4 standard
+# errors of that difference (p(1 - p) <= 1/4).
+N_CD = 2500
+CD_TRAIN_TOL = 4 * math.sqrt(2 * 0.25 / (2 * N_CD))  # ~0.04
+CD_TEST_TOL = 4 * math.sqrt(2 * 0.25 / 2000)  # ~0.06
+
+
+def _train_and_test_accuracy(replicate: Replicate, method: str, **params) -> tuple[float, float]:
+    from cowbench.models import accuracy
+
+    instance = cb.get_method(method)(**params)
+    job = make_job(replicate.spec, instance.name, instance.hyperparameters())
+    output, metrics, _ = execute(replicate.rep, instance, job.fit_seed)
+    d = replicate.rep.data
+    return accuracy(output.edited, d.train.x, d.train.y), metrics["acc_ood"]
+
+
+@pytest.fixture(scope="module")
+def colored_digits():
+    return Replicate("colored_digits", n_train=N_CD, n_val=200, n_test=2000)
+
+
+@pytest.mark.parametrize("method", ["irm_mlp", pytest.param("vrex_mlp", marks=pytest.mark.slow)])
+def test_colored_digits_environment_penalties_trade_train_accuracy_for_test_accuracy(colored_digits, method):
+    erm_train, erm_test = _train_and_test_accuracy(colored_digits, "erm_retrain")
+    train, test = _train_and_test_accuracy(colored_digits, method)
+    # ERM's failure first: colour learnt (train ~87%), far below chance once the colour flips (test ~17%)
+    assert erm_train > 0.8 and erm_test < 0.5 - CD_TEST_TOL / math.sqrt(2), (erm_train, erm_test)
+    # the paper's pattern: colour dropped, so test accuracy well above ERM's and train accuracy well below
+    assert test > erm_test + CD_TEST_TOL, (erm_test, test)
+    assert train < erm_train - CD_TRAIN_TOL, (erm_train, train)
+    # and not the penalty's trivial zero (a near-constant output: ~50% train accuracy, v1's failure here)
+    assert train > 0.5 + CD_TRAIN_TOL, train
+
+
+@pytest.mark.slow
+def test_colored_digits_irm_over_three_replicates_is_above_chance_at_test():
+    # the mean over 3 replicates of IRM's test accuracy (6000 test units) beats chance by 4 SE, and its
+    # train accuracy sits between chance and ERM's (the paper: 70.8 train, 66.9 test, ERM 87.4)
+    runs = [Replicate("colored_digits", seed=s, n_train=N_CD, n_val=200, n_test=2000) for s in range(3)]
+    irm = [_train_and_test_accuracy(r, "irm_mlp") for r in runs]
+    erm = [_train_and_test_accuracy(r, "erm_retrain") for r in runs]
+    irm_train, irm_test = (sum(v) / len(v) for v in zip(*irm, strict=True))
+    erm_train = sum(t for t, _ in erm) / len(erm)
+    assert irm_test > 0.5 + 4 * math.sqrt(0.25 / 6000), irm
+    assert 0.5 + CD_TRAIN_TOL < irm_train < erm_train - CD_TRAIN_TOL, (irm, erm)
