@@ -136,3 +136,39 @@ def test_afr_with_a_strong_pull_keeps_the_erm_last_layer(small):
 def test_group_subsample_trains_on_equal_groups(small):
     out = cb.get_method("group_subsample")(random_state=0).run(_task(small, {"pooled", "group"}))
     assert out.details["per_group"] == min(np.bincount(small[1].train.group))
+
+
+def test_the_l2_term_is_coupled_into_the_objective_over_every_parameter(small):
+    # V-REx with penalty weight 0 from step 0 minimises mean_e R_e + l2 * sum ||theta||^2: the same loop
+    # on that objective written out here (weights and biases alike, not Adam's decoupled weight decay)
+    _, data, _ = small
+    x, y, env = as_float64(data.train.x), as_float64(data.train.y), np.asarray(data.train.env)
+    masks = [torch.as_tensor(env == e) for e in np.unique(env)]
+    assert len(masks) > 1
+
+    def objective(m, step):
+        risks = torch.stack([unit_loss(m(x[k]), y[k], "logistic").mean() for k in masks])
+        return risks.mean() + 0.05 * sum(p.pow(2).sum() for p in m.parameters())
+
+    ref = train_objective(build_model("mlp", 3, hidden=8, seed=3), objective, epochs=60, lr=0.02)
+    vrex = cb.get_method("vrex_mlp")
+    task = _task(small, {"pooled", "env"})
+    ours = vrex(penalty_weight=0.0, penalty_anneal_iters=0, l2_weight=0.05, random_state=3).run(task).edited
+    without = vrex(penalty_weight=0.0, penalty_anneal_iters=0, l2_weight=0.0, random_state=3).run(task).edited
+    np.testing.assert_allclose(logits(ours, data.test_id.x), logits(ref, data.test_id.x), atol=1e-4)
+    assert np.abs(logits(without, data.test_id.x) - logits(ref, data.test_id.x)).max() > 1e-2
+
+
+def test_adam_is_kept_at_the_switch_unless_restart_adam(small):
+    # with penalty weight 1 the objective does not change at the switch, so without a restart the anneal
+    # point cannot matter (identical trajectories); with a restart it must
+    task = _task(small, {"pooled", "env"})
+    irm = cb.get_method("irm_mlp")
+    x = small[1].test_id.x
+
+    def run(anneal, restart):
+        return logits(irm(penalty_weight=1.0, penalty_anneal_iters=anneal, restart_adam=restart,
+                          random_state=0).run(task).edited, x)
+
+    np.testing.assert_array_equal(run(0, False), run(30, False))
+    assert np.abs(run(30, True) - run(30, False)).max() > 1e-3
