@@ -49,7 +49,7 @@ FRAME_COLUMNS = ["job_id", "scenario", "method", "hparams", "entry", "access", "
                  "value", "selection"]
 SUMMARY_COLUMNS = ["scenario", "access", "method", "hparams", "entry", "told", "metric", "mean", "lo", "hi", "n",
                    "interval", "selection"]
-RANK_COLUMNS = ["scenario", "track", "entry", "method", "access", "rank", "win_rate", "unranked"]
+RANK_COLUMNS = ["scenario", "track", "entry", "method", "access", "rank", "win_rate", "unranked", "selection"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -397,7 +397,7 @@ def _beats_chance(block: pd.DataFrame, chance: float, higher_is_better: bool) ->
 
 def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
                  rtol: float = TIE_RTOL) -> pd.DataFrame:
-    """Per (scenario, track): each method setting's rank on the track's primary metric.
+    """Per (scenario, track, selection rule): each method setting's rank on the track's primary metric.
 
     Equal means (within ``rtol``) share a rank and count as half a win. Detection does not rank a method
     that was told the spurious variable (``unranked = "told"``). A control (`is_control`) is never ranked
@@ -412,9 +412,12 @@ def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
     scores = score_table() if scores is None else scores
     summary = summary if "told" in summary else summary.assign(told="")
     summary = summary if "entry" in summary else summary.assign(entry=summary["method"])
+    summary = summary if "selection" in summary else summary.assign(selection=DEFAULT_SELECTION)
     rows = []
     for metric, info in primary_scores(scores).iterrows():
-        for scenario, block in summary[summary.metric == metric].groupby("scenario", sort=True):
+        # one table per selection rule: a setting picked on test data is not a competitor of one picked on val
+        for (scenario, selection), block in summary[summary.metric == metric].groupby(["scenario", "selection"],
+                                                                                      sort=True):
             block = block.reset_index(drop=True)
             told = (block["told"] != "") if info.track == "detect" else pd.Series(False, index=block.index)
             control = block["method"].map(is_control).astype(bool)
@@ -437,7 +440,7 @@ def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
                           else "chance" if at_chance else "")
                 rows.append({"scenario": scenario, "track": info.track, "entry": row["entry"],
                              "method": row["method"], "access": row["access"], "rank": ranks[i],
-                             "win_rate": wins[i], "unranked": reason})
+                             "win_rate": wins[i], "unranked": reason, "selection": selection})
     return pd.DataFrame(rows, columns=RANK_COLUMNS)
 
 
@@ -455,11 +458,14 @@ def rank_stability(frame: pd.DataFrame, ranks: pd.DataFrame | None = None, *, n_
     if ranks is None:
         ranks = rank_methods(summarize(frame, scores=scores), scores=scores, rtol=rtol)
     ranked = ranks[ranks["rank"].notna()]
+    ranked = ranked if "selection" in ranked else ranked.assign(selection=DEFAULT_SELECTION)
+    frame = frame if "selection" in frame else frame.assign(selection=DEFAULT_SELECTION)
     rows = []
     for metric, info in primary_scores(scores).iterrows():
         part = frame[frame.metric == metric]
-        for scenario, block in part.groupby("scenario", sort=True):
-            entries = set(ranked[(ranked.scenario == scenario) & (ranked.track == info.track)]["entry"])
+        for (scenario, selection), block in part.groupby(["scenario", "selection"], sort=True):
+            entries = set(ranked[(ranked.scenario == scenario) & (ranked.track == info.track)
+                                 & (ranked.selection == selection)]["entry"])
             block = block[block.entry.isin(entries)]
             if block.empty:
                 continue
@@ -506,9 +512,11 @@ def across_scenarios(ranks: pd.DataFrame) -> pd.DataFrame:
     opponent); rows are ordered by track, access level (fewer levels first), rank, then wider coverage.
     """
     ranked = ranks[ranks["rank"].notna()]
+    ranked = ranked if "selection" in ranked else ranked.assign(selection=DEFAULT_SELECTION)
     score: dict[tuple[str, str], float] = defaultdict(float)
     contests: dict[tuple[str, str], int] = defaultdict(int)
-    for (_, track), block in ranked.groupby(["scenario", "track"], sort=True):
+    # contests only within one (scenario, track, selection rule) table, as ranked
+    for (_, track, _), block in ranked.groupby(["scenario", "track", "selection"], sort=True):
         r = dict(zip(block["entry"], block["rank"], strict=True))
         for a, b in combinations(sorted(r), 2):
             for x, y in ((a, b), (b, a)):

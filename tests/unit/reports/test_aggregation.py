@@ -103,3 +103,23 @@ def test_tidy_cells_carry_rank_p_best_and_best_flag(synthetic_tables):
     assert err.loc[("four_groups", "b"), "best"] and err.loc[("four_groups", "c"), "best"]
     assert not err.loc[("four_groups", "a_method"), "best"]
     assert (cells.family == cells.scenario).all() and set(cells.track) == {"world"}
+
+
+def test_each_selection_rule_is_its_own_table():
+    """A setting picked on test data (oracle) is never ranked against one picked on validation data."""
+    rows = []
+    for rule, values in (("train_val", {"a": 0.3, "b": 0.2}), ("oracle", {"a": 0.05, "b": 0.1})):
+        for method, v in values.items():
+            for r in range(2):
+                rows.append({"job_id": f"{rule}-{method}-{r}", "scenario": "s1", "method": method, "hparams": "",
+                             "access": "pooled", "told": "", "replicate": r, "metric": "err",
+                             "value": v + 0.01 * r, "selection": rule})
+    f = add_entries(pd.DataFrame(rows))
+    ranks = rank_methods(summarize(f, scores=SCORES), scores=SCORES).set_index("entry")
+    by_rule = {(m, rule): ranks.loc[e, "rank"] for e, m, rule in zip(ranks.index, ranks["method"],
+                                                                     ranks["selection"], strict=True)}
+    # within each rule two contestants: b wins under train_val, a under oracle; no rank 3 or 4 exists
+    assert by_rule == {("a", "train_val"): 2.0, ("b", "train_val"): 1.0, ("a", "oracle"): 1.0,
+                       ("b", "oracle"): 2.0}
+    agg = across_scenarios(rank_methods(summarize(f, scores=SCORES), scores=SCORES))
+    assert set(agg["contests"]) == {1}  # one opponent each: the same method under another rule is none
