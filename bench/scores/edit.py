@@ -53,7 +53,11 @@ def wga(ctx) -> float | None:
     return ctx.worst_group_accuracy("edited", "test_ood")
 
 
-@score("edit_score", track="edit", higher_is_better=True, primary=True, version="2", chance=0.0)
+#: The least oracle-over-base gain in balanced accuracy for which `edit_score` is defined (see its docstring).
+MIN_RECOVERABLE = 0.01
+
+
+@score("edit_score", track="edit", higher_is_better=True, primary=True, version="3", chance=0.0)
 def edit_score(ctx) -> float | Missing | None:
     """``(acc_bal(edited) - acc_bal(base)) / (acc_bal(oracle) - acc_bal(base))`` on test_bal.
 
@@ -62,6 +66,12 @@ def edit_score(ctx) -> float | Missing | None:
     Guard: the denominator must exceed 3 standard errors of the paired accuracy difference oracle - base on
     the same test_bal units, ``sd(c_oracle - c_base) / sqrt(n)`` with ``c`` the per-unit 0/1 correctness;
     otherwise missing (the oracle does not measurably beat the subject: nothing to recover).
+    A second guard: the denominator must also be at least `MIN_RECOVERABLE` (one point of balanced accuracy).
+    Pairing makes a tiny gap significant when base and oracle disagree on a handful of units, but an edit's own
+    accuracy change is not bounded by that gap, so the ratio explodes: on ``iut_example2`` (separable data, a
+    subject at 0.997 that nearly ignores the background) a gap of 0.003 passed the paired guard and a broken
+    edit scored -165. A binomial-SE floor does not help there (at 0.997 it is 0.0009); the floor is one of scale:
+    below a point of accuracy there is nothing worth recovering, whatever the noise.
     """
     if ctx.output.edited is None or not ctx.classification:
         return None
@@ -70,6 +80,9 @@ def edit_score(ctx) -> float | Missing | None:
     refused = se_guard("acc_bal(oracle) - acc_bal(base)", denom, se, base.size)
     if refused is not None:
         return refused
+    if denom < MIN_RECOVERABLE:
+        return Missing(f"acc_bal(oracle) - acc_bal(base) = {denom:.4g} is below {MIN_RECOVERABLE:g}: the subject "
+                       "is already within a point of the oracle on test_bal, nothing to recover")
     return (ctx.accuracy("edited", "test_bal") - float(base.mean())) / denom
 
 

@@ -20,6 +20,7 @@ from cowbench.models import first_linear, logits
 from cowbench.scores import compute_scores
 from cowbench.scores._guards import mean_se, paired_gap
 from cowbench.scores.context import ScoreContext
+from cowbench.scores.edit import MIN_RECOVERABLE
 from cowbench.subject import SubjectConfig, fit_fresh, loss_for
 
 
@@ -152,3 +153,23 @@ def test_a_constant_prediction_scores_below_zero(cow_rep):
     m, _ = score(cow_rep, constant)
     assert m["edit_score"] < 0
     assert m["residual_spurious"] == 0.0 and m["causal_kept"] == 0.0
+
+
+def test_a_gap_only_pairing_resolves_is_missing_not_minus_165():
+    """Attack: on ``iut_example2`` (separable; the subject nearly ignores the background) the oracle beats the
+    subject on a handful of test_bal units. The paired guard passes that gap, but a constant prediction's
+    accuracy loss divided by it gave -88 to -165 in the standard suite; the scale floor refuses it."""
+    scn = cb.make_scenario("iut_example2", n_train=1000, n_val=1000, n_test=4000)
+    rep = replicate(scn, 3)
+    base, oracle = bal_correct(rep, rep.subject), bal_correct(rep, rep.oracle)
+    denom, se = paired_gap(oracle, base)
+    assert denom > 3 * se  # the paired guard alone lets it through
+    assert denom < MIN_RECOVERABLE
+    constant = copy.deepcopy(rep.subject)
+    last = [m for m in constant.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(1.0)
+    m, _ = score(rep, constant)
+    assert m["edit_score"] is None
+    assert "acc_bal(oracle) - acc_bal(base)" in m.missing["edit_score"]
