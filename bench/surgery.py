@@ -188,19 +188,23 @@ def reader(model: nn.Module, point: str) -> nn.Module:
     raise ValueError(f"no weight layer reads hook point {point!r}")
 
 
+def orthonormal_basis(basis: np.ndarray, *, tol: float = 1e-10) -> np.ndarray:
+    """An orthonormal basis ``(width, r)`` of the column span of ``basis`` ``(width, k)``, numerical rank kept (SVD)."""
+    b = np.asarray(basis, dtype=np.float64)
+    if b.ndim == 1:
+        b = b[:, None]
+    u, s, _ = np.linalg.svd(b, full_matrices=False)
+    return u[:, s > tol * max(1.0, float(s.max(initial=0.0)))]
+
+
 def projection_hook(basis: np.ndarray, mean: np.ndarray | None = None) -> AffineHook:
     """Remove the span of ``basis`` ``(width, k)``: ``h -> h - Q Q'(h - mean)`` (``mean=None``: zero-ablation).
 
     With ``mean`` the removed coordinates are set to their mean (mean-ablation); ``Q`` is an orthonormal basis
     of ``basis``'s columns.
     """
-    b = np.asarray(basis, dtype=np.float64)
-    if b.ndim == 1:
-        b = b[:, None]
-    q, _ = np.linalg.qr(b)
-    rank = int(np.sum(np.abs(np.linalg.svd(b, compute_uv=False)) > 1e-10 * max(1.0, np.abs(b).max())))
-    q = q[:, :rank]
-    width = b.shape[0]
+    q = orthonormal_basis(basis)
+    width = q.shape[0]
     remove = q @ q.T
     bias = np.zeros(width) if mean is None else remove @ np.asarray(mean, dtype=np.float64)
     return AffineHook(np.eye(width) - remove, bias)

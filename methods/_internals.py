@@ -12,6 +12,7 @@ import numpy as np
 from torch import nn
 
 from cowbench import surgery
+from cowbench.method import MethodOutput
 
 
 def resolve_layer(model: nn.Module, layer: str | None) -> str:
@@ -67,16 +68,6 @@ def standardized_partial(h: np.ndarray, c: np.ndarray, cols: list[int], *, ridge
     return np.divide(raw.sum(0), sd_h, out=np.zeros(h.shape[1]), where=sd_h > 1e-12)
 
 
-def orthonormal(basis: np.ndarray, *, tol: float = 1e-10) -> np.ndarray:
-    """An orthonormal basis (width, r) of the columns of ``basis`` (width, k), rank-revealing via SVD."""
-    b = np.asarray(basis, dtype=np.float64)
-    if b.ndim == 1:
-        b = b[:, None]
-    u, s, _ = np.linalg.svd(b, full_matrices=False)
-    keep = s > tol * max(1.0, float(s.max(initial=0.0)))
-    return u[:, keep]
-
-
 def localized(point: str, *, unit_scores: np.ndarray | None = None,
               subspace: np.ndarray | None = None) -> dict[str, Any]:
     """The `MethodOutput.localized` record (arrays as float64 numpy)."""
@@ -92,3 +83,21 @@ def localized(point: str, *, unit_scores: np.ndarray | None = None,
 def clip_count(k: int, width: int) -> int:
     """``k`` units or directions at a point of ``width`` (at most all of them: one k serves every architecture)."""
     return int(min(int(k), int(width)))
+
+
+def ablate_top_units(task: Any, model: nn.Module, point: str, scores: np.ndarray, k: int, mode: str,
+                     mean: np.ndarray | None = None) -> MethodOutput:
+    """Zero- or mean-ablate the ``k`` highest-scoring units at ``point``; they are what the method localized.
+
+    ``mean``: the training mean at ``point`` when the caller has it already (computed here otherwise).
+    """
+    width = scores.size
+    units = np.argsort(-scores, kind="stable")[:clip_count(k, width)]
+    if mode == "mean":
+        values = (train_mean(task, model, point) if mean is None else mean)[units]
+    else:
+        values = 0.0
+    edited = surgery.with_hook(model, point, surgery.unit_hook(width, units, values))
+    return MethodOutput(edited=edited, localized=localized(point, unit_scores=scores,
+                                                            subspace=np.eye(width)[:, units]),
+                        details={"layer": point, "units": units.tolist(), "mode": mode})

@@ -10,10 +10,10 @@ from cowbench.method import Choice, LogUniform, Method, MethodOutput, register_m
 from cowbench.methods._internals import (
     concept_activations,
     localized,
-    orthonormal,
     resolve_layer,
     train_mean,
 )
+from cowbench.surgery import orthonormal_basis
 
 
 def probe_direction(h: np.ndarray, z: np.ndarray, *, C: float) -> np.ndarray:
@@ -52,7 +52,7 @@ def inlp_directions(h: np.ndarray, z: np.ndarray, *, n_iter: int, C: float) -> n
         keep = np.eye(h.shape[1]) - found @ found.T
         new = [probe_direction(h @ keep, z[:, t], C=C) for t in range(z.shape[1])]
         # the probe's weights already lie in the nullspace (its inputs do); project again for rounding
-        found = orthonormal(np.column_stack([found, *[keep @ w for w in new]]))
+        found = orthonormal_basis(np.column_stack([found, *[keep @ w for w in new]]))
         if found.shape[1] >= h.shape[1]:
             break
     return found

@@ -7,7 +7,8 @@ import numpy as np
 from cowbench import surgery
 from cowbench.access import Task
 from cowbench.method import Method, MethodOutput, register_method
-from cowbench.methods._internals import concept_activations, localized, orthonormal, resolve_layer
+from cowbench.methods._internals import concept_activations, localized, resolve_layer
+from cowbench.surgery import orthonormal_basis
 
 
 def leace_eraser(h: np.ndarray, z: np.ndarray, *, tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -32,10 +33,10 @@ def leace_eraser(h: np.ndarray, z: np.ndarray, *, tol: float = 1e-10) -> tuple[n
     v, lam = evecs[:, keep], evals[keep]
     whiten = v @ np.diag(lam ** -0.5) @ v.T  # W
     unwhiten = v @ np.diag(lam ** 0.5) @ v.T  # W^+
-    u = orthonormal(whiten @ sigma_hz)
+    u = orthonormal_basis(whiten @ sigma_hz)
     eraser = unwhiten @ u @ u.T @ whiten  # E (oblique projection)
     width = h.shape[1]
-    return np.eye(width) - eraser, eraser @ mu, orthonormal(unwhiten @ u)
+    return np.eye(width) - eraser, eraser @ mu, orthonormal_basis(unwhiten @ u)
 
 
 @register_method

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from cowbench import surgery
 from cowbench.access import Task
 from cowbench.method import Choice, Method, MethodOutput, register_method
 from cowbench.methods._internals import (
-    clip_count,
+    ablate_top_units,
     concept_activations,
-    localized,
     resolve_layer,
     standardized_partial,
-    train_mean,
 )
 
 
@@ -70,11 +65,4 @@ class NeuronAblation(Method):
         model = task.model
         point = resolve_layer(model, self.layer)
         h, c, cols = concept_activations(task, model, point)
-        scores = standardized_partial(h, c, cols)
-        k = clip_count(self.k, h.shape[1])
-        units = np.argsort(-scores, kind="stable")[:k]
-        values = train_mean(task, model, point)[units] if self.mode == "mean" else 0.0
-        edited = surgery.with_hook(model, point, surgery.unit_hook(h.shape[1], units, values))
-        return MethodOutput(edited=edited, localized=localized(point, unit_scores=scores,
-                                                                subspace=np.eye(h.shape[1])[:, units]),
-                            details={"layer": point, "units": units.tolist(), "mode": self.mode})
+        return ablate_top_units(task, model, point, standardized_partial(h, c, cols), self.k, self.mode)

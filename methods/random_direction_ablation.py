@@ -7,7 +7,8 @@ import numpy as np
 from cowbench import surgery
 from cowbench.access import Task
 from cowbench.method import Choice, Method, MethodOutput, register_method
-from cowbench.methods._internals import clip_count, localized, orthonormal, resolve_layer, train_mean
+from cowbench.methods._internals import clip_count, localized, resolve_layer, train_mean
+from cowbench.surgery import orthonormal_basis
 
 
 @register_method
@@ -55,7 +56,7 @@ class RandomDirectionAblation(Method):
         point = resolve_layer(model, self.layer)
         mu = train_mean(task, model, point)
         rng = np.random.default_rng(0 if self.random_state is None else int(self.random_state))
-        basis = orthonormal(rng.standard_normal((mu.size, clip_count(self.k, mu.size))))
+        basis = orthonormal_basis(rng.standard_normal((mu.size, clip_count(self.k, mu.size))))
         edited = surgery.with_hook(model, point, surgery.projection_hook(basis, mean=mu))
         return MethodOutput(edited=edited,
                             localized=localized(point, unit_scores=np.linalg.norm(basis, axis=1), subspace=basis),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cowbench import surgery
 from cowbench.access import Task
 from cowbench.method import Choice, Method, MethodOutput, register_method
-from cowbench.methods._internals import clip_count, localized, resolve_layer, train_mean
+from cowbench.methods._internals import ablate_top_units, resolve_layer, train_mean
 
 
 @register_method
@@ -58,10 +57,4 @@ class RandomNeuronAblation(Method):
         point = resolve_layer(model, self.layer)
         mu = train_mean(task, model, point)
         rng = np.random.default_rng(0 if self.random_state is None else int(self.random_state))
-        scores = rng.random(mu.size)
-        units = np.argsort(-scores, kind="stable")[:clip_count(self.k, mu.size)]
-        values = mu[units] if self.mode == "mean" else 0.0
-        edited = surgery.with_hook(model, point, surgery.unit_hook(mu.size, units, values))
-        return MethodOutput(edited=edited, localized=localized(point, unit_scores=scores,
-                                                                subspace=np.eye(mu.size)[:, units]),
-                            details={"layer": point, "units": units.tolist(), "mode": self.mode})
+        return ablate_top_units(task, model, point, rng.random(mu.size), self.k, self.mode, mean=mu)

@@ -48,19 +48,12 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def orthonormal(basis: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of the column span of ``basis`` ``(w, k)`` (numerical rank kept)."""
-    b = np.asarray(basis, dtype=np.float64)
-    if b.ndim == 1:
-        b = b[:, None]
-    u, s, _ = np.linalg.svd(b, full_matrices=False)
-    return u[:, s > 1e-10 * max(1.0, float(s.max(initial=0.0)))]
-
-
 def subspace_overlap(true: np.ndarray, found: np.ndarray) -> float:
     """``||Q_t' Q_f||_F^2 / max(k_t, k_f)``: the mean squared cosine of the principal angles, angles that one
     subspace lacks counted as 90 degrees, so a found subspace larger than the truth pays for its size."""
-    qt, qf = orthonormal(true), orthonormal(found)
+    from cowbench.surgery import orthonormal_basis  # surgery imports torch: not at scorer import
+
+    qt, qf = orthonormal_basis(true), orthonormal_basis(found)
     k = max(qt.shape[1], qf.shape[1])
     return 0.0 if k == 0 or qf.shape[1] == 0 or qt.shape[1] == 0 else float(np.sum((qt.T @ qf) ** 2) / k)
 
