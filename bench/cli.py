@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -310,7 +311,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cowbench.reports.markdown import render_markdown
     from cowbench.reports.plots import FORMATS as PLOT_FORMATS
     from cowbench.reports.table import build_tables, load_results
-    from cowbench.store import scan_store, write_text_atomic
+    from cowbench.store import scan_store, write_bytes_atomic, write_text_atomic
 
     asked = list(dict.fromkeys(args.format or []))
     plot_formats = [f for f in asked if f in PLOT_FORMATS]
@@ -320,6 +321,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(f"plot formats ({', '.join(plot_formats)}) need --out-dir: images cannot go to stdout")
     if len(formats) > 1 and args.out_dir is None:
         raise InputError(f"several formats ({', '.join(formats)}) need --out-dir: only one can go to stdout")
+    compressed = list(dict.fromkeys(args.gzip or []))
+    if compressed and args.out_dir is None:
+        raise InputError("--gzip needs --out-dir: it names formats to write as FILE.gz")
+    if set(compressed) - set(formats):
+        raise InputError(f"--gzip {', '.join(sorted(set(compressed) - set(formats)))}: not among the formats "
+                         f"asked for ({', '.join(formats)})")
     out, manifests = _suites_of(args.results, args.suite)
     if [f for f in formats if f != "md"] and len(manifests) > 1:
         raise InputError(f"{args.results!r} holds {len(manifests)} suites ({', '.join(manifests)}): "
@@ -339,7 +346,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     plot_formats = plot_formats or (list(PLOT_FORMATS) if target is not None else [])
     image_dirs = _plot_dirs(manifests) if target is not None else {}
     # every text is rendered before the first file is written: a failure leaves no partial report behind
-    texts = {}
+    texts, gzipped = {}, {get_format(f).FILENAME for f in compressed}
     for fmt, module in zip(formats, modules, strict=True):
         if fmt == "md":
             texts[module.FILENAME] = "\n\n".join(
@@ -353,7 +360,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     target.mkdir(parents=True, exist_ok=True)
     for filename, text in texts.items():
-        write_text_atomic(target / filename, text if text.endswith("\n") else text + "\n")
+        text = text if text.endswith("\n") else text + "\n"
+        if filename in gzipped:  # mtime 0: the same report gives the same bytes
+            filename += ".gz"
+            write_bytes_atomic(target / filename, gzip.compress(text.encode(), mtime=0))
+        else:
+            write_text_atomic(target / filename, text)
         print(f"wrote {target / filename}", file=sys.stderr)
     for path in _write_plots(tables, target, image_dirs, plot_formats):
         print(f"wrote {path}", file=sys.stderr)
@@ -604,6 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None, help="directory to write the report files into (report.md, "
                    "report.csv, summary.json, report.tex, report.html) and the plots (plots/, PNG and SVG "
                    "unless plot formats are named) instead of printing one format")
+    p.add_argument("--gzip", nargs="+", default=None, choices=list(FORMATS), metavar="FORMAT",
+                   help="formats among --format to write gzip-compressed (FILE.gz; with --out-dir)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("plot", help="CI dot plots per track and dose-response curves over swept knobs (PNG, SVG)")

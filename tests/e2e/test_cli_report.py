@@ -104,3 +104,27 @@ def test_bad_report_usage_exits_2_and_writes_nothing(run_dir, tmp_path):
     a_file.write_text("x")
     clash = cowbench("report", run_dir, "--format", "csv", "--out-dir", a_file)
     assert clash.returncode == 2 and "not a directory" in clash.stderr and a_file.read_text() == "x"
+
+
+def test_gzip_writes_the_same_text_compressed_and_reproducibly(run_dir, tmp_path):
+    import gzip
+
+    plain, packed, again = tmp_path / "plain", tmp_path / "packed", tmp_path / "again"
+    assert cowbench("report", run_dir, "--format", "html", "json", "--out-dir", plain).returncode == 0
+    for target in (packed, again):
+        done = cowbench("report", run_dir, "--format", "html", "json", "md", "--out-dir", target,
+                        "--gzip", "html", "json")
+        assert done.returncode == 0, done.stderr
+    assert {p.name for p in packed.iterdir()} == {"plots", "report.md", "report.html.gz", "summary.json.gz"}
+    for name in ("report.html", "summary.json"):
+        assert gzip.decompress((packed / f"{name}.gz").read_bytes()) == (plain / name).read_bytes()
+        assert (packed / f"{name}.gz").read_bytes() == (again / f"{name}.gz").read_bytes()  # mtime 0
+
+
+@pytest.mark.parametrize("args", [["--format", "html", "--gzip", "html"],                       # no --out-dir
+                                  ["--format", "md", "html", "--gzip", "csv", "--out-dir", "X"]])  # csv not asked
+def test_bad_gzip_usage_exits_2_and_writes_nothing(run_dir, tmp_path, args):
+    args = [str(tmp_path / "x") if a == "X" else a for a in args]
+    done = cowbench("report", run_dir, *args)
+    assert done.returncode == 2 and "--gzip" in done.stderr
+    assert not (tmp_path / "x").exists()
