@@ -18,8 +18,8 @@ import numpy as np
 from cowbench.access import check_access
 from cowbench.registries import METHODS
 
-FAMILIES = ("estimation", "causal", "robust_training", "attribution", "editing")
-OUTPUTS = ("world", "model", "detect", "edit")
+FAMILIES = ("estimation", "causal", "robust_training", "attribution", "editing", "discovery")
+OUTPUTS = ("world", "model", "detect", "edit", "discover")
 
 
 @dataclass
@@ -43,6 +43,16 @@ class MethodOutput:
         direction-level truth: ``{"point": hook point name (see `cowbench.surgery`), "unit_scores":
         per-unit scores (width,), higher meaning more likely to carry the target, "subspace": (width, k)
         array whose columns span the found subspace}``; ``unit_scores`` or ``subspace`` may be absent.
+    discovered : dict, optional
+        Directions the method found in the subject's activations without being told any variable (the
+        ``discover`` track): ``{"point": hook point name, "directions": (k, width) array, one found
+        direction per row}``; scored against the planted feature directions at that point.
+    algorithm : dict, optional
+        The extracted algorithm: the subject's logit as an affine function of named variables
+        (``{"coef": {variable: float}, "intercept": float}``) and/or of the method's own discovered directions
+        (``{"direction_coef": (k,) array over ``discovered["directions"]``, "intercept": float}``, the feature
+        being the activation at ``discovered["point"]`` projected on each direction). Scored for faithfulness
+        (R² against the subject's logit) and completeness.
     details : dict
         Anything else worth keeping in the result file (JSON-serialisable).
     """
@@ -53,6 +63,8 @@ class MethodOutput:
     abstain: bool = False
     edited: Any = None
     localized: dict[str, Any] | None = None
+    discovered: dict[str, Any] | None = None
+    algorithm: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 

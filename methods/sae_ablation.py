@@ -4,60 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from cowbench import surgery
 from cowbench.access import Task, spread_rows
 from cowbench.method import Choice, LogUniform, Method, MethodOutput, Options, register_method
 from cowbench.methods._internals import clip_count, concept_activations, localized, resolve_layer, standardized_partial
-from cowbench.models import torch_threads
-
-
-class SparseAutoencoder(nn.Module):
-    """``z = relu((h - b_dec) W_enc + b_enc)``, ``h_hat = z W_dec + b_dec``; decoder rows of unit norm.
-
-    Inputs are divided by ``scale`` first (a scalar: the root mean squared norm of the centred activations),
-    so one sparsity weight serves every layer; ``decoder_directions`` are in the activations' own units.
-    """
-
-    def __init__(self, width: int, n_latents: int, mean: np.ndarray, scale: float, generator: torch.Generator):
-        super().__init__()
-        w_dec = torch.randn(n_latents, width, generator=generator, dtype=torch.float32)
-        w_dec /= w_dec.norm(dim=1, keepdim=True)
-        self.w_dec = nn.Parameter(w_dec)
-        self.w_enc = nn.Parameter(w_dec.T.clone())  # the usual initialisation: encoder = decoder transposed
-        self.b_enc = nn.Parameter(torch.zeros(n_latents, dtype=torch.float32))
-        self.b_dec = nn.Parameter(torch.as_tensor(mean / scale, dtype=torch.float32))
-        self.scale = float(scale)
-
-    def encode(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.relu((h / self.scale - self.b_dec) @ self.w_enc + self.b_enc)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return (z @ self.w_dec + self.b_dec) * self.scale
-
-    def normalize_decoder(self) -> None:
-        with torch.no_grad():
-            self.w_dec /= self.w_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
-def fit_sae(h: np.ndarray, *, expansion: int, l1: float, steps: int, lr: float, seed: int) -> SparseAutoencoder:
-    """Full-batch Adam on ``mean ||h - h_hat||^2 / scale^2 + l1 * mean ||z||_1``, decoder rows renormalised."""
-    hd = torch.as_tensor(np.asarray(h, dtype=np.float32))
-    mean = h.mean(0)
-    scale = float(np.sqrt(((h - mean) ** 2).sum(1).mean())) or 1.0
-    generator = torch.Generator().manual_seed(int(seed))
-    sae = SparseAutoencoder(h.shape[1], expansion * h.shape[1], mean, scale, generator)
-    with torch_threads(1):
-        opt = torch.optim.Adam(sae.parameters(), lr=lr)
-        for _ in range(steps):
-            opt.zero_grad()
-            z = sae.encode(hd)
-            objective = (((sae.decode(z) - hd) / scale) ** 2).sum(1).mean() + l1 * z.abs().sum(1).mean()
-            objective.backward()
-            opt.step()
-            sae.normalize_decoder()
-    return sae.eval()
+from cowbench.methods._sae import SparseAutoencoder, fit_sae
 
 
 class LatentAblation(surgery.Hook):

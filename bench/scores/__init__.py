@@ -22,7 +22,7 @@ from cowbench.seeds import stable_hash
 
 # ``selection``: what the hyperparameter-selection rules read (`cowbench.selection`); never primary, never a
 # table of its own in a report
-TRACKS = ("world", "model", "detect", "edit", "selection")
+TRACKS = ("world", "model", "detect", "edit", "discover", "selection")
 
 
 @dataclass(frozen=True)
