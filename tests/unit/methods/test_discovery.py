@@ -77,9 +77,9 @@ def test_sae_recovers_features_in_superposition_when_sparse_and_degrades_when_de
         pca.append(mmcs(true, PCADirections().directions(h)[0]))
         h, true = toy(12, 6, 0.4, seed=seed)
         dense.append(mmcs(true, SAEL1(random_state=seed).directions(h)[0]))
-    assert np.mean(sparse) > 0.9
+    assert np.mean(sparse) > 0.85  # PCA gets about 0.72 and the controls about 0.65 on these data
     assert np.mean(sparse) > np.mean(pca) + 0.15
-    assert np.mean(sparse) > np.mean(dense) + 0.03
+    assert np.mean(sparse) > np.mean(dense) + 0.05
 
 
 @pytest.mark.slow
