@@ -1,7 +1,8 @@
 """The discovery track's base class (not a method: the registry skips modules starting with "_").
 
 A discovery method gets the subject's internals and the pooled training inputs, no concepts and no
-variable names, and returns the directions it finds at one hook point (`MethodOutput.discovered`). Each
+variable names, and returns the directions it finds at one hook point (`MethodOutput.discovered`) and the
+algorithm over them (the black-box logit regressed on the projections, `MethodOutput.algorithm`). Each
 method supplies only ``directions(h)``: activations ``(n, width)`` in, found directions ``(k, width)`` out.
 The track runs on planted subjects only, the one place where the true feature directions are known
 (`cowbench.scores.discover`).
@@ -16,6 +17,7 @@ import numpy as np
 from cowbench import surgery
 from cowbench.access import spread_rows
 from cowbench.method import Method, MethodOutput
+from cowbench.methods._algorithm import over_directions
 from cowbench.methods._internals import resolve_layer
 
 
@@ -82,5 +84,7 @@ class DiscoveryMethod(Method):
         h = surgery.activations(model, point, x[rows])  # (n_fit, width), float64
         found, details = self.directions(h)
         found = np.asarray(found, dtype=np.float64)
-        return MethodOutput(discovered={"point": point, "directions": found},
+        # the algorithm over the found directions: the black-box logit regressed on their projections
+        algorithm = over_directions(h, found, task.predict_logit(x[rows]))
+        return MethodOutput(discovered={"point": point, "directions": found}, algorithm=algorithm,
                             details={"point": point, "n_directions": int(found.shape[0]), **details})

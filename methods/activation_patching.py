@@ -6,6 +6,7 @@ import numpy as np
 
 from cowbench.access import Task
 from cowbench.method import LogUniform, Method, MethodOutput, register_method
+from cowbench.methods._algorithm import over_variables
 from cowbench.methods._common import (
     concept_directions,
     layer_activations,
@@ -73,7 +74,7 @@ class ActivationPatching(Method):
     """
 
     name = "activation_patching"
-    version = "1"
+    version = "2"
     family = "attribution"
     access = frozenset({"pooled", "concept", "internals", "counterfactual"})
     outputs = frozenset({"model"})
@@ -140,6 +141,6 @@ class ActivationPatching(Method):
                 "direction_effect": direction,
                 "direction_share": _share(direction, total),
             }
-        return MethodOutput(model_coef=model_coef,
+        return MethodOutput(model_coef=model_coef, algorithm=over_variables(task, model_coef),
                             details={"layer": layer_names(model)[layer], "arch": task.subject_config.get("arch"),
                                      "n_pairs": n, "variables": per_variable})

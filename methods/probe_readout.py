@@ -6,6 +6,7 @@ import numpy as np
 
 from cowbench.access import Task
 from cowbench.method import LogUniform, Method, MethodOutput, register_method
+from cowbench.methods._algorithm import over_variables
 from cowbench.methods._common import concept_directions, layer_activations, layer_names, linear_layers
 
 
@@ -48,7 +49,7 @@ class ProbeReadout(Method):
     """
 
     name = "probe_readout"
-    version = "1"
+    version = "2"
     family = "attribution"
     access = frozenset({"pooled", "concept", "internals"})
     outputs = frozenset({"model"})
@@ -69,7 +70,7 @@ class ProbeReadout(Method):
         w = readout.weight.detach().double().numpy()  # (n_out, width)
         effect = directions @ w.sum(0)  # (k,): the logit is the (single) output
         model_coef = {v: float(effect[i]) for i, v in enumerate(task.variables)}
-        return MethodOutput(model_coef=model_coef,
+        return MethodOutput(model_coef=model_coef, algorithm=over_variables(task, model_coef),
                             details={"layer": layer_names(model)[layer], "arch": task.subject_config.get("arch"),
                                      "direction_norm": {v: float(np.linalg.norm(directions[i]))
                                                         for i, v in enumerate(task.variables)}})

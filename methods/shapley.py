@@ -8,6 +8,7 @@ import numpy as np
 
 from cowbench.access import Task
 from cowbench.method import Choice, Method, MethodOutput, register_method
+from cowbench.methods._algorithm import over_variables
 from cowbench.methods._common import origin_slope
 
 VALUE_FUNCTIONS = ("interventional", "observational")
@@ -143,7 +144,7 @@ class Shapley(Method):
     """
 
     name = "shapley"
-    version = "1"
+    version = "2"
     family = "attribution"
     access = frozenset({"pooled", "concept", "counterfactual"})
     outputs = frozenset({"model"})
@@ -183,8 +184,9 @@ class Shapley(Method):
         slope = origin_slope(phi, x_e - x_b.mean(0))
         gap = phi.sum(1) - (values[-1] - values[0])
         variables = task.variables
+        model_coef = {v: float(slope[j]) for j, v in enumerate(variables)}
         return MethodOutput(
-            model_coef={v: float(slope[j]) for j, v in enumerate(variables)},
+            model_coef=model_coef, algorithm=over_variables(task, model_coef),
             details={"mean_abs_phi": {v: float(np.mean(np.abs(phi[:, j]))) for j, v in enumerate(variables)},
                      "completeness_gap": float(np.max(np.abs(gap))), "n_explain": len(x_e),
                      "n_background": len(x_b)},
