@@ -20,6 +20,7 @@ ANCHORS = {
     "colored_mnist_irm": "cowbench.anchors.colored_mnist",
     "domainbed_gap": "cowbench.anchors.domainbed_gap",
     "four_groups_wga": "cowbench.anchors.four_groups_wga",
+    "sae_toy_recovery": "cowbench.anchors.sae_toy_recovery",
 }
 
 
