@@ -32,6 +32,7 @@ CANDIDATES: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
     ("cow", ()),
     ("linear_sem", (("instrument", 1.0),)),
     ("cow", (("rendering", "rotation"),)),
+    ("cow_planted", ()),  # the discovery track runs only where direction-level truth exists
 )
 TIME_BUDGET_S = 60.0
 
@@ -68,6 +69,13 @@ def _state(model: Any) -> dict[str, np.ndarray]:
 def _same_output(a: Any, b: Any) -> bool:
     for field in ("world_coef", "model_coef", "spurious_score", "abstain"):
         if getattr(a, field) != getattr(b, field):
+            return False
+    for field in ("discovered", "algorithm"):  # dicts holding arrays: compare their entries as arrays
+        da, db = getattr(a, field, None), getattr(b, field, None)
+        if (da is None) != (db is None):
+            return False
+        if da is not None and (da.keys() != db.keys() or not all(
+                np.array_equal(np.asarray(da[k], dtype=object), np.asarray(db[k], dtype=object)) for k in da)):
             return False
     if (a.edited is None) != (b.edited is None):
         return False
@@ -279,7 +287,8 @@ def check_outputs(cls: type, fx: _Fixture) -> str | None:
     check_output(out, fx.scenario.variables, frozenset(cls.outputs))
     produced = {"world" if out.world_coef is not None else None, "model" if out.model_coef is not None else None,
                 "detect" if (out.spurious_score is not None or out.abstain) else None,
-                "edit" if out.edited is not None else None} - {None}
+                "edit" if out.edited is not None else None,
+                "discover" if getattr(out, "discovered", None) is not None else None} - {None}
     if not produced:
         return "returned no output at all"
     if out.edited is not None:

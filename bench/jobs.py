@@ -289,6 +289,23 @@ def check_output(output: Any, variables: list[str], outputs: frozenset[str]) -> 
             raise TypeError("edited must be a model (x -> logit)")
     if output.abstain and "detect" not in outputs:
         raise ValueError("the method abstained but does not declare output 'detect'")
+    if output.discovered is not None:
+        if "discover" not in outputs:
+            raise ValueError("the method returned discovered directions but does not declare output 'discover'")
+        d = output.discovered
+        if not isinstance(d, Mapping) or not isinstance(d.get("point"), str) or d.get("directions") is None:
+            raise TypeError("discovered must be {'point': hook point name, 'directions': (k, width) array}")
+        arr = np.asarray(d["directions"], dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[0] == 0 or not np.isfinite(arr).all():
+            raise ValueError(f"discovered['directions'] must be a finite (k >= 1, width) array, got shape {arr.shape}")
+    if output.algorithm is not None:
+        alg = output.algorithm
+        if not isinstance(alg, Mapping) or not ({"coef", "direction_coef"} & set(alg)):
+            raise TypeError("algorithm must be {'coef': {variable: float}} and/or {'direction_coef': (k,)}, "
+                            "with an 'intercept'")
+        unknown = set(alg.get("coef") or {}) - set(variables)
+        if unknown:
+            raise ValueError(f"algorithm['coef'] has unknown variables {sorted(unknown)}; known: {variables}")
 
 
 def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
@@ -378,7 +395,12 @@ def _outputs_summary(output: MethodOutput) -> dict[str, Any]:
 
     return {"world_coef": clean(output.world_coef), "model_coef": clean(output.model_coef),
             "spurious_score": clean(output.spurious_score), "abstain": bool(output.abstain),
-            "edited": output.edited is not None, "details": _storable(output.details, "details")}
+            "edited": output.edited is not None,
+            "discovered": None if output.discovered is None else {
+                "point": output.discovered["point"],
+                "directions": _storable(np.asarray(output.discovered["directions"], dtype=np.float64), "discovered")},
+            "algorithm": None if output.algorithm is None else _storable(dict(output.algorithm), "algorithm"),
+            "details": _storable(output.details, "details")}
 
 
 @functools.lru_cache(maxsize=1)
