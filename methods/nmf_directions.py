@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from cowbench.method import Choice, register_method
-from cowbench.methods._discovery import DiscoveryMethod, dictionary_size
+from cowbench.methods._directions import DiscoveryMethod, dictionary_size
 
 
 @register_method

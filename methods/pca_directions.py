@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from cowbench.method import Choice, register_method
-from cowbench.methods._discovery import DiscoveryMethod, activation_rank
+from cowbench.methods._directions import DiscoveryMethod, activation_rank
 
 
 @register_method

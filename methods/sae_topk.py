@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from cowbench.method import Choice, register_method
-from cowbench.methods._discovery import DiscoveryMethod, dictionary_size
+from cowbench.methods._directions import DiscoveryMethod, dictionary_size
 from cowbench.methods._sae import fit_topk_sae
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from cowbench.method import register_method
-from cowbench.methods._discovery import DiscoveryMethod
+from cowbench.methods._directions import DiscoveryMethod
 
 
 @register_method
