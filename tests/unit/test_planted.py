@@ -14,6 +14,8 @@ from cowbench.models import logits
 from cowbench.planted import (
     PlantedSpec,
     PlantedTruth,
+    build_planted,
+    importances,
     planted_logit,
     planted_models,
     polysemantic_rows,
@@ -85,7 +87,7 @@ def test_interaction_reliance_follows_its_closed_form():
     ace = cb.reliance(planted_models(scn)[0], scn, split)
     x_moo = split.x[:, scn.input_map["moo"]].astype(np.float64)
     # ace[grass] = C + G mean|x_moo| on the same units (do(grass=1) - do(grass=0), exact per unit)
-    assert ace["grass"] == pytest.approx(1.0 + 2.0 * np.abs(x_moo).mean(), abs=1e-3)
+    assert ace["grass"] == pytest.approx(4.0 + 2.0 * np.abs(x_moo).mean(), abs=1e-3)
     # ace[moo] = A + G mean((grass - 1/2) sign(x_moo)), up to the units whose x_moo lies within the slope's step
     grass, moo = split.concepts["grass"].to_numpy(), split.concepts["moo"].to_numpy()
     step = 0.1 * moo.std()
@@ -215,7 +217,8 @@ def test_zero_ablating_grass_units_removes_grass_and_its_offsets_a_constant_away
     # constant they add, so the logit is the oracle's plus one constant, and grass's reliance is gone exactly
     rep = _replicate("planted_mono", **SMALL)
     units = np.flatnonzero(rep.unit_truth.carriers("hidden.0")).tolist()
-    out = _Edit(units=units).run(Task(rep.scenario, rep.data, rep.subject, {"pooled", "internals"}))
+    out = _Edit(units=units).run(Task(rep.scenario, rep.data, rep.subject, {"pooled", "internals"},
+                                      subject_config=rep.subject_config))
     x = rep.data.test_bal.x
     gap = logits(out.edited, x) - logits(rep.oracle, x)
     assert np.ptp(gap) < 1e-5 * (1 + np.abs(gap).max())
@@ -233,7 +236,7 @@ def test_ablating_grass_units_fails_when_they_are_polysemantic():
 
 
 def test_oracle_relies_on_nothing_spurious():
-    for name in PRESETS + ("planted_sparse",):
+    for name in (*PRESETS, "planted_sparse"):
         rep = _replicate(name, **SMALL)
         ace = cb.reliance(rep.oracle, rep.scenario, rep.data.test_id)
         assert abs(ace["grass"]) < 1e-5, (name, ace)  # C = 0 and G = 0: the closed form
@@ -248,7 +251,8 @@ def test_removing_grass_direction_at_the_hidden_layer_is_the_oracle_at_every_pol
     mean = surgery.activations(rep.subject, "hidden.0", rep.data.train.x).mean(0)
     edited = surgery.with_hook(rep.subject, "hidden.0", surgery.projection_hook(subspace, mean=mean))
     x = rep.data.test_bal.x
-    shift = 1.0 * (rep.data.train.x[:, rep.scenario.input_map["grass"]].mean() - 0.5)  # C = 1 (the default)
+    c = rep.scenario.knobs["planted_grass"]
+    shift = c * (rep.data.train.x[:, rep.scenario.input_map["grass"]].mean() - 0.5)
     np.testing.assert_allclose(logits(edited, x), logits(rep.oracle, x) + shift, atol=1e-5)
     # zero-ablation (no mean) also removes the offsets' constant: a constant away from the oracle
     edited = surgery.with_hook(rep.subject, "hidden.0", surgery.projection_hook(subspace))
@@ -295,3 +299,103 @@ def test_a_trained_bottleneck_narrower_than_the_variables_is_a_subject_setting()
     scn = cb.make_scenario("cow", **SMALL)
     model = cb.train_subject(scn, scn.sample(0), arch="mlp", hidden=2, epochs=20)
     assert surgery.activations(model, "hidden.0", scn.sample(0).test_id.x[:3]).shape == (3, 2)
+
+
+@pytest.mark.parametrize("name", (*PRESETS, "planted_sparse"))
+def test_feature_directions_reproduce_the_pre_activations(name):
+    scn = cb.make_scenario(name, **SMALL)
+    subject, _, truth = planted_models(scn, seed=5)
+    x = scn.sample(0).test_id.x
+    directions = truth.feature_directions("hidden.0.pre")
+    assert truth.feature_names == tuple(scn.feature_names)
+    assert directions.shape == (len(scn.feature_names), surgery.activations(subject, "hidden.0", x[:1]).shape[1])
+    bias = surgery.reader(subject, "input").bias.detach().double().numpy()
+    pre = surgery.activations(subject, "hidden.0.pre", x)
+    # float32 first layer: rounding of x @ W', relative to the inputs' and weights' scale
+    np.testing.assert_allclose(pre, x.astype(np.float64) @ directions + bias, atol=1e-5 * (1 + np.abs(pre).max()))
+    np.testing.assert_allclose(truth.feature_directions("input"), np.eye(len(scn.feature_names)))
+    with pytest.raises(ValueError, match=r"hidden\.7"):
+        truth.feature_directions("hidden.7")
+
+
+def test_sparse_superposition_has_more_features_than_units():
+    scn = cb.make_scenario("planted_sparse", **SMALL)
+    subject, _, truth = planted_models(scn)
+    directions = truth.feature_directions("hidden.0")
+    n_features, width = directions.shape
+    assert n_features == 8 and width == 6 and n_features > width
+    assert np.linalg.matrix_rank(directions) == 3  # eight features in three directions
+    x = scn.sample(0).train.x
+    # nuisances are sparse inputs: exactly 0 with probability 0.9 (the causes too, before measurement noise)
+    for v in ("sky", "sky2", "sky5"):
+        zero = np.mean(x[:, scn.input_map[v]] == 0)
+        assert abs(zero - 0.9) < 4 * np.sqrt(0.9 * 0.1 / len(x))
+    # the label and the logit still follow A moo + B tail + C (grass - 1/2): the nuisances have coefficient 0
+    test = scn.sample(0).test_id.x
+    np.testing.assert_allclose(logits(subject, test), planted_logit(PlantedSpec.from_scenario(scn), test),
+                               atol=1e-5 * (1 + np.abs(logits(subject, test)).max()))
+    ace = cb.reliance(subject, scn, scn.sample(0).test_id)
+    assert abs(ace["sky3"]) < 1e-4 and ace["grass"] == pytest.approx(4.0, abs=1e-4)
+
+
+def test_feature_importance_sets_the_embedding_norms_by_a_drawn_order():
+    scn = cb.make_scenario("planted_sparse", **SMALL)
+    spec = PlantedSpec.from_scenario(scn, seed=3)
+    w = importances(spec)
+    assert sorted(w.tolist()) == pytest.approx(sorted(0.8 ** np.arange(8)))  # q^0, ..., q^7
+    assert not np.allclose(importances(PlantedSpec.from_scenario(scn, seed=4)), w)  # the order is drawn
+    flat = PlantedSpec.from_scenario(cb.make_scenario("planted_sparse", feature_importance=1.0, **SMALL), seed=3)
+    assert np.all(importances(flat) == 1.0)
+
+
+@pytest.mark.parametrize(("knobs", "match"), [
+    ({"superposition": 4}, r"superposition=4 is invalid: allowed 0 or 2 to 3"),
+    ({"superposition": 8, "n_nuisance": 5}, r"superposition=8 is invalid: allowed 0 or 2 to 7"),
+    ({"n_nuisance": 0}, r"n_nuisance=0 is invalid: allowed"),
+    ({"sparsity": 1.0}, r"sparsity=1.0 is invalid: allowed"),
+    ({"feature_importance": 0.0}, r"feature_importance=0.0 is invalid: allowed"),
+    ({"feature_importance": 1.5}, r"feature_importance=1.5 is invalid: allowed"),
+])
+def test_bad_superposition_knobs_name_the_knob_and_the_allowed_range(knobs, match):
+    with pytest.raises(ValueError, match=match):
+        cb.make_scenario("cow_planted", **knobs)
+
+
+def test_each_seed_draws_a_network_and_every_draw_computes_the_same_logit():
+    scn = cb.make_scenario("planted_mono", **SMALL)
+    x = scn.sample(0).test_id.x
+    a, b = planted_models(scn, seed=1)[0], planted_models(scn, seed=2)[0]
+    wa, wb = (surgery.reader(m, "input").weight.detach().numpy() for m in (a, b))
+    assert not np.allclose(wa, wb)  # another order, other norms and offsets ...
+    np.testing.assert_allclose(logits(a, x), logits(b, x), atol=1e-5 * (1 + np.abs(logits(a, x)).max()))  # same map
+    again = planted_models(scn, seed=1)[0]
+    assert np.array_equal(surgery.reader(again, "input").weight.detach().numpy(), wa)  # deterministic
+    default = [surgery.reader(planted_models(scn)[0], "input").weight.detach().numpy() for _ in range(2)]
+    assert np.array_equal(*default)  # no seed: one derived from the scenario
+
+
+def test_the_construction_places_weights_by_name_not_by_column_order():
+    from dataclasses import replace
+
+    scn = cb.make_scenario("planted_interaction", hidden_feature=1, **SMALL)
+    spec = PlantedSpec.from_scenario(scn, seed=0)
+    order = [2, 0, 3, 1]  # grass, moo, sky, tail
+    shuffled = replace(spec, variables=tuple(spec.variables[i] for i in order))
+    x = scn.sample(0).test_id.x
+    model, truth = build_planted(shuffled)
+    np.testing.assert_allclose(logits(model, x[:, order]), planted_logit(spec, x),
+                               atol=1e-5 * (1 + np.abs(planted_logit(spec, x)).max()))
+    assert truth.feature_names == shuffled.variables
+
+
+def test_no_weight_points_at_grass_in_the_v1_way():
+    # v1: the first-layer bias was -W[:, grass] / 2 on the linear units (cosine 1 with grass's loading column)
+    for name in LINEAR:
+        scn = cb.make_scenario(name, **SMALL)
+        cosines = []
+        for seed in range(20):
+            subject, _, truth = planted_models(scn, seed=seed)
+            b = surgery.reader(subject, "input").bias.detach().double().numpy()
+            col = truth.loadings["hidden.0"][:, scn.input_map["grass"]]
+            cosines.append(abs(b @ col) / (np.linalg.norm(b) * np.linalg.norm(col)))
+        assert max(cosines) < 0.99, (name, max(cosines))
