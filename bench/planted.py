@@ -23,9 +23,11 @@ made its units the largest). Every unit is built in a *raw* form ``r ReLU(w . x 
 * **equalized norms**: every unit's weight row has norm ``s``, a scale drawn log-uniform in [1/2, 2] per
   pair of units (the two pairs of a mixed group below share theirs, so the columns stay orthogonal under the
   scales: ``sum_j s_j^2 R_ju R_jv / |R_j|^2 = 0``), whatever it reads;
-* **random offsets**: each linear pair reads ``u . x + o`` with ``o`` uniform in (-1, 1) (in units of its
+* **random offsets**: each linear pair reads ``u . x + o`` with ``o`` uniform in (-1, 0) (in units of its
   unit-norm direction ``u``), on every pair alike; the constants the offsets add, and grass's centring
-  ``-C/2``, are folded into the *second* layer's bias (one number);
+  ``-C/2``, are folded into the *second* layer's bias (one number). The range keeps both units of a pair
+  that reads a binary variable alone alive on the data (``u . x`` is 0 or 1 there: one fires at 0, the
+  other at 1), so an activation-based localizer sees every carrier;
 * **random readouts**: each linear pair's readout has a random part that cancels exactly in the logit
   (below), so no unit's gain ``||w_in|| |w_out|`` follows its role;
 * **random order**: the hidden units are permuted at random;
@@ -116,7 +118,7 @@ VARIABLES = ("moo", "tail", "grass", "sky")  # the named variables every planted
 FEATURES = ("moo", "tail", "grass")  # the variables with a coefficient in the logit
 INTERACTION_GATE = 20.0  # M: the gate that switches the interaction units on by grass
 SCALE_RANGE = (0.5, 2.0)  # a pair's weight-row norm, drawn log-uniform
-OFFSET = 1.0  # a linear pair's offset, uniform in (-OFFSET, OFFSET) along its unit direction
+OFFSET = 1.0  # a linear pair's offset, uniform in (-OFFSET, 0) along its unit direction
 NOISE_PER_GAIN = 2.0  # readout noise scale per unit of the largest pathway gain
 _TOL = 1e-12
 # independent random streams (one per kind of draw), so a draw never depends on the coefficients
@@ -365,7 +367,7 @@ def _units(spec: PlantedSpec) -> tuple[list[_Unit], float]:
         # (sum_j s_j^2 R_ju R_jv / |R_j|^2 = 0), so removing grass's loading direction removes grass alone
         groups = [j if blocks[j] == 0 else int(np.flatnonzero(blocks == 1)[0]) + (j - int(np.flatnonzero(
             blocks == 1)[0])) // 2 * 2 for j in range(r.shape[0])]
-    offsets = _rng(spec.seed, "offset").uniform(-OFFSET, OFFSET, len(pairs))
+    offsets = _rng(spec.seed, "offset").uniform(-OFFSET, 0.0, len(pairs))
     for j, ((w, rho), o) in enumerate(zip(pairs, offsets, strict=True)):
         norm = float(np.linalg.norm(w))
         group = groups[j]
