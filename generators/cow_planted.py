@@ -55,8 +55,9 @@ KNOBS = (
     *size_knobs(),
     real("planted_moo", 1.0, -10.0, 10.0, "A: the planted network's coefficient of moo"),
     real("planted_tail", 1.0, -10.0, 10.0, "B: the planted network's coefficient of tail"),
-    real("planted_grass", 4.0, -10.0, 10.0, "C: the planted network's coefficient of (grass - 1/2), the shortcut; "
-         "the default is the causes' (a C far outside their range makes grass's units the largest by itself)"),
+    real("planted_grass", 4.0, -10.0, 10.0, "C: the planted network's coefficient of (grass - 1/2), the shortcut "
+         "(a binary shortcut costs measurable balanced accuracy only at C/2 near the causes' spread: at C = 1 or 2 "
+         "edit_score is missing; its units' weights do not show C, the network's input gradient does)"),
     real("polysemantic", 0.0, 0.0, 1.0, "share of grass's pathway carried by units that also carry moo or tail"),
     integer("superposition", 0, 0, 50, "hidden directions the observed variables are superposed into: 2 to "
             "(number of variables - 1) (0: no superposition; must be 0 when polysemantic > 0)"),
@@ -94,9 +95,10 @@ def cow_planted(*, agreement_train, agreement_test, label_noise, measurement_noi
 
 
 preset("planted_mono", cow_planted, polysemantic=0.0, doc=(
-    "planted cow whose grass has hidden units of its own (polysemantic = 0). Expected: ablating the units "
-    "most associated with grass removes the shortcut cleanly (edit_score about 1, causal_kept 1); the "
-    "localization AUROC of such a unit ranking is 1."))
+    "planted cow whose grass has hidden units of its own (polysemantic = 0: two pairs, four units). Expected: "
+    "ablating the units most associated with grass removes the shortcut cleanly (edit_score about 1, "
+    "causal_kept 1); the localization AUROC of such a unit ranking is 1, of any ranking by a weight statistic "
+    "(bias, norm, gain) 0.5 in expectation."))
 preset("planted_poly", cow_planted, polysemantic=1.0, doc=(
     "planted cow in which every unit that reads grass also reads moo or tail (polysemantic = 1). Expected: "
     "unit ablation fails (it either leaves grass or destroys moo/tail: causal_kept drops), while a linear edit "
@@ -109,7 +111,7 @@ preset("planted_superposed", cow_planted, superposition=3, doc=(
     "(Elhage et al. 2022). Expected: no unit and no axis is grass, so unit ablation fails; subspace methods "
     "(DAS) can find grass's direction (loc_overlap near 1), but no hidden-layer edit reaches C = 0 exactly."))
 preset("planted_hidden", cow_planted, hidden_feature=1, doc=(
-    "planted cow whose logit also uses |moo + sky|, a feature none of the named variables is. Expected: "
+    "planted cow whose logit also uses max(|moo + sky|, tau), a feature none of the named variables is. Expected: "
     "ace is unchanged (the feature is even), cr shows it; edits of grass should leave it alone (the oracle "
     "keeps it)."))
 preset("planted_interaction", cow_planted, interaction=1, doc=(
