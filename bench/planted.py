@@ -414,6 +414,8 @@ def build_planted(spec: PlantedSpec) -> tuple[nn.Sequential, PlantedTruth]:
     n_pairs = max(u.pair for u in units) + 1
     lo, hi = np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1])
     scales = np.exp(_rng(spec.seed, "scale").uniform(lo, hi, n_pairs))
+    if spec.superposition:  # every unit carries every variable: one drawn norm for all keeps the geometry isometric
+        scales[:] = scales[0]
     order = _rng(spec.seed, "order").permutation(width)
     w1, b1, w2 = np.zeros((width, d)), np.zeros(width), np.zeros((1, width))
     linear = np.zeros(width, dtype=bool)
