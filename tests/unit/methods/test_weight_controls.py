@@ -96,3 +96,27 @@ def test_weight_statistics_are_what_they_say():
     np.testing.assert_array_equal(w_out, second.weight.detach().double().numpy())
     with pytest.raises(ValueError, match="no incoming weight layer"):
         unit_weights(subject, "input")
+
+
+def _input_gradient_localizer(subject) -> np.ndarray:
+    """Weights only: the network's slope along each input (a finite difference at 0, exact on a linear
+    network), then |first-layer weight| on the steepest input's column as each unit's score."""
+    from cowbench import surgery
+    from cowbench.models import logits
+
+    d = surgery.reader(subject, "input").weight.shape[1]
+    slope = logits(subject, np.eye(d)) - logits(subject, np.zeros((1, d)))
+    w_in = surgery.reader(subject, "input").weight.detach().double().numpy()
+    return np.abs(w_in[:, int(np.argmax(np.abs(slope)))])
+
+
+def test_the_remaining_door_is_the_function_the_weights_compute():
+    """Recorded limitation (planted.py's docstring): at the defaults C = 4 > A = B = 1, the network's input
+    slope is largest on grass, so a weights-only localizer that computes the function finds grass's units;
+    with C below a cause's coefficient it points at that cause instead. No statistic of single units does."""
+    scn = cb.make_scenario("planted_mono", **SMALL)
+    subject, _, truth = planted_models(scn, seed=0)
+    assert auroc(_input_gradient_localizer(subject), truth.carriers("hidden.0")) == 1.0
+    scn = cb.make_scenario("planted_mono", planted_moo=2.0, planted_grass=1.0, **SMALL)
+    subject, _, truth = planted_models(scn, seed=0)
+    assert auroc(_input_gradient_localizer(subject), truth.carriers("hidden.0")) < 0.5
