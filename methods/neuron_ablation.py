@@ -30,9 +30,10 @@ class NeuronAblation(Method):
     Parameters
     ----------
     k : int
-        Number of units ablated (at most the width of the layer). Default 2: one ReLU pair, the unit count a
-        planted linear pathway uses (``ReLU(z) - ReLU(-z)``); on the 32-unit trained MLP more units remove
-        no more grass (edit_score 0.06 at k=2, 0.02 at k=4 on the default cow).
+        Number of units ablated (at most the width of the layer). Default 2: one ReLU pair
+        (``ReLU(z) - ReLU(-z)``); on the 32-unit trained MLP more units remove no more grass (edit_score 0.06
+        at k=2, 0.02 at k=4 on the default cow). Planted networks (version 2) give grass's own pathway two
+        pairs on ``planted_mono``: k = 4 there (in the search space).
     mode : {"zero", "mean"}
         The value written into the ablated units.
     layer : str, optional

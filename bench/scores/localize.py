@@ -13,6 +13,15 @@ Definitions, at the method's hook point ``P`` of width ``w`` and for the edit ta
 
 Where a method reports ``localized`` but the replicate has no such truth (a trained subject), or its point
 has none, the scores are `Missing` with the reason.
+
+Which points are scored: only those where finding the target is not given by the input layout. At
+``input`` each unit *is* an observed variable's column, and the task names its edit target, so "the target's
+column" localizes it with AUROC 1 without looking at the model (issue 15 section 5: such a method scored
+``loc_auroc`` 1.000 on ``planted_superposed``, where no hidden unit ranking can be scored). Localization is
+therefore scored at hidden points only (``hidden.i``, ``hidden.i.pre``); a method that localizes at ``input``
+gets `Missing` with that reason, whatever it returns. (On a planted network the first layer's weight column
+of a named target still shows which units read it: that is reading the model, allowed, and a told route
+wherever the target's name was read.)
 """
 
 from __future__ import annotations
@@ -33,12 +42,20 @@ def _localized(ctx, key: str) -> tuple[str, np.ndarray] | Missing | None:
         return Missing("no unit-level truth: the subject is trained, not planted")
     if point not in truth.loadings:
         return Missing(f"no unit truth at hook point {point!r}; known: {', '.join(truth.loadings)}")
+    if point not in scored_points(truth):
+        return Missing(f"localization is not scored at {point!r}: there the units are the input columns and the "
+                       f"target's is given by the input layout; scored at {', '.join(scored_points(truth))}")
     value = np.asarray(loc[key], dtype=np.float64)
     width = truth.loadings[point].shape[0]
     if value.shape[0] != width or not np.isfinite(value).all():
         return Missing(f"localized[{key!r}] has shape {value.shape} or non-finite values; point {point!r} has "
                        f"width {width}")
     return point, value
+
+
+def scored_points(truth) -> list[str]:
+    """The hook points of ``truth`` where localization is scored: every point but ``input`` (see the module)."""
+    return [p for p in truth.loadings if p != "input"]
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -6,11 +6,21 @@ import pytest
 
 import cowbench as cb
 from cowbench import surgery
+from cowbench.access import Task
 from cowbench.conformance import reachable, reachable_leaks
 from cowbench.jobs import ReplicateSpec, execute, prepare
 from cowbench.method import Method, MethodOutput
 from cowbench.models import logits
-from cowbench.planted import PlantedSpec, PlantedTruth, planted_logit, planted_models, superposition_embedding
+from cowbench.planted import (
+    PlantedSpec,
+    PlantedTruth,
+    build_planted,
+    importances,
+    planted_logit,
+    planted_models,
+    polysemantic_rows,
+    superposition_embedding,
+)
 from cowbench.subject import SubjectConfig
 
 SMALL = {"n_train": 300, "n_val": 100, "n_test": 1000}
@@ -32,8 +42,17 @@ def test_logit_is_the_closed_form(name):
 def test_logit_is_a_moo_b_tail_c_grass_on_hand_inputs():
     scn = cb.make_scenario("planted_half", planted_moo=2.0, planted_tail=-0.5, planted_grass=3.0, **SMALL)
     subject = planted_models(scn)[0]
-    x = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 5.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-    np.testing.assert_allclose(logits(subject, x), [2.0 - 1.5, -0.5 - 1.5, 1.5, -1.5], atol=1e-6)
+    col = {v: list(scn.feature_names).index(v) for v in ("moo", "tail", "grass", "sky")}
+    x = np.zeros((4, 4))
+    x[0, col["moo"]] = 1.0
+    x[1, col["tail"]], x[1, col["sky"]] = 1.0, 5.0
+    x[2, col["grass"]] = 1.0
+    # float32 network whose readouts carry a cancelling random part: agreement to float32 rounding of the
+    # largest term (readout x activation), not to a tuned tolerance
+    w2 = surgery.reader(subject, "hidden.0").weight.detach().double().numpy()[0]
+    h = surgery.activations(subject, "hidden.0", x)
+    tol = 8 * np.finfo(np.float32).eps * (np.abs(h * w2).sum(1).max() + 1)
+    np.testing.assert_allclose(logits(subject, x), [2.0 - 1.5, -0.5 - 1.5, 1.5, -1.5], atol=tol)
 
 
 def test_the_planted_grass_pathway_is_centred_so_its_mean_ablation_is_the_oracle():
@@ -66,7 +85,7 @@ def test_interaction_reliance_follows_its_closed_form():
     scn = cb.make_scenario("planted_interaction", coef_interaction=2.0, **SMALL)
     split = scn.sample(0).test_id
     ace = cb.reliance(planted_models(scn)[0], scn, split)
-    x_moo = split.x[:, 0].astype(np.float64)
+    x_moo = split.x[:, scn.input_map["moo"]].astype(np.float64)
     # ace[grass] = C + G mean|x_moo| on the same units (do(grass=1) - do(grass=0), exact per unit)
     assert ace["grass"] == pytest.approx(4.0 + 2.0 * np.abs(x_moo).mean(), abs=1e-3)
     # ace[moo] = A + G mean((grass - 1/2) sign(x_moo)), up to the units whose x_moo lies within the slope's step
@@ -76,22 +95,31 @@ def test_interaction_reliance_follows_its_closed_form():
     assert abs(ace["moo"] - want) <= 2.0 * np.mean(np.abs(x_moo) < step) + 1e-4
 
 
-@pytest.mark.parametrize(("p", "carriers"), [(0.0, [0, 0, 0, 0, 1, 1, 0, 0]), (0.5, [1] * 8),
-                                             (1.0, [1, 1, 1, 1, 0, 0, 1, 1])])
-def test_unit_truth_matches_the_construction(p, carriers):
-    scn = cb.make_scenario("cow_planted", polysemantic=p, **SMALL)
+@pytest.mark.parametrize(("p", "n_carriers", "width"), [(0.0, 4, 12), (0.5, 12, 24), (1.0, 8, 12)])
+def test_unit_truth_matches_the_construction(p, n_carriers, width):
+    scn = cb.make_scenario("cow_planted", polysemantic=p, planted_grass=2.5, **SMALL)
     subject, _, truth = planted_models(scn)
-    assert truth.carriers("hidden.0").astype(int).tolist() == carriers
+    g = list(scn.feature_names).index("grass")
+    assert truth.carriers("hidden.0").shape == (width,) and truth.carriers("hidden.0").sum() == n_carriers
     w = surgery.reader(subject, "input").weight.detach().double().numpy()
     np.testing.assert_allclose(truth.loadings["hidden.0"], w, atol=1e-6)  # loadings are the first layer
     readout = surgery.reader(subject, "hidden.0").weight.detach().double().numpy()[0]
-    # each pair's share of grass's logit coefficient (a pair's two units compute r z with r f . x = their +unit's)
-    grass = (readout * truth.loadings["hidden.0"][:, 2])[::2]
-    assert grass.sum() == pytest.approx(4.0, rel=1e-6)  # the whole pathway is C, whatever its split
-    mixed = (np.abs(truth.loadings["hidden.0"][:, :2]).sum(1) > 0)[::2]
-    assert grass[mixed].sum() / 4.0 == pytest.approx(p, abs=1e-6)  # units that also read a cause carry p
-    load = truth.loadings["hidden.0"][::2] / np.array([1.0, 1.0, 4.0, 1.0])  # + units, per unit of s_v
-    np.testing.assert_allclose(load[:, :3].T @ load[:, :3], np.eye(3), atol=1e-6)  # features stay orthonormal
+    # each unit's share of grass's logit coefficient is readout x loading; a pair's two units each hold its
+    # share (one of them is active at a time), so the sum over units is 2 C whatever the split
+    share = readout * truth.loadings["hidden.0"][:, g]
+    assert share.sum() / 2 == pytest.approx(2.5, rel=1e-5)
+    others = np.delete(np.abs(truth.loadings["hidden.0"]), g, axis=1).sum(1) > 0
+    assert share[others].sum() / 2 / 2.5 == pytest.approx(p, abs=1e-5)  # units that also read a cause carry p
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.5, 1.0])
+def test_polysemantic_rows_have_orthonormal_columns_and_share_p(p):
+    for signs in ([False] * 3, [True, False, True]):
+        r, blocks = polysemantic_rows(p, np.array(signs))
+        np.testing.assert_allclose(r.T @ r, np.eye(3), atol=1e-12)
+        mixed = blocks == 1
+        np.testing.assert_allclose((r[mixed] ** 2).sum(0), [p] * 3, atol=1e-12)  # every variable alike
+        assert np.all((np.abs(r[mixed]) > 0).sum(1) == 2) and np.all((np.abs(r[~mixed]) > 0).sum(1) == 1)
 
 
 def test_superposition_no_unit_and_no_axis_is_one_variable():
@@ -131,7 +159,7 @@ def test_hook_points_of_a_planted_network():
 
 
 class _Edit(Method):
-    """Test double: zero-ablates the hidden units it is given (or none: no edit).
+    """Test double: sets the hidden units it is given to fixed values (0 by default; none: no edit).
 
     References
     ----------
@@ -143,14 +171,17 @@ class _Edit(Method):
     access = frozenset({"pooled", "internals"})
     outputs = frozenset({"edit"})
 
-    def __init__(self, *, units=(), random_state=None):
+    def __init__(self, *, units=(), values=None, random_state=None):
         self.units = units
+        self.values = values
         self.random_state = random_state
 
     def run(self, task):
         model = task.model
         width = surgery.activations(model, "hidden.0", task.train.x[:1]).shape[1]
-        return MethodOutput(edited=surgery.with_hook(model, "hidden.0", surgery.unit_hook(width, list(self.units))))
+        values = 0.0 if self.values is None else np.array(self.values, dtype=np.float64)
+        hook = surgery.unit_hook(width, list(self.units), values)
+        return MethodOutput(edited=surgery.with_hook(model, "hidden.0", hook))
 
 
 def _replicate(name, **knobs):
@@ -159,12 +190,20 @@ def _replicate(name, **knobs):
     return prepare(ReplicateSpec(scn.spec, 0, 0, SubjectConfig(arch="linear").to_dict()))
 
 
+def _at_half_grass(rep):
+    """Hidden activations of one input row with grass = 1/2 and every other variable 0."""
+    x = np.zeros((1, len(rep.scenario.feature_names)))
+    x[0, rep.scenario.input_map["grass"]] = 0.5
+    return surgery.activations(rep.subject, "hidden.0", x)[0]
+
+
 def test_the_scenario_declares_its_subject_and_the_oracle_edit_scores_one():
     rep = _replicate("planted_mono")
     assert rep.subject_config["arch"] == "planted" and rep.unit_truth is not None
-    grass_units = np.flatnonzero(rep.unit_truth.carriers("hidden.0")).tolist()
-    _, metrics, _ = execute(rep, _Edit(units=grass_units), 0)
-    # ablating grass's own pair is the oracle itself, to float32 rounding: exactly 1 and 0
+    grass_units = np.flatnonzero(rep.unit_truth.carriers("hidden.0"))
+    # grass's own units set to their values at grass = 1/2 (they read grass alone): the oracle itself, to
+    # float32 rounding: exactly 1 and 0
+    _, metrics, _ = execute(rep, _Edit(units=grass_units.tolist(), values=_at_half_grass(rep)[grass_units].tolist()), 0)
     assert metrics["edit_score"] == pytest.approx(1.0, abs=1e-9)
     assert metrics["residual_spurious"] == pytest.approx(0.0, abs=1e-5)
     assert metrics["causal_kept"] == pytest.approx(1.0, abs=1e-5)
@@ -173,20 +212,52 @@ def test_the_scenario_declares_its_subject_and_the_oracle_edit_scores_one():
     assert metrics["residual_spurious"] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_zero_ablating_grass_units_removes_grass_and_its_offsets_a_constant_away_from_the_oracle():
+    # the offsets are no longer zero on grass's units (that was the v1 leak): zeroing them also removes the
+    # constant they add, so the logit is the oracle's plus one constant, and grass's reliance is gone exactly
+    rep = _replicate("planted_mono", **SMALL)
+    units = np.flatnonzero(rep.unit_truth.carriers("hidden.0")).tolist()
+    out = _Edit(units=units).run(Task(rep.scenario, rep.data, rep.subject, {"pooled", "internals"},
+                                      subject_config=rep.subject_config))
+    x = rep.data.test_bal.x
+    gap = logits(out.edited, x) - logits(rep.oracle, x)
+    assert np.ptp(gap) < 1e-5 * (1 + np.abs(gap).max())
+    assert abs(cb.reliance(out.edited, rep.scenario, rep.data.test_id)["grass"]) < 1e-5
+
+
 def test_ablating_grass_units_fails_when_they_are_polysemantic():
     rep = _replicate("planted_poly")
-    grass_units = np.flatnonzero(rep.unit_truth.carriers("hidden.0")).tolist()
-    _, metrics, _ = execute(rep, _Edit(units=grass_units), 0)
-    assert metrics["causal_kept"] == pytest.approx(0.0, abs=1e-6)  # moo and tail went with grass
+    grass_units = np.flatnonzero(rep.unit_truth.carriers("hidden.0"))
+    _, metrics, _ = execute(rep, _Edit(units=grass_units.tolist(), values=_at_half_grass(rep)[grass_units].tolist()), 0)
+    # every unit that reads grass reads moo or tail too: the units that go take half of each cause's
+    # pathway with them (the mixed rows {grass, moo} and {grass, tail} of two each), so the causes move
+    tol = 4 / np.sqrt(len(rep.data.test_id))
+    assert abs(metrics["causal_kept"] - 1.0) > 0.1 + tol
+
+
+def test_oracle_relies_on_nothing_spurious():
+    for name in (*PRESETS, "planted_sparse"):
+        rep = _replicate(name, **SMALL)
+        ace = cb.reliance(rep.oracle, rep.scenario, rep.data.test_id)
+        assert abs(ace["grass"]) < 1e-5, (name, ace)  # C = 0 and G = 0: the closed form
 
 
 @pytest.mark.parametrize("name", ["planted_mono", "planted_half", "planted_poly"])
 def test_removing_grass_direction_at_the_hidden_layer_is_the_oracle_at_every_polysemanticity(name):
-    # zero-ablating the true grass subspace removes C (grass - 1/2) exactly: the features are orthonormal
+    # mean-ablating the true grass subspace removes C (grass - mean_train grass) exactly (the columns are
+    # orthonormal under the unit scales): the oracle plus C (mean_train grass - 1/2), to float32 rounding
     rep = _replicate(name)
-    edited = surgery.with_hook(rep.subject, "hidden.0", surgery.projection_hook(rep.unit_truth.subspace("hidden.0")))
+    subspace = rep.unit_truth.subspace("hidden.0")
+    mean = surgery.activations(rep.subject, "hidden.0", rep.data.train.x).mean(0)
+    edited = surgery.with_hook(rep.subject, "hidden.0", surgery.projection_hook(subspace, mean=mean))
     x = rep.data.test_bal.x
-    np.testing.assert_allclose(logits(edited, x), logits(rep.oracle, x), atol=1e-5)
+    c = rep.scenario.knobs["planted_grass"]
+    shift = c * (rep.data.train.x[:, rep.scenario.input_map["grass"]].mean() - 0.5)
+    np.testing.assert_allclose(logits(edited, x), logits(rep.oracle, x) + shift, atol=1e-5)
+    # zero-ablation (no mean) also removes the offsets' constant: a constant away from the oracle
+    edited = surgery.with_hook(rep.subject, "hidden.0", surgery.projection_hook(subspace))
+    gap = logits(edited, x) - logits(rep.oracle, x)
+    assert np.ptp(gap) < 1e-5 * (1 + np.abs(gap).max())
 
 
 def test_under_superposition_removing_grass_direction_also_moves_the_causes():
@@ -198,8 +269,6 @@ def test_under_superposition_removing_grass_direction_also_moves_the_causes():
 
 
 def test_unit_truth_is_not_reachable_from_the_task():
-    from cowbench.access import Task
-
     rep = _replicate("planted_mono")
     task = Task(rep.scenario, rep.data, rep.subject, {"pooled", "concept", "internals"},
                 subject_config=rep.subject_config)
@@ -230,3 +299,103 @@ def test_a_trained_bottleneck_narrower_than_the_variables_is_a_subject_setting()
     scn = cb.make_scenario("cow", **SMALL)
     model = cb.train_subject(scn, scn.sample(0), arch="mlp", hidden=2, epochs=20)
     assert surgery.activations(model, "hidden.0", scn.sample(0).test_id.x[:3]).shape == (3, 2)
+
+
+@pytest.mark.parametrize("name", (*PRESETS, "planted_sparse"))
+def test_feature_directions_reproduce_the_pre_activations(name):
+    scn = cb.make_scenario(name, **SMALL)
+    subject, _, truth = planted_models(scn, seed=5)
+    x = scn.sample(0).test_id.x
+    directions = truth.feature_directions("hidden.0.pre")
+    assert truth.feature_names == tuple(scn.feature_names)
+    assert directions.shape == (len(scn.feature_names), surgery.activations(subject, "hidden.0", x[:1]).shape[1])
+    bias = surgery.reader(subject, "input").bias.detach().double().numpy()
+    pre = surgery.activations(subject, "hidden.0.pre", x)
+    # float32 first layer: rounding of x @ W', relative to the inputs' and weights' scale
+    np.testing.assert_allclose(pre, x.astype(np.float64) @ directions + bias, atol=1e-5 * (1 + np.abs(pre).max()))
+    np.testing.assert_allclose(truth.feature_directions("input"), np.eye(len(scn.feature_names)))
+    with pytest.raises(ValueError, match=r"hidden\.7"):
+        truth.feature_directions("hidden.7")
+
+
+def test_sparse_superposition_has_more_features_than_units():
+    scn = cb.make_scenario("planted_sparse", **SMALL)
+    subject, _, truth = planted_models(scn)
+    directions = truth.feature_directions("hidden.0")
+    n_features, width = directions.shape
+    assert n_features == 8 and width == 6 and n_features > width
+    assert np.linalg.matrix_rank(directions) == 3  # eight features in three directions
+    x = scn.sample(0).train.x
+    # nuisances are sparse inputs: exactly 0 with probability 0.9 (the causes too, before measurement noise)
+    for v in ("sky", "sky2", "sky5"):
+        zero = np.mean(x[:, scn.input_map[v]] == 0)
+        assert abs(zero - 0.9) < 4 * np.sqrt(0.9 * 0.1 / len(x))
+    # the label and the logit still follow A moo + B tail + C (grass - 1/2): the nuisances have coefficient 0
+    test = scn.sample(0).test_id.x
+    np.testing.assert_allclose(logits(subject, test), planted_logit(PlantedSpec.from_scenario(scn), test),
+                               atol=1e-5 * (1 + np.abs(logits(subject, test)).max()))
+    ace = cb.reliance(subject, scn, scn.sample(0).test_id)
+    assert abs(ace["sky3"]) < 1e-4 and ace["grass"] == pytest.approx(4.0, abs=1e-4)
+
+
+def test_feature_importance_sets_the_embedding_norms_by_a_drawn_order():
+    scn = cb.make_scenario("planted_sparse", **SMALL)
+    spec = PlantedSpec.from_scenario(scn, seed=3)
+    w = importances(spec)
+    assert sorted(w.tolist()) == pytest.approx(sorted(0.8 ** np.arange(8)))  # q^0, ..., q^7
+    assert not np.allclose(importances(PlantedSpec.from_scenario(scn, seed=4)), w)  # the order is drawn
+    flat = PlantedSpec.from_scenario(cb.make_scenario("planted_sparse", feature_importance=1.0, **SMALL), seed=3)
+    assert np.all(importances(flat) == 1.0)
+
+
+@pytest.mark.parametrize(("knobs", "match"), [
+    ({"superposition": 4}, r"superposition=4 is invalid: allowed 0 or 2 to 3"),
+    ({"superposition": 8, "n_nuisance": 5}, r"superposition=8 is invalid: allowed 0 or 2 to 7"),
+    ({"n_nuisance": 0}, r"n_nuisance=0 is invalid: allowed"),
+    ({"sparsity": 1.0}, r"sparsity=1.0 is invalid: allowed"),
+    ({"feature_importance": 0.0}, r"feature_importance=0.0 is invalid: allowed"),
+    ({"feature_importance": 1.5}, r"feature_importance=1.5 is invalid: allowed"),
+])
+def test_bad_superposition_knobs_name_the_knob_and_the_allowed_range(knobs, match):
+    with pytest.raises(ValueError, match=match):
+        cb.make_scenario("cow_planted", **knobs)
+
+
+def test_each_seed_draws_a_network_and_every_draw_computes_the_same_logit():
+    scn = cb.make_scenario("planted_mono", **SMALL)
+    x = scn.sample(0).test_id.x
+    a, b = planted_models(scn, seed=1)[0], planted_models(scn, seed=2)[0]
+    wa, wb = (surgery.reader(m, "input").weight.detach().numpy() for m in (a, b))
+    assert not np.allclose(wa, wb)  # another order, other norms and offsets ...
+    np.testing.assert_allclose(logits(a, x), logits(b, x), atol=1e-5 * (1 + np.abs(logits(a, x)).max()))  # same map
+    again = planted_models(scn, seed=1)[0]
+    assert np.array_equal(surgery.reader(again, "input").weight.detach().numpy(), wa)  # deterministic
+    default = [surgery.reader(planted_models(scn)[0], "input").weight.detach().numpy() for _ in range(2)]
+    assert np.array_equal(*default)  # no seed: one derived from the scenario
+
+
+def test_the_construction_places_weights_by_name_not_by_column_order():
+    from dataclasses import replace
+
+    scn = cb.make_scenario("planted_interaction", hidden_feature=1, **SMALL)
+    spec = PlantedSpec.from_scenario(scn, seed=0)
+    order = [2, 0, 3, 1]  # grass, moo, sky, tail
+    shuffled = replace(spec, variables=tuple(spec.variables[i] for i in order))
+    x = scn.sample(0).test_id.x
+    model, truth = build_planted(shuffled)
+    np.testing.assert_allclose(logits(model, x[:, order]), planted_logit(spec, x),
+                               atol=1e-5 * (1 + np.abs(planted_logit(spec, x)).max()))
+    assert truth.feature_names == shuffled.variables
+
+
+def test_no_weight_points_at_grass_in_the_v1_way():
+    # v1: the first-layer bias was -W[:, grass] / 2 on the linear units (cosine 1 with grass's loading column)
+    for name in LINEAR:
+        scn = cb.make_scenario(name, **SMALL)
+        cosines = []
+        for seed in range(20):
+            subject, _, truth = planted_models(scn, seed=seed)
+            b = surgery.reader(subject, "input").bias.detach().double().numpy()
+            col = truth.loadings["hidden.0"][:, scn.input_map["grass"]]
+            cosines.append(abs(b @ col) / (np.linalg.norm(b) * np.linalg.norm(col)))
+        assert max(cosines) < 0.99, (name, max(cosines))

@@ -62,7 +62,8 @@ def test_neuron_ablation_is_clean_at_polysemantic_0_and_fails_at_1():
     results = {}
     for preset in ("planted_mono", "planted_poly"):
         scn = _planted(preset)
-        results[preset] = cb.evaluate(scn, cb.get_method("neuron_ablation")(), seed=0, subject={"arch": "planted"})
+        # k = 4: grass's own units in planted v2 (two pairs; the default k = 2 is one pair)
+        results[preset] = cb.evaluate(scn, cb.get_method("neuron_ablation")(k=4), seed=0, subject={"arch": "planted"})
     n = scn.spec["knobs"]["n_test"]
     tol = 4 / np.sqrt(n)
     mono, poly = results["planted_mono"], results["planted_poly"]

@@ -90,17 +90,20 @@ def test_the_truth_scores_one_and_its_reverse_zero():
 
 
 def test_a_unit_ablation_subspace_of_grass_units_is_half_right():
-    # grass's pair spans (e+, e-); the true direction is e+ - e-: one of two principal angles is 0, one is 90
+    # grass's two own pairs span four unit axes; its true direction at hidden.0 is one line in them (the
+    # loading column): the axes' span holds it, at the price of its size, 1/4
     rep = _planted()
     units = np.flatnonzero(rep.unit_truth.carriers("hidden.0"))
-    _, m, _ = execute(rep, _Localize(subspace=np.eye(8)[:, units]), 0)
-    assert m["loc_overlap"] == pytest.approx(0.5)
+    width = rep.unit_truth.carriers("hidden.0").size
+    assert units.size == 4
+    _, m, _ = execute(rep, _Localize(subspace=np.eye(width)[:, units]), 0)
+    assert m["loc_overlap"] == pytest.approx(1 / 4)
 
 
 def test_polysemantic_truth_is_a_direction_across_mixed_units():
     rep = _planted("planted_poly")
     basis = rep.unit_truth.subspace("hidden.0")
-    assert basis.shape[1] == 1 and np.count_nonzero(np.abs(basis[:, 0]) > 1e-9) == 6  # spread over the mixed units
+    assert basis.shape[1] == 1 and np.count_nonzero(np.abs(basis[:, 0]) > 1e-9) == 8  # spread over the mixed units
 
 
 def test_missing_with_reason_without_unit_truth_or_at_an_unknown_point():
@@ -110,19 +113,35 @@ def test_missing_with_reason_without_unit_truth_or_at_an_unknown_point():
     assert m["loc_auroc"] is None and "trained, not planted" in m.missing["loc_auroc"]
     assert m["loc_overlap"] is None and "trained, not planted" in m.missing["loc_overlap"]
     rep = _planted()
-    _, m, _ = execute(rep, _Localize(point="hidden.3", unit_scores=np.arange(8.0)), 0)
+    _, m, _ = execute(rep, _Localize(point="hidden.3", unit_scores=np.arange(12.0)), 0)
     assert m["loc_auroc"] is None and "hidden.3" in m.missing["loc_auroc"]
     _, m, _ = execute(rep, _Localize(unit_scores=np.arange(5.0)), 0)  # wrong width
-    assert m["loc_auroc"] is None and "width 8" in m.missing["loc_auroc"]
+    assert m["loc_auroc"] is None and "width 12" in m.missing["loc_auroc"]
     _, m, _ = execute(rep, _Localize(), 0)  # localized nothing: plain absence
     assert m["loc_auroc"] is None and "loc_auroc" not in m.missing
 
 
-def test_input_point_truth_is_the_grass_column():
-    rep = _planted()
-    _, m, _ = execute(rep, _Localize(point="input", unit_scores=np.array([0.0, 0.0, 1.0, 0.0]),
-                                     subspace=np.array([[0.0], [0.0], [1.0], [0.0]])), 0)
-    assert m["loc_auroc"] == 1.0 and m["loc_overlap"] == pytest.approx(1.0)
+@pytest.mark.parametrize("name", ["planted_mono", "planted_superposed"])
+def test_localizing_at_the_input_gets_no_localization_score(name):
+    # at the input the units are the variables' columns and the target is named: "the target's column" is
+    # the answer without reading the model (v1: loc_auroc 1.000 on planted_superposed, where no hidden
+    # ranking is scorable), so nothing is scored there, whatever the method returns
+    rep = _planted(name)
+    column = np.zeros(len(rep.scenario.feature_names))
+    column[rep.scenario.input_map["grass"]] = 1.0
+    _, m, _ = execute(rep, _Localize(point="input", unit_scores=column, subspace=column[:, None]), 0)
+    for key in ("loc_auroc", "loc_overlap"):
+        assert m[key] is None and "not scored at 'input'" in m.missing[key] and "hidden.0" in m.missing[key]
+    # the same method at a hidden point is scored (the rule is about the point, not the method)
+    carriers = rep.unit_truth.carriers("hidden.0").astype(float)
+    _, m, _ = execute(rep, _Localize(unit_scores=carriers, subspace=rep.unit_truth.subspace("hidden.0")), 0)
+    assert m["loc_overlap"] == pytest.approx(1.0)
+
+
+def test_scored_points_are_the_hidden_points():
+    from cowbench.scores.localize import scored_points
+
+    assert scored_points(_planted().unit_truth) == ["hidden.0.pre", "hidden.0"]
 
 
 class _DropInput(Method):
