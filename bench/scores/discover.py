@@ -124,3 +124,39 @@ def disc_recall90(ctx) -> float | Missing | None:
     """``mean_i 1[max_j |cos(F_i, D_j)| >= 0.9]``: the share of true features recovered (Sharkey et al.'s rule)."""
     c = _cosines(ctx)
     return c if c is None or isinstance(c, Missing) else float(np.mean(c.max(axis=1) >= MATCH_COSINE))
+
+
+@score("disc_hidden_match", track="discover", higher_is_better=True, bounds=(0, 1))
+def disc_hidden_match(ctx) -> float | Missing | None:
+    """``max_j |corr(<h, D_j>, z)|`` over test_id, ``h`` the activations at the method's point and ``z =
+    max(|x_moo + x_sky|, tau)`` (the inputs, as the network reads them) the hidden feature of a planted subject that has one (``planted_hidden``): whether a
+    found direction reads the feature no variable names. It is even in moo and sky, so a direction that
+    reads moo or sky alone is uncorrelated with it; an algorithm over a matching direction closes the
+    completeness gap (``alg_gap``). Absent where the subject has no hidden feature."""
+    found = ctx.output.discovered
+    if not found or found.get("directions") is None:
+        return None
+    truth = ctx.unit_truth
+    tau = float(getattr(truth, "hidden_floor", 0.0) or 0.0) if truth is not None else 0.0
+    if tau <= 0.0:
+        return None  # no hidden feature in this subject: nothing to match
+    from cowbench import surgery  # torch: not at scorer import
+
+    split = ctx.data.test_id
+    point = found.get("point")
+    try:
+        h = surgery.activations(ctx.base, point, split.x)
+    except ValueError as exc:
+        return Missing(f"cannot read the discovered directions' point: {exc}")
+    d = np.asarray(found["directions"], dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] != h.shape[1] or not np.isfinite(d).all():
+        return Missing(f"discovered['directions'] must be a finite (k, {h.shape[1]}) array, got shape {d.shape}")
+    # moo and sky as the model receives them (their input columns: planted subjects read the identity rendering)
+    cols = ctx.scenario.input_map
+    z = np.maximum(np.abs(split.x[:, cols["moo"]].astype(np.float64) + split.x[:, cols["sky"]]), tau)
+    proj = h @ d.T  # (n, k)
+    proj = proj - proj.mean(0)
+    zc = z - z.mean()
+    denom = np.sqrt((proj ** 2).sum(0) * (zc ** 2).sum())
+    corr = np.divide(np.abs(zc @ proj), denom, out=np.zeros(d.shape[0]), where=denom > 1e-12)
+    return float(corr.max())

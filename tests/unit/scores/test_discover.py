@@ -103,3 +103,41 @@ def test_true_directions_fall_back_on_linear_loading_columns():
     expected = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(f, expected)  # the even unit (not linear) gives no fixed direction
+
+
+def test_hidden_match_is_one_for_the_hidden_units_read_as_the_network_reads_them_and_low_for_the_controls():
+    import cowbench as cb
+    from cowbench import surgery
+    from cowbench.jobs import ReplicateSpec, prepare
+    from cowbench.scores.context import ScoreContext
+    from cowbench.scores.discover import disc_hidden_match
+    from cowbench.subject import SubjectConfig
+
+    scn = cb.make_scenario("planted_hidden")
+    rep = prepare(ReplicateSpec(scn.spec, 0, 0, SubjectConfig.from_mapping({}).to_dict()))
+    truth = rep.unit_truth
+    load = truth.loadings["hidden.0"]
+    names = list(truth.variables)
+    hidden = ~truth.linear["hidden.0"] & (np.abs(load[:, names.index("sky")]) > 0)
+    assert hidden.sum() == 4  # two pairs compute max(|moo + sky|, tau)
+    w1 = next(m for m in rep.subject if hasattr(m, "weight")).weight.detach().double().numpy()
+    # unit k's activation is (|w1_k| / sqrt 2) ReLU(+-(x_moo + x_sky)/sqrt 2 + t): dividing by its gain and
+    # summing the four gives 2 max(|x_moo + x_sky|/sqrt 2, t) + 2 t, an affine function of the feature
+    ideal = np.where(hidden, 1.0 / np.linalg.norm(w1, axis=1), 0.0)
+
+    def match(directions, point="hidden.0"):
+        out = MethodOutput(discovered={"point": point, "directions": directions})
+        ctx = ScoreContext(rep.scenario, rep.data, out, frozenset({"pooled", "internals"}), rep.subject,
+                           rep.oracle, dict(rep.base_ace), unit_truth=truth)
+        return disc_hidden_match(ctx)
+
+    assert match(ideal[None, :]) == pytest.approx(1.0, abs=1e-6)
+    width = load.shape[0]
+    assert match(np.eye(width)) < 0.9  # no single unit is the feature
+    # at the pre-activations every direction is linear in the inputs: an even feature is uncorrelated with it
+    rng = np.random.default_rng(0)
+    n = len(rep.data.test_id)
+    assert match(rng.standard_normal((50, width)), point="hidden.0.pre") < 4 / np.sqrt(n)  # max of 50 nulls
+    assert match(np.eye(width), point="hidden.0") is not None
+    h = surgery.activations(rep.subject, "hidden.0", rep.data.test_id.x)
+    assert h.shape == (n, width)
