@@ -10,6 +10,7 @@ import pandas as pd
 
 from cowbench.reports.table import (
     AGGREGATION,
+    DEFAULT_SELECTION,
     MIN_COVERAGE,
     N_BOOT,
     N_BOOT_RANK,
@@ -151,7 +152,7 @@ def render_markdown(tables: Tables, title: str | None = None, *, image_dir: str 
                     t = told[told.scenario == scenario]
                     told_missing = {e: r for e, r in zip(t.entry, t.told, strict=True) if e not in entries}
                 heading = f"## {title_} — {scenario}"
-                if len(rules) > 1 and selection is not None:
+                if selection is not None and (len(rules) > 1 or selection != DEFAULT_SELECTION):
                     heading += f" — selection: {_rule_label(selection)}"
                 lines += _table(track, heading, block, metrics, scores, rk,
                                 stability[(stability.track == track) & (stability.scenario == scenario)

@@ -150,6 +150,10 @@ def told_routes(record: dict[str, Any]) -> list[str]:
     return sorted(set(told))
 
 
+#: The selection rule that picks hyperparameters on test data: its rows are an upper bound, labelled so.
+ORACLE_RULE = "oracle"
+UPPER_BOUND_MARK = " (upper bound)"
+
 #: What a control's row label carries, in every format: it is shown to read the others against, not ranked.
 CONTROL_MARK = " (control)"
 
@@ -172,7 +176,9 @@ def add_entries(frame: pd.DataFrame) -> pd.DataFrame:
 
     ``entry`` is the row identity: the method's name, followed by its hyperparameters where the frame holds
     more than one setting of it, and by its selection rule in brackets where it holds more than one rule
-    for it. Each setting is its own row: settings are never pooled as if they were replicates.
+    for it; the oracle rule's rows (chosen on test data) are marked `UPPER_BOUND_MARK`, a control's
+    `CONTROL_MARK` (a registered control, or a true ``control`` column). Each setting is its own row:
+    settings are never pooled as if they were replicates.
     """
     frame = frame.copy()
     for column, default in (("hparams", ""), ("told", ""), ("selection", DEFAULT_SELECTION)):
@@ -186,7 +192,7 @@ def add_entries(frame: pd.DataFrame) -> pd.DataFrame:
     control = (frame["control"].fillna(False).astype(bool) if "control" in frame
                else pd.Series(False, index=frame.index))
     frame["entry"] = [(f"{m}({h})" if m in several else m) + (f" [{s}]" if m in several_rules else "")
-                      + (CONTROL_MARK if c or is_control(m) else "")
+                      + (UPPER_BOUND_MARK if s == ORACLE_RULE else "") + (CONTROL_MARK if c or is_control(m) else "")
                       for m, h, s, c in zip(frame["method"], frame["hparams"], frame["selection"], control,
                                             strict=True)]
     return frame
@@ -949,7 +955,7 @@ def tidy_cells(tables: Tables) -> pd.DataFrame:
         cells.loc[no_league, "track"], cells.loc[no_league, "access"], cells.loc[no_league, "told"], strict=True)]
     control = cells["control"].astype("boolean").fillna(False).astype(bool)
     cells["control"] = control | cells["method"].map(is_control).astype(bool)
-    cells["upper_bound"] = cells["selection"] == "oracle"
+    cells["upper_bound"] = cells["selection"] == ORACLE_RULE
     cells["bold"] = cells["bold"].astype("boolean").fillna(False).astype(bool) & cells["primary"].astype(bool)
     cells["best"] = cells["bold"]
     order = {t: i for i, t in enumerate(TRACK_TITLES)}
