@@ -186,3 +186,23 @@ def test_holm_over_the_leaders_comparisons_is_applied():
     r = ranks_of(f).set_index("entry")
     assert (r["rank_label"] == "1=").all()
     assert r.loc["x", "p_leader"] == pytest.approx(min(1.0, 3 * raw["x"]))
+
+
+def test_the_headers_resolvable_difference_is_the_leading_pairs_not_a_broken_methods():
+    # a and b lead and differ by a steady 0.1 +- 0.01; "broken" swings wildly. Pooled over every pair of the
+    # table (the old header) broken's swings dominate; between the two leaders the noise is 0.01
+    from cowbench.reports.table import leading_pairs, resolvable_differences
+    from cowbench.stats import min_resolvable_difference
+
+    base = np.array([0.20, 0.25, 0.22, 0.27, 0.24])
+    wobble = np.array([0.01, -0.01, 0.0, 0.01, -0.01])
+    f = frame({"a": list(base), "b": list(base + 0.1 + wobble), "broken": [0.1, 0.9, 0.2, 0.8, 0.5],
+               "ctrl": [0.95] * 5})
+    f["control"] = f["method"] == "ctrl"
+    pairs = leading_pairs(f, scores=SCORES)
+    (row,) = pairs.itertuples()
+    assert (row.a, row.b, row.league, row.n_pairs) == ("a", "b", "not told", 5)
+    assert row.sd_diff == pytest.approx(np.std(wobble, ddof=1))
+    out = resolvable_differences(f, scores=SCORES).set_index("metric").loc["err"]
+    assert out.mrd == pytest.approx(min_resolvable_difference(np.std(wobble, ddof=1), 5)) and out.pairs == 1
+    assert out.mrd < 0.05  # pooled over every pair of the table, as the header used to, it is 0.40
