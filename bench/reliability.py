@@ -294,13 +294,13 @@ def resolution_per_track(resolution: pd.DataFrame, n: int) -> pd.DataFrame:
 
 
 def from_results(out: Path, suite: str | None = None, n: int = STANDARD_REPLICATES,
-                 targets: Mapping[str, float] | None = None) -> pd.DataFrame:
+                 targets: Mapping[str, float] | None = None, *, ranked_only: bool = True) -> pd.DataFrame:
     """`leading_resolution` of a results directory's stored jobs (no job is run: the suite's replicates are
-    paired already)."""
+    paired already); ``ranked_only``: the leading pairs among the ranked settings (those a paper compares)."""
     from cowbench.reports.table import leading_pairs, load_results
 
     res = load_results(Path(out), suite)
-    return leading_resolution(leading_pairs(res.frame), n, targets)
+    return leading_resolution(leading_pairs(res.frame, ranked_only=ranked_only), n, targets)
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -380,8 +380,8 @@ def leading_markdown(leading: pd.DataFrame, source: Any) -> list[str]:
         f"## The two leading methods of each league in `{source}`",
         "",
         "Per table (scenario, track, selection rule) and league (methods told the spurious variable apart; on "
-        "the edit track the access levels), the two settings with the best means among the competitors (no "
-        "control, no audited or incomplete setting), paired over the replicates both have. These are the "
+        "the edit track the access levels), the two ranked settings with the best means (ranked: better than "
+        "the best control by the paired t-test), paired over the replicates both have. These are the "
         "differences a paper reports; a figure pooled over every pair of a table is dominated by broken "
         f"methods. Targets: {targets} (the standard suite's replicate count is chosen so that every leading pair "
         "of these tracks resolves its target); the other tracks state what they reach.",
@@ -390,6 +390,15 @@ def leading_markdown(leading: pd.DataFrame, source: Any) -> list[str]:
     if choice["replicates"] is not None:
         lines += [f"**Replicates needed: {choice['replicates']}**, set by {choice['track']} on {choice['scenario']} "
                   f"({' − '.join(choice['pair'])}).", ""]
+    for track, target in TRACK_TARGETS.items():
+        need = leading.loc[leading["track"] == track, "replicates_needed"].dropna().astype(int)
+        if need.empty:
+            continue
+        within = int((need <= n).sum())
+        lines += [f"- {track}: {len(need)} leading pairs; replicates to resolve {target:g}: median "
+                  f"{int(np.median(need))}, 90th percentile {int(np.percentile(need, 90, method='higher'))}, "
+                  f"largest {int(need.max())}; {within} of {len(need)} resolve it at n={n}"]
+    lines.append("")
     summary = resolution_per_track(leading, n)
     lines += [f"| track | leading pairs | median min. resolvable at n={n} | largest |", "|---|---|---|---|"]
     lines += [f"| {r.track} | {r.pairs} | {_fmt(r.median_mrd, 3)} | {_fmt(r.max_mrd, 3)} |"
@@ -399,7 +408,7 @@ def leading_markdown(leading: pd.DataFrame, source: Any) -> list[str]:
     for r in leading.itertuples():
         lines.append(f"| {r.track} | {r.scenario} | {r.selection} | {r.league} | {r.a} | {r.b} | "
                      f"{_fmt(r.mean_diff, 3)} | {_fmt(r.sd_diff, 3)} ({r.n_pairs}) | {_fmt(r.mrd, 3)} | "
-                     f"{_fmt(r.replicates_needed)} |")
+                     f"{'—' if pd.isna(r.replicates_needed) else int(r.replicates_needed)} |")
     return [*lines, ""]
 
 

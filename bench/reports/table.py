@@ -685,9 +685,10 @@ LEADING_COLUMNS = ["track", "metric", "scenario", "selection", "league", "a", "b
 
 
 def leading_pairs(frame: pd.DataFrame, ranks: pd.DataFrame | None = None, *, n: int | None = None,
-                  scores: pd.DataFrame | None = None) -> pd.DataFrame:
+                  scores: pd.DataFrame | None = None, ranked_only: bool = True) -> pd.DataFrame:
     """Per (scenario, track, selection rule, league): the two leading settings (best means among the league's
-    competitors: no control, no audited job, no incomplete setting; ranked or not) and the paired differences
+    ranked settings; with ``ranked_only`` False among its competitors, ranked or not: no control, no audited
+    job, no incomplete setting) and the paired differences
     of their primary metric over the replicates they share: mean, s.d. (ddof 1) and the smallest difference
     ``n`` replicates resolve (`cowbench.stats.min_resolvable_difference`; default ``n``: the pairs' count).
 
@@ -699,7 +700,8 @@ def leading_pairs(frame: pd.DataFrame, ranks: pd.DataFrame | None = None, *, n: 
     if ranks is None:
         ranks = rank_methods(summarize(frame, scores=scores), frame, scores=scores)
     summary_means = frame.groupby(["scenario", "selection", "entry", "metric"])["value"].mean()
-    open_ = ranks[ranks["unranked"].isin(["", "below control", "chance"])]
+    # a claim "A beats B" is made about ranked methods: those that beat the control (unranked == "")
+    open_ = ranks[ranks["unranked"].isin([""] if ranked_only else ["", "below control", "chance"])]
     rows = []
     for metric, info in primary_scores(scores).iterrows():
         part = frame[frame.metric == metric]
