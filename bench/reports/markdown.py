@@ -288,16 +288,19 @@ def _across_table(agg: pd.DataFrame) -> list[str]:
     if agg.empty or agg["tables"].max() < 2:
         return []
     lines = ["## Across scenarios: pairwise win rate per track", "",
-             "Win rate: share of pairwise contests won, each contest one scenario both methods were ranked in "
-             "(ties count half), so no method is compared on a scenario its opponent lacks; scenarios: where "
-             "the method was ranked, out of the track's tables with a rank. Rank: by win rate within each "
-             f"access level, only for settings ranked in at least {MIN_COVERAGE:.0%} of the track's tables "
-             "(a high rate from a few scenarios says little about the track). Rows grouped by access level, "
-             "ordered by rank within it.", "",
-             "| track | rank | method | access | win rate | contests | scenarios |", "|---|---|---|---|---|---|---|"]
-    for r in agg.itertuples():  # already ordered: track, access level, rank
+             "Win rate: share of pairwise contests won, each contest one scenario both methods were ranked in, "
+             "within their league (ties count half), so no method is compared on a scenario its opponent lacks "
+             "or with a method of another league; scenarios: where the method was ranked, out of the track's "
+             "tables with a rank. Rank: by win rate within each league and access level, only for settings "
+             f"ranked in at least {MIN_COVERAGE:.0%} of the track's tables (a high rate from a few scenarios "
+             "says little about the track). Rows grouped by league and access level, ordered by rank within it.",
+             "",
+             "| track | league | rank | method | access | win rate | contests | scenarios |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in agg.itertuples():  # already ordered: track, league, access level, rank
         rate = "—" if math.isnan(r.win_rate) else f"{r.win_rate:.2f}"
         rank = "—" if math.isnan(r.rank) else str(int(r.rank))
-        lines.append(f"| {r.track} | {rank} | {r.entry} | {r.access} | {rate} | {r.contests} | "
+        league = getattr(r, "league", "")
+        lines.append(f"| {r.track} | {league} | {rank} | {r.entry} | {r.access} | {rate} | {r.contests} | "
                      f"{r.scenarios}/{r.tables} |")
     return [*lines, ""]

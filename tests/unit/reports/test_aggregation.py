@@ -92,7 +92,8 @@ def test_each_hyperparameter_setting_and_selection_rule_is_its_own_row():
     rules = pd.concat([f.assign(selection="train_val"),
                        f.assign(selection="oracle", job_id=f.job_id + "o")]).drop(columns="entry")
     summary = summarize(add_entries(rules), scores=SCORES)
-    assert {"a(lr=0.1) [oracle]", "a(lr=0.1) [train_val]", "b [oracle]"} <= set(summary.entry)
+    assert {"a(lr=0.1) [oracle] (upper bound)", "a(lr=0.1) [train_val]", "b [oracle] (upper bound)"} \
+        <= set(summary.entry)
     assert set(summary.selection) == {"train_val", "oracle"} and (summary.n == 2).all()
     assert set(summarize(f.drop(columns="selection"), scores=SCORES).selection) == {"defaults"}
 

@@ -207,8 +207,9 @@ def test_across_scenarios_compares_methods_only_on_scenarios_they_share():
     section = table_lines(report(f), "## Across scenarios: pairwise win rate per track")
     rows = [line for line in section if line.startswith("| world |")]
     # c's perfect rate comes from one scenario of three: below the coverage floor, listed last without a rank
-    assert rows == ["| world | 1 | a | pooled | 0.50 | 3 | 3/3 |", "| world | 2 | b | pooled | 0.25 | 2 | 2/3 |",
-                    "| world | — | c | pooled | 1.00 | 1 | 1/3 |"]
+    assert rows == ["| world | not told | 1 | a | pooled | 0.50 | 3 | 3/3 |",
+                    "| world | not told | 2 | b | pooled | 0.25 | 2 | 2/3 |",
+                    "| world | not told | — | c | pooled | 1.00 | 1 | 1/3 |"]
     assert agg.loc["c", "unranked"] == "coverage" and math.isnan(agg.loc["c", "rank"])
 
 
@@ -220,13 +221,14 @@ def test_across_scenarios_leaves_out_tables_without_ranks():
 
 
 def test_min_resolvable_difference_pools_paired_differences_over_the_tracks_tables():
-    # per-replicate differences a - b: s1 (1, 2, 3) var 1, df 2; s2 (0, 4) var 8, df 1 -> pooled var 10/3
-    f = pd.concat([frame({"a": [0.2, 0.4, 0.6], "b": [0.1, 0.2, 0.3]}, metric="gain", scenario="s1"),
-                   frame({"a": [0.5, 0.9], "b": [0.5, 0.5]}, metric="gain", scenario="s2")])
+    # the two leading (ranked: well above the chance level 0) methods of each table; per-replicate differences
+    # a - b: s1 (1, 2, 3) var 1, df 2; s2 (0, 4, 2) var 4, df 2 -> pooled var 10/4
+    f = pd.concat([frame({"a": [1.2, 1.4, 1.6], "b": [1.1, 1.2, 1.3]}, metric="gain", scenario="s1"),
+                   frame({"a": [1.5, 1.9, 1.7], "b": [1.5, 1.5, 1.5]}, metric="gain", scenario="s2")])
     f["value"] = f.value * 10
     out = resolvable_differences(f, scores=SCORES).set_index("metric").loc["gain"]
-    sd = math.sqrt(10 / 3)
-    assert out.sd_diff == pytest.approx(sd) and out.dof == 3
+    sd = math.sqrt(10 / 4)
+    assert out.sd_diff == pytest.approx(sd) and out.dof == 4 and out.pairs == 2
     assert out.n == 3 and out.mrd == pytest.approx(min_resolvable_difference(sd, 3))
     header = report(f).splitlines()
     line = next(x for x in header if x.startswith("- min. resolvable difference"))
