@@ -911,7 +911,7 @@ def build_tables(results: RunResults, level: float = 0.95, *, scores: pd.DataFra
 
 TIDY_COLUMNS = ["scenario", "family", "track", "access", "method", "hparams", "selection", "entry", "told", "metric",
                 "primary", "higher_is_better", "mean", "lo", "hi", "n", "interval", "rank", "rank_label", "p_best",
-                "unranked", "league", "control", "upper_bound", "bold", "best"]
+                "unranked", "league", "control", "upper_bound", "bold", "best", "gate"]
 
 
 def tidy_cells(tables: Tables) -> pd.DataFrame:
@@ -931,7 +931,10 @@ def tidy_cells(tables: Tables) -> pd.DataFrame:
       competitor of the other rules' rows);
     - ``bold``: the primary metric's cell of a league leader the paired test separates from every other
       ranked setting of its league (the one cell a format prints in bold); ``best``: the same (kept for
-      formats written before ``bold``).
+      formats written before ``bold``);
+    - ``gate``: what a setting of the table had to beat to be ranked: the best control's entry, ``chance``
+      (the declared chance level of a table without control) or ``""`` (no gate). A table whose competitors
+      are all ``unranked`` ``below control`` or ``chance`` ranks nobody: a format says so.
 
     The rule's text for headers is `Tables.rank_rule`. CSV, JSON, LaTeX and HTML print exactly these rows.
     """
@@ -945,13 +948,14 @@ def tidy_cells(tables: Tables) -> pd.DataFrame:
         higher_is_better=summary["metric"].map(lambda m: bool(_metric_info(scores, m)["higher_is_better"])))
     keys = ["scenario", "track", "entry"]
     ranks = tables.ranks
-    for column, default in (("rank_label", ""), ("league", ""), ("bold", False), ("control", False)):
+    for column, default in (("rank_label", ""), ("league", ""), ("bold", False), ("control", False), ("gate", "")):
         ranks = ranks if column in ranks else ranks.assign(**{column: default})
-    cells = cells.merge(ranks[[*keys, "rank", "rank_label", "unranked", "league", "bold", "control"]], on=keys,
-                        how="left")
+    cells = cells.merge(ranks[[*keys, "rank", "rank_label", "unranked", "league", "bold", "control", "gate"]],
+                        on=keys, how="left")
     cells = cells.merge(tables.stability[[*keys, "p_best"]], on=keys, how="left")
     cells["unranked"] = cells["unranked"].fillna("")
     cells["rank_label"] = cells["rank_label"].fillna("")
+    cells["gate"] = cells["gate"].fillna("")
     no_league = cells["league"].isna()
     cells.loc[no_league, "league"] = [league_of(str(t), a, told) for t, a, told in zip(
         cells.loc[no_league, "track"], cells.loc[no_league, "access"], cells.loc[no_league, "told"], strict=True)]

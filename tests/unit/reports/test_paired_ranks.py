@@ -80,6 +80,7 @@ def test_a_constant_attribution_control_that_beats_a_real_method_leaves_it_unran
     cells = tidy_cells(tables).set_index("method")
     assert cells.loc["constant_attribution", "control"] and not cells.loc["good", "control"]
     assert cells.loc["vrex_linear", "rank_label"] == "" and cells.loc["good", "rank_label"] == "1"
+    assert (cells["gate"] == "constant_attribution (control)").all()
 
 
 def test_a_table_where_nothing_beats_the_best_control_ranks_nobody_and_says_so():
