@@ -767,7 +767,8 @@ def told_detectors(jobs: pd.DataFrame) -> pd.DataFrame:
     if jobs.empty:
         return pd.DataFrame(columns=columns)
     detects = jobs["detects"] if "detects" in jobs else pd.Series(True, index=jobs.index)
-    told = jobs[(jobs["told"] != "") & detects.astype(bool)]
+    telling = jobs["told"].fillna("").map(lambda t: bool(telling_routes(t))).astype(bool)  # not audit: routes
+    told = jobs[telling & detects.astype(bool)]
     if told.empty:
         return pd.DataFrame(columns=columns)
     return told.groupby(["scenario", "entry"])["told"].agg(_union).reset_index()[columns]
