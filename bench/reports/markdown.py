@@ -1,4 +1,5 @@
-"""Markdown: the console report (one table per track and scenario, then the aggregation across scenarios)."""
+"""Markdown: the console report (one table per track, scenario and selection rule, then the aggregation across
+scenarios)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
         f"- suite hash `{manifest['suite_hash'] if manifest else 'unknown'}` · "
         f"{versions_text(res, __version__, scorer_version())} · root seed {suite.get('root_seed', '?')} · "
         f"{suite.get('replicates', '?')} replicates · subject `{(suite.get('subject') or {}).get('arch', '?')}` · "
-        f"hyperparameters: {hp} · rows grouped by access level",
+        f"hyperparameters: {hp} · rows grouped by league and access level",
         f"- cells: mean [{pct} interval] (n replicates). Intervals stay inside each metric's range: Wilson score "
         f"for 0/1 metrics, percentile bootstrap of the mean over replicates ({N_BOOT} resamples, seeded) for "
         "bounded metrics, t for unbounded ones; none with one replicate",
