@@ -491,7 +491,7 @@ def cmd_reliability(args: argparse.Namespace) -> int:
 
     from cowbench import __version__
     from cowbench.fingerprint import fingerprint_summary
-    from cowbench.reliability import DEFAULT_PAIRS, check_pairs, run_study, write_reliability
+    from cowbench.reliability import DEFAULT_PAIRS, check_pairs, from_results, run_study, write_reliability
     from cowbench.runner import default_n_jobs
     from cowbench.scores import scorer_version
     from cowbench.subject import SubjectConfig
@@ -508,17 +508,27 @@ def cmd_reliability(args: argparse.Namespace) -> int:
     if args.replicates < 2:
         raise InputError(f"--replicates must be an integer >= 2 (an s.d. needs two), got {args.replicates}")
     pairs = check_pairs(_parse_pairs(args.pair) if args.pair else DEFAULT_PAIRS)
+    if args.no_study and not args.results:
+        raise InputError("--no-study needs --results DIR (there would be nothing to report)")
+    # the suite's own replicates first: a bad directory fails before any job runs
+    leading = from_results(Path(args.results)) if args.results else None
     n_jobs = args.jobs or default_n_jobs()
     start = time.perf_counter()
-    values = run_study(pairs, args.replicates, root_seed=args.root_seed, n_jobs=n_jobs,
-                       progress=lambda done, total: print(f"\rreplicates {done}/{total}", end="", file=sys.stderr))
-    print("", file=sys.stderr)
+    if args.no_study:
+        import pandas as pd
+
+        values = pd.DataFrame(columns=["track", "metric", "scenario", "method", "kind", "index", "value"])
+    else:
+        values = run_study(pairs, args.replicates, root_seed=args.root_seed, n_jobs=n_jobs,
+                           progress=lambda done, total: print(f"\rreplicates {done}/{total}", end="",
+                                                              file=sys.stderr))
+        print("", file=sys.stderr)
     meta = {"command": "cowbench " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reliability"]
             else "cowbench reliability", "version": __version__, "scorer": scorer_version(),
             "root_seed": args.root_seed, "replicates": args.replicates, "subject": SubjectConfig().to_dict(),
             "pairs": {t: [list(p) for p in ps] for t, ps in pairs.items()}, "n_jobs": n_jobs,
-            "wall_s": time.perf_counter() - start, "machine": fingerprint_summary()}
-    md, js = write_reliability(out, values, meta)
+            "wall_s": time.perf_counter() - start, "machine": fingerprint_summary(), "results": args.results}
+    md, js = write_reliability(out, values, meta, leading=leading)
     print(md.read_text(encoding="utf-8"))
     print(f"wrote {md} and {js} in {meta['wall_s']:.0f} s", file=sys.stderr)
     return 0
@@ -664,6 +674,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a (scenario, method) to study on a track (repeatable; default: two methods per track on cow)")
     p.add_argument("--root-seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the usable cores)")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="a results directory (e.g. results/standard): add the resolution between the two leading "
+                   "methods of each league over its own replicates, and the replicate count the targets need "
+                   "(runs no job)")
+    p.add_argument("--no-study", action="store_true",
+                   help="skip the reseed study (only the --results section; seconds, not hours)")
     p.set_defaults(func=cmd_reliability)
     return parser
 

@@ -3,9 +3,14 @@
 A side is the jobs of one results directory (one suite's, by its manifest), optionally restricted to one method.
 Jobs are paired on what makes their data the same: the scenario spec, the replicate and the data seed; a cell
 is a (scenario, method setting, metric) with at least one pair. Per cell: the mean paired difference A − B,
-its 95% t interval (Student 1908; none with fewer than 2 pairs), the exact two-sided sign test p-value
+its 95% t interval (Student 1908; none with fewer than 2 pairs) and the paired t-test's p-value
+(`cowbench.stats.paired_t_test`, the test the report's ranks use), the exact two-sided sign test p-value
 (ties, equal to the report's tie tolerance, dropped; Dixon and Mood 1946) and the side the interval favours
-in the metric's direction. Per track, a verdict counts the cells of its primary metric each side wins.
+in the metric's direction. The verdict follows the paired t-test: a side is better where the t interval
+excludes 0, i.e. where the two-sided t-test rejects at 1 − level. The sign test is shown beside it, with the
+number of differing pairs below which it cannot reach significance whatever the data
+(`cowbench.stats.sign_test_floor`: fewer than 6 pairs at 0.05). Per track, a verdict counts the cells of its
+primary metric each side wins.
 
 References
 ----------
@@ -33,11 +38,12 @@ from cowbench.reports.table import (
     tie_tolerance,
 )
 from cowbench.seeds import stable_hash
+from cowbench.stats import paired_t_test, sign_test_floor
 from cowbench.store import iter_records, select_manifest
 
 PAIR_KEY = ["scenario_id", "replicate", "data_seed"]
 CELL_COLUMNS = ["track", "scenario", "entry", "metric", "higher_is_better", "primary", "n", "mean_diff", "lo", "hi",
-                "sign_p", "a_wins", "b_wins", "better"]
+                "t_p", "sign_p", "sign_can_reject", "a_wins", "b_wins", "better"]
 
 
 def load_side(out: Path, *, suite: str | None = None, method: str | None = None) -> pd.DataFrame:
@@ -110,6 +116,7 @@ def compare_sides(a: pd.DataFrame, b: pd.DataFrame, *, by_entry: bool = True, le
         d = va - vb
         lo, hi = t_interval_of_mean(d, level)
         p, up, down = sign_test(va, vb)
+        _, t_p, _ = paired_t_test(va, vb)
         info = scores.loc[metric] if metric in scores.index else None
         higher = True if info is None else bool(info.higher_is_better)
         # the side the interval favours, in the metric's direction; none when it covers 0 (or there is none)
@@ -117,7 +124,8 @@ def compare_sides(a: pd.DataFrame, b: pd.DataFrame, *, by_entry: bool = True, le
             "A" if hi < 0 else "B" if lo > 0 else "")
         rows.append({"track": None if info is None else info.track, "scenario": scenario, "entry": entry,
                      "metric": metric, "higher_is_better": higher, "primary": bool(info is not None and info.primary),
-                     "n": len(d), "mean_diff": float(np.mean(d)), "lo": lo, "hi": hi, "sign_p": p,
+                     "n": len(d), "mean_diff": float(np.mean(d)), "lo": lo, "hi": hi, "t_p": t_p, "sign_p": p,
+                     "sign_can_reject": sign_test_floor(up + down) < 1 - level,
                      "a_wins": up if higher else down, "b_wins": down if higher else up, "better": better})
     return pd.DataFrame(rows, columns=CELL_COLUMNS)
 
@@ -144,7 +152,7 @@ class Verdict:
             head = "no resolvable difference"
         total = self.a + self.b + self.neither
         return (f"{self.track}: {head} — on {self.metric}, A better in {self.a}, B better in {self.b}, "
-                f"no resolvable difference in {self.neither} of {total} cell(s)")
+                f"no resolvable difference in {self.neither} of {total} cell(s) (by the paired t-test)")
 
 
 def verdicts(cells: pd.DataFrame, scores: pd.DataFrame | None = None) -> list[Verdict]:
@@ -162,6 +170,14 @@ def verdicts(cells: pd.DataFrame, scores: pd.DataFrame | None = None) -> list[Ve
     return out
 
 
+def _sign_pairs_needed(alpha: float) -> int:
+    """The fewest differing pairs at which an exact two-sided sign test can reach p < ``alpha``."""
+    n = 1
+    while sign_test_floor(n) >= alpha:
+        n += 1
+    return n
+
+
 def _num(x: float) -> str:
     text = f"{x:.3f}"
     return "0.000" if text == "-0.000" else text
@@ -173,19 +189,27 @@ def render_comparison(cells: pd.DataFrame, a_name: str, b_name: str, level: floa
     pct = f"{level * 100:g}%"
     lines = [f"# cowbench compare: A = {a_name}, B = {b_name}", "",
              f"Paired on (scenario, replicate, data seed). Difference A − B: mean [{pct} t interval] (pairs); "
-             "sign test: exact two-sided p over the pairs that differ; better: the side the interval favours in "
-             "the metric's direction (↑ higher is better, ↓ lower). Verdicts count the cells of each track's "
-             "primary metric; cells are not corrected for multiple comparisons.", "",
-             "| track | scenario | method | metric | A − B | sign test p | A wins / B wins | better |",
-             "|---|---|---|---|---|---|---|---|"]
+             "t-test p: the two-sided paired t-test (the test the report's ranks use); better: the side the "
+             "interval favours in the metric's direction (↑ higher is better, ↓ lower). The verdicts follow the "
+             f"paired t-test (better where the {pct} t interval excludes 0). Sign test: exact two-sided p over "
+             "the pairs that differ, shown beside it; it cannot reach significance below "
+             f"{_sign_pairs_needed(1 - level)} differing pairs (its smallest p is 2 × 0.5^pairs), marked "
+             "\"cannot reach\". Verdicts count the cells of each track's primary metric; cells are not corrected "
+             "for multiple comparisons.", "",
+             "| track | scenario | method | metric | A − B | t-test p | sign test p | A wins / B wins | better |",
+             "|---|---|---|---|---|---|---|---|---|"]
     order = {t: i for i, t in enumerate(TRACK_TITLES)}
     cells = cells.assign(order=cells.track.map(order).fillna(len(order))).sort_values(
         ["order", "scenario", "entry", "primary", "metric"], ascending=[True, True, True, False, True])
     for r in cells.itertuples():
         interval = "" if math.isnan(r.lo) else f" [{_num(r.lo)}, {_num(r.hi)}]"
         arrow = "↑" if r.higher_is_better else "↓"
+        sign = f"{r.sign_p:.3g}"
+        if not r.sign_can_reject:
+            sign += f" (cannot reach {1 - level:g} at {r.a_wins + r.b_wins} differing pairs)"
+        t_p = "—" if r.n < 2 else f"{r.t_p:.3g}"
         lines.append(f"| {r.track or '—'} | {r.scenario} | {r.entry} | {r.metric} {arrow} | {_num(r.mean_diff)}"
-                     f"{interval} ({r.n}) | {r.sign_p:.3g} | {r.a_wins} / {r.b_wins} | {r.better or '—'} |")
+                     f"{interval} ({r.n}) | {t_p} | {sign} | {r.a_wins} / {r.b_wins} | {r.better or '—'} |")
     lines += ["", "## Verdict per track", ""]
     lines += [f"- {v.text}" for v in verdicts(cells, scores)] or ["- no cell of a track's primary metric"]
     return "\n".join(lines) + "\n"

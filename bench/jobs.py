@@ -183,10 +183,12 @@ def _load_or_train(path: Path | None, train: Any) -> nn.Module:
 
 
 def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], data_seed: int, subject_seed: int,
-                    folder: Path | None = None) -> Replicate:
+                    folder: Path | None = None, *, test_seed: int | None = None) -> Replicate:
     """Data, subject and oracle from explicit seeds (`prepare` derives them from a `ReplicateSpec`).
 
     ``cowbench reliability`` calls it directly to vary the data seed and the subject seed one at a time.
+    ``test_seed`` (reliability only): the test splits (``test_id``, ``test_ood``, ``test_bal``) come from this
+    seed's sample and the training splits from ``data_seed``'s, so test-set noise can be measured alone.
     Subject and oracle weights are cached under ``folder`` when given.
     """
     from cowbench.models import build_model
@@ -195,6 +197,11 @@ def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], dat
     scn = scenario_from_spec(scenario)
     cfg = SubjectConfig.from_mapping({k: v for k, v in subject.items() if k != "version"})
     data = scn.sample(data_seed)
+    if test_seed is not None and test_seed != data_seed:
+        import dataclasses
+
+        test = scn.sample(test_seed)
+        data = dataclasses.replace(data, test_id=test.test_id, test_ood=test.test_ood, test_bal=test.test_bal)
     seed = subject_seed
 
     def trainer(x: np.ndarray, y: np.ndarray):

@@ -207,8 +207,7 @@ def apply_selection(res: Any) -> Any:
     chosen.loc[chosen["selection"] != "defaults", "hparams"] = ""
     keyed = chosen[["job_id", "selection", "selected_hparams", "hparams", "access", "told"]]
     jobs = res.jobs.drop(columns=[c for c in ("selection", "entry", "hparams", "access", "told") if c in res.jobs])
-    jobs = add_entries(jobs.merge(keyed, on="job_id", how="inner"))
-    jobs.loc[jobs["selection"] == "oracle", "entry"] += UPPER_BOUND_MARK
+    jobs = add_entries(jobs.merge(keyed, on="job_id", how="inner"))  # marks the oracle's rows as an upper bound
     entries = jobs[["job_id", "selection", "entry"]]
     columns = ["selection", "entry", "hparams", "access", "told"]
 

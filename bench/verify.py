@@ -290,7 +290,7 @@ def confident_rank_changes(stored: pd.DataFrame, fresh: pd.DataFrame,
     from cowbench.reports.table import rank_methods, rank_stability, summarize
 
     def tables(frame: pd.DataFrame) -> pd.DataFrame:
-        ranks = rank_methods(summarize(frame))
+        ranks = rank_methods(summarize(frame), frame)
         stability = rank_stability(frame, ranks)
         return ranks.merge(stability, on=["scenario", "track", "entry"], how="left")
 

@@ -2,11 +2,13 @@
 
 Job records become a tidy frame (one row per job and metric); per (scenario, access, method,
 hyperparameter setting, selection rule, metric) the mean over replicates with a 95% interval that cannot
-leave the metric's range; per (scenario, track) ranks that share ties and are withheld where no method
-beats chance or the method was told the answer; P(best) from a paired bootstrap over replicates;
+leave the metric's range; per (scenario, track, selection rule) and league ranks that a paired test backs
+(`cowbench.stats`: a method is ranked only where it beats the best control, and shares the leader's rank
+"1=" where the test cannot separate it from the leader); P(best) from a paired bootstrap over replicates;
 pairwise win rates across scenarios on the scenarios both methods of a pair share (ties half), ranked
-within each access level; the minimum resolvable difference of each track's primary metric; and the
-provenance every format prints. Formats (`cowbench.reports`) only render `Tables`; none computes a number.
+within each league and access level; the minimum resolvable difference between the two leading methods of
+each league; and the provenance every format prints. Formats (`cowbench.reports`) only render `Tables`;
+none computes a number.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pandas as pd
 
 from cowbench.access import ACCESS_LEVELS, TELLING_ROUTES
 from cowbench.errors import InputError
+from cowbench.stats import ALPHA, RANK_RULE, holm, min_resolvable_difference, paired_t_test
 from cowbench.store import iter_records, read_json, run_path, select_manifest
 
 TRACK_TITLES = {"world": "World recovery", "model": "Model recovery", "detect": "Detection", "edit": "Edit"}
@@ -49,7 +52,15 @@ FRAME_COLUMNS = ["job_id", "scenario", "method", "hparams", "entry", "access", "
                  "value", "selection"]
 SUMMARY_COLUMNS = ["scenario", "access", "method", "hparams", "entry", "told", "metric", "mean", "lo", "hi", "n",
                    "interval", "selection"]
-RANK_COLUMNS = ["scenario", "track", "entry", "method", "access", "rank", "win_rate", "unranked", "selection"]
+RANK_COLUMNS = ["scenario", "track", "entry", "method", "access", "rank", "win_rate", "unranked", "selection",
+                "league", "rank_label", "bold", "control", "gate", "p_control", "p_leader"]
+
+#: The league of a method told nothing about which variable is spurious, and of one told it (world, model and
+#: detection tracks; on the edit track, where every method is told the target, the leagues are access levels).
+UNTOLD_LEAGUE = "not told"
+TOLD_LEAGUE = "told"
+#: Routes the audit hook records in ``told`` (``audit:open``, ...): such a job is unranked in every track.
+AUDIT_PREFIX = "audit:"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -139,6 +150,10 @@ def told_routes(record: dict[str, Any]) -> list[str]:
     return sorted(set(told))
 
 
+#: The selection rule that picks hyperparameters on test data: its rows are an upper bound, labelled so.
+ORACLE_RULE = "oracle"
+UPPER_BOUND_MARK = " (upper bound)"
+
 #: What a control's row label carries, in every format: it is shown to read the others against, not ranked.
 CONTROL_MARK = " (control)"
 
@@ -161,7 +176,9 @@ def add_entries(frame: pd.DataFrame) -> pd.DataFrame:
 
     ``entry`` is the row identity: the method's name, followed by its hyperparameters where the frame holds
     more than one setting of it, and by its selection rule in brackets where it holds more than one rule
-    for it. Each setting is its own row: settings are never pooled as if they were replicates.
+    for it; the oracle rule's rows (chosen on test data) are marked `UPPER_BOUND_MARK`, a control's
+    `CONTROL_MARK` (a registered control, or a true ``control`` column). Each setting is its own row:
+    settings are never pooled as if they were replicates.
     """
     frame = frame.copy()
     for column, default in (("hparams", ""), ("told", ""), ("selection", DEFAULT_SELECTION)):
@@ -172,9 +189,12 @@ def add_entries(frame: pd.DataFrame) -> pd.DataFrame:
     several = set(settings[settings > 1].index)
     rules = frame.groupby("method")["selection"].nunique()
     several_rules = set(rules[rules > 1].index)
+    control = (frame["control"].fillna(False).astype(bool) if "control" in frame
+               else pd.Series(False, index=frame.index))
     frame["entry"] = [(f"{m}({h})" if m in several else m) + (f" [{s}]" if m in several_rules else "")
-                      + (CONTROL_MARK if is_control(m) else "")
-                      for m, h, s in zip(frame["method"], frame["hparams"], frame["selection"], strict=True)]
+                      + (UPPER_BOUND_MARK if s == ORACLE_RULE else "") + (CONTROL_MARK if c or is_control(m) else "")
+                      for m, h, s, c in zip(frame["method"], frame["hparams"], frame["selection"], control,
+                                            strict=True)]
     return frame
 
 
@@ -385,104 +405,214 @@ def tied_ranks(values: np.ndarray, higher_is_better: bool, rtol: float = TIE_RTO
     return 1 + better.sum(axis=1)
 
 
-def _beats_chance(block: pd.DataFrame, chance: float, higher_is_better: bool) -> bool:
-    """Whether some method's interval clears the chance level in the metric's direction (no interval: no) and
-    its mean differs from chance at the printed precision: a cell printed ``1.000`` never beats a chance of 1,
-    however tight its interval (an estimate with cosine 0.02 is significantly, but not usefully, informed)."""
-    margin = np.abs(block["mean"] - chance) >= CHANCE_MARGIN
-    if higher_is_better:
-        return bool(((block["lo"] > chance) & margin).any())
-    return bool(((block["hi"] < chance) & margin).any())
+def _flags(block: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(control, audit) per row of a summary or frame block: a control by its ``control`` column where the
+    frame has one (constructed tables) or else by its registered class; audited where ``told`` names an
+    ``audit:`` route."""
+    control = block["method"].map(is_control).astype(bool)
+    if "control" in block:
+        control = control | block["control"].fillna(False).astype(bool)
+    audit = block["told"].fillna("").map(lambda t: bool(audit_routes(t))).astype(bool)
+    return control, audit
 
 
-def rank_methods(summary: pd.DataFrame, *, scores: pd.DataFrame | None = None,
-                 rtol: float = TIE_RTOL) -> pd.DataFrame:
-    """Per (scenario, track, selection rule): each method setting's rank on the track's primary metric.
+def audit_routes(told: str) -> list[str]:
+    """The ``audit:`` routes of a ``told`` string: the audit hook saw the method reach outside its task."""
+    return sorted(r for r in str(told).split(",") if r.startswith(AUDIT_PREFIX))
 
-    Equal means (within ``rtol``) share a rank and count as half a win. Detection does not rank a method
-    that was told the spurious variable (``unranked = "told"``). A control (`is_control`) is never ranked
-    (``unranked = "control"``): it is what the others are read against, not a competitor. A method with a
-    value in fewer replicates than another of the table is not ranked (``unranked = "incomplete"``): a mean
-    over the replicates a method chose to answer is not paired with the others, and answering only when sure
-    would win. A table
-    where no ranked method's interval clears the metric's chance level in the right direction ranks nobody
-    (``unranked = "chance"``).
-    ``win_rate``: share of the other ranked methods of the table it beats, ties counting half.
+
+def telling_routes(told: str) -> list[str]:
+    """The routes of a ``told`` string that name the spurious variable (every route but the audit hook's)."""
+    return sorted(r for r in str(told).split(",") if r and not r.startswith(AUDIT_PREFIX))
+
+
+def league_of(track: str, access: str, told: str) -> str:
+    """The league a setting is ranked in: on the edit track, where every method is told the target, its access
+    level; elsewhere `TOLD_LEAGUE` for a method told the spurious variable, `UNTOLD_LEAGUE` otherwise."""
+    if track == "edit":
+        return access
+    return TOLD_LEAGUE if telling_routes(told) else UNTOLD_LEAGUE
+
+
+def _better(diff: float, higher_is_better: bool) -> bool:
+    return diff > 0 if higher_is_better else diff < 0
+
+
+def _with_defaults(df: pd.DataFrame) -> pd.DataFrame:
+    """``told`` and ``selection`` filled in where a constructed frame lacks them."""
+    for column, default in (("told", ""), ("selection", DEFAULT_SELECTION)):
+        df = df if column in df else df.assign(**{column: default})
+    return df
+
+
+def _pivot(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.pivot_table(index="replicate", columns="entry", values="value", aggfunc="first")
+
+
+def rank_methods(summary: pd.DataFrame, frame: pd.DataFrame | None = None, *, scores: pd.DataFrame | None = None,
+                 rtol: float = TIE_RTOL, alpha: float = ALPHA) -> pd.DataFrame:
+    """Per (scenario, track, selection rule): each method setting's rank on the track's primary metric, by the
+    paired test of `cowbench.stats` (`RANK_RULE`).
+
+    ``frame``: the per-replicate values the summary was made from (the test pairs replicates); a tidy frame
+    passed as ``summary`` is summarised here. A control (`is_control`, or a ``control`` column) is never
+    ranked (``unranked = "control"``), nor a job the audit hook flagged (``"audit"``), nor a setting with a
+    value in fewer replicates than another competitor of the table (``"incomplete"``: a mean over the
+    replicates a method chose to answer is not paired with the others). The others are ranked only where
+    their mean is better than the best control's by the paired t-test, Holm over the table's competitors
+    (``"below control"`` otherwise; ``"chance"`` where the table has no control and the gate is the metric's
+    declared chance level), and a difference visible at the printed precision. Each league (`league_of`) is
+    ranked on its own: the leader (best mean) and every setting whose paired difference from it is not
+    significant (Holm over the league's comparisons) get rank 1 (``rank_label`` ``1=`` when shared); the
+    rest get competition ranks by mean. ``bold``: the leader of a league where nobody shares its rank.
+    ``p_control``, ``p_leader``: the Holm-adjusted p-values. ``win_rate``: share of the league's other ranked
+    settings it beats, ties counting half.
     """
     scores = score_table() if scores is None else scores
-    summary = summary if "told" in summary else summary.assign(told="")
-    summary = summary if "entry" in summary else summary.assign(entry=summary["method"])
-    summary = summary if "selection" in summary else summary.assign(selection=DEFAULT_SELECTION)
+    if frame is None:
+        if "value" not in summary:
+            raise ValueError("rank_methods needs the per-replicate frame: the paired test pairs replicates")
+        frame = add_entries(summary) if "entry" not in summary else summary
+        summary = summarize(frame, scores=scores)
+    frame = add_entries(frame) if "entry" not in frame else frame
+    summary, frame = _with_defaults(summary), _with_defaults(frame)
+    if "control" in frame and "control" not in summary:
+        flags = frame.groupby("entry")["control"].agg(lambda s: bool(s.fillna(False).astype(bool).any()))
+        summary = summary.assign(control=summary["entry"].map(flags).fillna(False))
     rows = []
     for metric, info in primary_scores(scores).iterrows():
-        # one table per selection rule: a setting picked on test data is not a competitor of one picked on val
+        hib = bool(info.higher_is_better)
+        part = frame[frame.metric == metric]
         for (scenario, selection), block in summary[summary.metric == metric].groupby(["scenario", "selection"],
                                                                                       sort=True):
             block = block.reset_index(drop=True)
-            told = (block["told"] != "") if info.track == "detect" else pd.Series(False, index=block.index)
-            control = block["method"].map(is_control).astype(bool)
-            incomplete = ~told & ~control & (block["n"] < block.loc[~told & ~control, "n"].max())
-            eligible = block[~told & ~control & ~incomplete]
-            at_chance = (not math.isnan(info.chance) and not eligible.empty
-                         and not _beats_chance(eligible, info.chance, info.higher_is_better))
+            values = _pivot(part[(part.scenario == scenario) & (part.selection == selection)])
+            control, audit = _flags(block)
+            league = pd.Series([league_of(info.track, a, t) for a, t in zip(block["access"], block["told"],
+                                                                            strict=True)], index=block.index)
+            open_ = ~control & ~audit
+            incomplete = open_ & (block["n"] < block.loc[open_, "n"].max())
+            competing = open_ & ~incomplete
+            # the gate: the best control's per-replicate values, or the declared chance level as a constant
+            gate_name, gate = None, None
+            controls = block[control]
+            if not controls.empty:
+                best = controls["mean"].idxmax() if hib else controls["mean"].idxmin()
+                gate_name = str(block.loc[best, "entry"])
+                gate = values[gate_name] if gate_name in values else None
+            elif not math.isnan(info.chance):
+                gate_name = "chance"
+                gate = pd.Series(float(info.chance), index=values.index)
+            p_control = pd.Series(np.nan, index=block.index)
+            passed = competing.copy()
+            if gate is not None and competing.any():
+                idx = block.index[competing]
+                raw, diffs = [], []
+                for i in idx:
+                    mine = values[block.loc[i, "entry"]] if block.loc[i, "entry"] in values else None
+                    if mine is None:
+                        raw.append(1.0)
+                        diffs.append(math.nan)
+                        continue
+                    diff, p, _ = paired_t_test(mine.to_numpy(), gate.reindex(mine.index).to_numpy())
+                    raw.append(p)
+                    diffs.append(diff)
+                adjusted = holm(raw)
+                p_control[idx] = adjusted
+                for i, d, p in zip(idx, diffs, adjusted, strict=True):
+                    passed[i] = bool(p < alpha and not math.isnan(d) and _better(d, hib)
+                                     and abs(d) >= CHANCE_MARGIN)
             ranks = pd.Series(np.nan, index=block.index)
             wins = pd.Series(np.nan, index=block.index)
-            if not at_chance and not eligible.empty:
-                r = tied_ranks(eligible["mean"].to_numpy(), info.higher_is_better, rtol)
-                ranks[eligible.index] = r
+            labels = pd.Series("", index=block.index, dtype=object)
+            bold = pd.Series(False, index=block.index)
+            p_leader = pd.Series(np.nan, index=block.index)
+            for _, members in block[passed].groupby(league[passed], sort=True):
+                means = members["mean"].to_numpy(dtype=float)
+                lead = members.index[int(np.argmax(means) if hib else np.argmin(means))]
+                lead_values = values[block.loc[lead, "entry"]]
+                others = [i for i in members.index if i != lead]
+                shares = {lead}
+                if others:
+                    raw = []
+                    for i in others:
+                        _, p, _ = paired_t_test(values[block.loc[i, "entry"]].to_numpy(), lead_values.to_numpy())
+                        raw.append(p)
+                    adjusted = holm(raw)
+                    for i, p in zip(others, adjusted, strict=True):
+                        p_leader[i] = p
+                        tie = abs(block.loc[i, "mean"] - block.loc[lead, "mean"]) <= tie_tolerance(
+                            block.loc[i, "mean"], block.loc[lead, "mean"], rtol)
+                        if tie or not p < alpha:
+                            shares.add(i)
+                by_mean = tied_ranks(means, hib, rtol)
+                r = pd.Series(by_mean, index=members.index).astype(float)
+                r[list(shares)] = 1.0
+                ranks[members.index] = r
+                counts = r.value_counts()
+                for i in members.index:
+                    labels[i] = f"{int(r[i])}" + ("=" if counts[r[i]] > 1 else "")
+                bold[lead] = len(shares) == 1
                 k = len(r)
-                # beaten: ranked below; tied: same rank (ties are exactly the pairs within the tolerance)
-                beaten = (r[None, :] > r[:, None]).sum(axis=1)
-                tied = (r[None, :] == r[:, None]).sum(axis=1) - 1
-                wins[eligible.index] = (beaten + 0.5 * tied) / max(k - 1, 1)
+                rv = r.to_numpy()
+                beaten = (rv[None, :] > rv[:, None]).sum(axis=1)
+                tied = (rv[None, :] == rv[:, None]).sum(axis=1) - 1
+                wins[members.index] = (beaten + 0.5 * tied) / max(k - 1, 1)
+            below = "chance" if gate_name == "chance" else "below control"
             for i, row in block.iterrows():
-                reason = ("control" if control[i] else "told" if told[i] else "incomplete" if incomplete[i]
-                          else "chance" if at_chance else "")
+                reason = ("control" if control[i] else "audit" if audit[i] else "incomplete" if incomplete[i]
+                          else below if not passed[i] else "")
                 rows.append({"scenario": scenario, "track": info.track, "entry": row["entry"],
                              "method": row["method"], "access": row["access"], "rank": ranks[i],
-                             "win_rate": wins[i], "unranked": reason, "selection": selection})
+                             "win_rate": wins[i], "unranked": reason, "selection": selection,
+                             "league": league[i], "rank_label": labels[i], "bold": bool(bold[i]),
+                             "control": bool(control[i]), "gate": gate_name or "", "p_control": p_control[i],
+                             "p_leader": p_leader[i]})
     return pd.DataFrame(rows, columns=RANK_COLUMNS)
 
 
 def rank_stability(frame: pd.DataFrame, ranks: pd.DataFrame | None = None, *, n_boot: int = N_BOOT_RANK,
                    seed: int = 0, scores: pd.DataFrame | None = None, rtol: float = TIE_RTOL) -> pd.DataFrame:
-    """P(best) per (scenario, track, ranked method setting).
+    """P(best) per (scenario, track, ranked method setting), within its league.
 
-    How often the setting is best on the track's primary metric when replicates are resampled with
-    replacement, jointly for all settings (replicates are paired: every method sees the same data in a
-    replicate); a tie within ``rtol`` splits the win. Only settings with a rank in ``ranks`` (computed
-    from ``frame`` if not given) take part; tables without ranks get no P(best).
+    How often the setting is best of its league on the track's primary metric when replicates are resampled
+    with replacement, jointly for all settings (replicates are paired: every method sees the same data in a
+    replicate); a tie within ``rtol`` splits the win. Only settings with a rank in ``ranks`` (computed from
+    ``frame`` if not given) take part; tables without ranks get no P(best). Not a test: a bold cell needs the
+    paired test's separation (`rank_methods`), whatever P(best) says.
     """
     scores = score_table() if scores is None else scores
     frame = add_entries(frame) if "entry" not in frame else frame
     if ranks is None:
-        ranks = rank_methods(summarize(frame, scores=scores), scores=scores, rtol=rtol)
+        ranks = rank_methods(summarize(frame, scores=scores), frame, scores=scores, rtol=rtol)
     ranked = ranks[ranks["rank"].notna()]
     ranked = ranked if "selection" in ranked else ranked.assign(selection=DEFAULT_SELECTION)
+    ranked = ranked if "league" in ranked else ranked.assign(league="")
     frame = frame if "selection" in frame else frame.assign(selection=DEFAULT_SELECTION)
     rows = []
     for metric, info in primary_scores(scores).iterrows():
         part = frame[frame.metric == metric]
         for (scenario, selection), block in part.groupby(["scenario", "selection"], sort=True):
-            entries = set(ranked[(ranked.scenario == scenario) & (ranked.track == info.track)
-                                 & (ranked.selection == selection)]["entry"])
-            block = block[block.entry.isin(entries)]
-            if block.empty:
-                continue
-            table = block.pivot_table(index="replicate", columns="entry", values="value", aggfunc="first")
-            values = table.to_numpy(dtype=float)  # (replicates, settings), NaN where a job is missing
-            rng = np.random.default_rng(seed)  # per table: a table's P(best) does not depend on the others
-            draws = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
-            picked = values[draws]  # (n_boot, replicates, settings)
-            counts = np.sum(~np.isnan(picked), axis=1)
-            means = np.where(counts > 0, np.nansum(picked, axis=1) / np.maximum(counts, 1), np.nan)
-            means = means if info.higher_is_better else -means
-            means = np.where(np.isnan(means), -np.inf, means)
-            top = means.max(axis=1, keepdims=True)
-            best = means >= top - tie_tolerance(top, means, rtol)
-            share = (best / best.sum(axis=1, keepdims=True)).mean(axis=0)
-            rows += [{"scenario": scenario, "track": info.track, "entry": e, "p_best": float(p)}
-                     for e, p in zip(table.columns, share, strict=True)]
+            mine = ranked[(ranked.scenario == scenario) & (ranked.track == info.track)
+                          & (ranked.selection == selection)]
+            for _, league in mine.groupby("league", sort=True):
+                sub = block[block.entry.isin(set(league["entry"]))]
+                if sub.empty:
+                    continue
+                table = _pivot(sub)
+                values = table.to_numpy(dtype=float)  # (replicates, settings), NaN where a job is missing
+                rng = np.random.default_rng(seed)  # per league: its P(best) does not depend on the others
+                draws = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
+                picked = values[draws]  # (n_boot, replicates, settings)
+                counts = np.sum(~np.isnan(picked), axis=1)
+                means = np.where(counts > 0, np.nansum(picked, axis=1) / np.maximum(counts, 1), np.nan)
+                means = means if info.higher_is_better else -means
+                means = np.where(np.isnan(means), -np.inf, means)
+                top = means.max(axis=1, keepdims=True)
+                best = means >= top - tie_tolerance(top, means, rtol)
+                share = (best / best.sum(axis=1, keepdims=True)).mean(axis=0)
+                rows += [{"scenario": scenario, "track": info.track, "entry": e, "p_best": float(p)}
+                         for e, p in zip(table.columns, share, strict=True)]
     return pd.DataFrame(rows, columns=["scenario", "track", "entry", "p_best"])
 
 
@@ -491,7 +621,7 @@ def access_key(access: str) -> tuple[int, str]:
     return access.count("+"), access
 
 
-ACROSS_COLUMNS = ["track", "entry", "method", "access", "win_rate", "contests", "scenarios", "tables", "rank",
+ACROSS_COLUMNS = ["track", "entry", "method", "access", "league", "win_rate", "contests", "scenarios", "tables", "rank",
                   "unranked"]
 
 #: A setting is ranked across scenarios only if it was ranked in at least this share of the track's tables: a
@@ -502,21 +632,22 @@ MIN_COVERAGE = 0.5
 def across_scenarios(ranks: pd.DataFrame) -> pd.DataFrame:
     """Per (track, method setting): pairwise win rate over the scenarios both methods of a pair were ranked in.
 
-    Each pair of settings ranked in the same (scenario, track) table is one contest: the better rank wins,
+    Each pair of settings ranked in the same league of one (scenario, track) table is one contest: the better rank wins,
     an equal rank is a tie and counts half. A method is never compared on a scenario its opponent lacks,
     so differing scenario sets do not bias the rate (a mean rank would: a method ranked first in the one
     scenario only it can run would head a table of methods ranked over fifteen); ``scenarios`` (ranked in)
     against ``tables`` (the track's tables with a rank) states each method's coverage. ``rank``: by win
-    rate within the track and access level, equal rates sharing a rank, only for settings ranked in at least
+    rate within the track, league and access level, equal rates sharing a rank, only for settings ranked in at least
     `MIN_COVERAGE` of the track's tables (``unranked = "coverage"`` otherwise, ``"no contest"`` without an
-    opponent); rows are ordered by track, access level (fewer levels first), rank, then wider coverage.
+    opponent); rows are ordered by track, league, access level (fewer levels first), rank, then wider coverage.
     """
     ranked = ranks[ranks["rank"].notna()]
     ranked = ranked if "selection" in ranked else ranked.assign(selection=DEFAULT_SELECTION)
+    ranked = ranked if "league" in ranked else ranked.assign(league="")
     score: dict[tuple[str, str], float] = defaultdict(float)
     contests: dict[tuple[str, str], int] = defaultdict(int)
-    # contests only within one (scenario, track, selection rule) table, as ranked
-    for (_, track, _), block in ranked.groupby(["scenario", "track", "selection"], sort=True):
+    # contests only within one league of one (scenario, track, selection rule) table, as ranked
+    for (_, track, _, _), block in ranked.groupby(["scenario", "track", "selection", "league"], sort=True):
         r = dict(zip(block["entry"], block["rank"], strict=True))
         for a, b in combinations(sorted(r), 2):
             for x, y in ((a, b), (b, a)):
@@ -526,60 +657,104 @@ def across_scenarios(ranks: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=ACROSS_COLUMNS)
     tables = ranked.groupby("track")["scenario"].nunique()
     meta = ranked.groupby(["track", "entry"]).agg(method=("method", "first"), access=("access", "first"),
+                                                  league=("league", "first"),
                                                   scenarios=("scenario", "nunique")).reset_index()
     rows = []
     for r in meta.itertuples():
         n = contests.get((r.track, r.entry), 0)
         rows.append({"track": r.track, "entry": r.entry, "method": r.method, "access": r.access,
-                     "win_rate": score[(r.track, r.entry)] / n if n else math.nan, "contests": n,
+                     "league": r.league, "win_rate": score[(r.track, r.entry)] / n if n else math.nan, "contests": n,
                      "scenarios": int(r.scenarios), "tables": int(tables[r.track])})
     agg = pd.DataFrame(rows, columns=ACROSS_COLUMNS)
     covered = agg["scenarios"] >= MIN_COVERAGE * agg["tables"]
     agg["unranked"] = np.where(agg["win_rate"].isna(), "no contest", np.where(covered, "", "coverage"))
-    for _, block in agg.groupby(["track", "access"]):
+    for _, block in agg.groupby(["track", "league", "access"]):
         rated = block[block["unranked"] == ""]
         if not rated.empty:
             agg.loc[rated.index, "rank"] = tied_ranks(rated["win_rate"].to_numpy(), higher_is_better=True)
     agg["rank"] = agg["rank"].astype(float)
     order = {t: i for i, t in enumerate(TRACK_TITLES)}
-    keys = pd.DataFrame({"t": agg["track"].map(lambda t: order.get(t, len(order))),
+    keys = pd.DataFrame({"t": agg["track"].map(lambda t: order.get(t, len(order))), "l": agg["league"],
                          "a1": agg["access"].str.count(r"\+"), "a2": agg["access"],
                          "r": agg["rank"].fillna(math.inf), "c": -agg["scenarios"], "e": agg["entry"]})
-    return agg.loc[keys.sort_values(["t", "a1", "a2", "r", "c", "e"]).index].reset_index(drop=True)
+    return agg.loc[keys.sort_values(["t", "l", "a1", "a2", "r", "c", "e"]).index].reset_index(drop=True)
 
 
-def resolvable_differences(frame: pd.DataFrame, *, n: int | None = None,
-                           scores: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per track: the minimum difference of its primary metric that ``n`` paired replicates resolve.
+LEADING_COLUMNS = ["track", "metric", "scenario", "selection", "league", "a", "b", "n_pairs", "mean_diff", "sd_diff",
+                   "n", "mrd"]
 
-    The noise is the s.d. of the per-replicate difference between two method settings, pooled over every
-    pair of settings in every (scenario) table of the track (variances weighted by their degrees of
-    freedom); `cowbench.reliability.min_resolvable_difference` turns it into a difference at ``n``
-    replicates (default: the most common replicate count of the track's cells).
+
+def leading_pairs(frame: pd.DataFrame, ranks: pd.DataFrame | None = None, *, n: int | None = None,
+                  scores: pd.DataFrame | None = None, ranked_only: bool = True) -> pd.DataFrame:
+    """Per (scenario, track, selection rule, league): the two leading settings (best means among the league's
+    ranked settings; with ``ranked_only`` False among its competitors, ranked or not: no control, no audited
+    job, no incomplete setting) and the paired differences
+    of their primary metric over the replicates they share: mean, s.d. (ddof 1) and the smallest difference
+    ``n`` replicates resolve (`cowbench.stats.min_resolvable_difference`; default ``n``: the pairs' count).
+
+    These are the differences a paper reports; a pooled figure over every pair of a table is dominated by
+    broken methods and says little about them.
     """
-    from cowbench.reliability import min_resolvable_difference
+    scores = score_table() if scores is None else scores
+    frame = _with_defaults(add_entries(frame) if "entry" not in frame else frame)
+    if ranks is None:
+        ranks = rank_methods(summarize(frame, scores=scores), frame, scores=scores)
+    summary_means = frame.groupby(["scenario", "selection", "entry", "metric"])["value"].mean()
+    # a claim "A beats B" is made about ranked methods: those that beat the control (unranked == "")
+    open_ = ranks[ranks["unranked"].isin([""] if ranked_only else ["", "below control", "chance"])]
+    rows = []
+    for metric, info in primary_scores(scores).iterrows():
+        part = frame[frame.metric == metric]
+        mine = open_[open_.track == info.track]
+        for (scenario, selection, league), block in mine.groupby(["scenario", "selection", "league"], sort=True):
+            if len(block) < 2:
+                continue
+            means = {e: float(summary_means.get((scenario, selection, e, metric), math.nan)) for e in block.entry}
+            order = sorted(means, key=lambda e: (-means[e] if info.higher_is_better else means[e], e))
+            a, b = order[:2]
+            table = _pivot(part[(part.scenario == scenario) & (part.selection == selection)
+                                & part.entry.isin([a, b])])
+            if a not in table or b not in table:
+                continue
+            d = (table[a] - table[b]).dropna().to_numpy(dtype=float)
+            sd = float(np.std(d, ddof=1)) if len(d) >= 2 else math.nan
+            reps = len(d) if n is None else n
+            rows.append({"track": info.track, "metric": metric, "scenario": scenario, "selection": selection,
+                         "league": league, "a": a, "b": b, "n_pairs": len(d),
+                         "mean_diff": float(np.mean(d)) if len(d) else math.nan, "sd_diff": sd, "n": reps,
+                         "mrd": min_resolvable_difference(sd, reps) if not math.isnan(sd) else math.nan})
+    return pd.DataFrame(rows, columns=LEADING_COLUMNS)
 
+
+def resolvable_differences(frame: pd.DataFrame, ranks: pd.DataFrame | None = None, *, n: int | None = None,
+                           scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per track: the minimum difference of its primary metric that ``n`` paired replicates resolve between
+    the two leading settings of a league (`leading_pairs`), as ``cowbench reliability`` computes it.
+
+    ``sd_diff``: the s.d. of the per-replicate difference, pooled over the track's leading pairs (variances
+    weighted by their degrees of freedom); ``mrd``: `cowbench.stats.min_resolvable_difference` of it at ``n``
+    replicates (default: the most common replicate count of the track's cells); ``mrd_max``: the largest
+    pair's own figure (the pair hardest to resolve); ``pairs``: how many leading pairs.
+    """
     scores = score_table() if scores is None else scores
     frame = add_entries(frame) if "entry" not in frame else frame
+    pairs = leading_pairs(frame, ranks, scores=scores)
     rows = []
     for metric, info in primary_scores(scores).iterrows():
         part = frame[frame.metric == metric]
         if part.empty:
             continue
-        sum_sq, dof = 0.0, 0
-        for _, block in part.groupby("scenario"):
-            table = block.pivot_table(index="replicate", columns="entry", values="value", aggfunc="first")
-            for a, b in combinations(table.columns, 2):
-                d = (table[a] - table[b]).dropna().to_numpy()
-                if len(d) >= 2:
-                    sum_sq += float(np.var(d, ddof=1)) * (len(d) - 1)
-                    dof += len(d) - 1
         counts = part.groupby(["scenario", "entry"]).size()
         reps = int(counts.mode().max()) if n is None else n
+        mine = pairs[(pairs.metric == metric) & (pairs.n_pairs >= 2)]
+        dof = int((mine["n_pairs"] - 1).sum())
+        sum_sq = float(((mine["sd_diff"] ** 2) * (mine["n_pairs"] - 1)).sum())
         sd = math.sqrt(sum_sq / dof) if dof else math.nan
         mrd = min_resolvable_difference(sd, reps) if dof else math.nan
-        rows.append({"track": info.track, "metric": metric, "sd_diff": sd, "dof": dof, "n": reps, "mrd": mrd})
-    return pd.DataFrame(rows, columns=["track", "metric", "sd_diff", "dof", "n", "mrd"])
+        worst = max((min_resolvable_difference(s, reps) for s in mine["sd_diff"]), default=math.nan)
+        rows.append({"track": info.track, "metric": metric, "sd_diff": sd, "dof": dof, "n": reps, "mrd": mrd,
+                     "mrd_max": worst, "pairs": len(mine)})
+    return pd.DataFrame(rows, columns=["track", "metric", "sd_diff", "dof", "n", "mrd", "mrd_max", "pairs"])
 
 
 def told_detectors(jobs: pd.DataFrame) -> pd.DataFrame:
@@ -592,7 +767,8 @@ def told_detectors(jobs: pd.DataFrame) -> pd.DataFrame:
     if jobs.empty:
         return pd.DataFrame(columns=columns)
     detects = jobs["detects"] if "detects" in jobs else pd.Series(True, index=jobs.index)
-    told = jobs[(jobs["told"] != "") & detects.astype(bool)]
+    telling = jobs["told"].fillna("").map(lambda t: bool(telling_routes(t))).astype(bool)  # not audit: routes
+    told = jobs[telling & detects.astype(bool)]
     if told.empty:
         return pd.DataFrame(columns=columns)
     return told.groupby(["scenario", "entry"])["told"].agg(_union).reset_index()[columns]
@@ -676,15 +852,15 @@ def provenance(results: RunResults, level: float = 0.95) -> dict[str, Any]:
         "generators": _versions_by(jobs, "generator", "generator_version"),
         "methods": _versions_by(jobs, "method", "method_version"),
         "selection": selection_rules(jobs), "level": level,
-        "aggregation": AGGREGATION,
+        "aggregation": AGGREGATION, "rank_rule": RANK_RULE,
         "machine": machine_line(results.runs), "fingerprints": fingerprints,
     }
 
 
 #: How the across-scenario table aggregates (every format states it).
-AGGREGATION = ("pairwise win rate over the scenarios both methods of a pair were ranked in (ties count half), "
-               f"ranked within each access level among settings ranked in at least {MIN_COVERAGE:.0%} of the "
-               "track's tables; coverage stated per setting")
+AGGREGATION = ("pairwise win rate over the scenarios both methods of a pair were ranked in, within their "
+               "league (ties count half), ranked within each league and access level among settings ranked in at "
+               f"least {MIN_COVERAGE:.0%} of the track's tables; coverage stated per setting")
 
 
 @dataclass
@@ -702,6 +878,10 @@ class Tables:
     missing: pd.DataFrame
     told: pd.DataFrame
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: the per-pair figures behind ``resolvable`` (`leading_pairs`)
+    leading: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LEADING_COLUMNS))
+    #: how ranks are decided, as every format's header states it (`cowbench.stats.RANK_RULE`)
+    rank_rule: str = RANK_RULE
 
 
 def results_from_frame(frame: pd.DataFrame, missing: pd.DataFrame | None = None,
@@ -720,28 +900,44 @@ def build_tables(results: RunResults, level: float = 0.95, *, scores: pd.DataFra
     """Summary, ranks, P(best), across-scenario win rates, resolvable differences and missing counts."""
     scores = score_table() if scores is None else scores
     summary = summarize(results.frame, level, scores=scores)
-    ranks = rank_methods(summary, scores=scores)
+    ranks = rank_methods(summary, results.frame, scores=scores)
     return Tables(results=results, scores=scores, level=level, summary=summary, ranks=ranks,
                   stability=rank_stability(results.frame, ranks, scores=scores), across=across_scenarios(ranks),
-                  resolvable=resolvable_differences(results.frame, scores=scores),
+                  resolvable=resolvable_differences(results.frame, ranks, scores=scores),
                   missing=missing_counts(results.missing, results.jobs), told=told_detectors(results.jobs),
-                  provenance=provenance(results, level))
+                  provenance=provenance(results, level),
+                  leading=leading_pairs(results.frame, ranks, scores=scores))
 
 
 
 TIDY_COLUMNS = ["scenario", "family", "track", "access", "method", "hparams", "selection", "entry", "told", "metric",
-                "primary", "higher_is_better", "mean", "lo", "hi", "n", "interval", "rank", "p_best", "unranked",
-                "best"]
+                "primary", "higher_is_better", "mean", "lo", "hi", "n", "interval", "rank", "rank_label", "p_best",
+                "unranked", "league", "control", "upper_bound", "bold", "best", "gate"]
 
 
 def tidy_cells(tables: Tables) -> pd.DataFrame:
     """One row per (scenario, method, hyperparameters, selection rule, metric): the summary cell with its track,
-    the setting's rank and P(best) in that (scenario, track) table and why it has none (``unranked``).
+    the setting's rank and P(best) in that (scenario, track, selection rule) table and why it has none.
 
     The rank belongs to the setting in the table, so every metric row of a track repeats it; ``primary``
-    marks the metric it was ranked on. ``best``: the cell's mean ties the best mean of the metric among the
-    ranked settings of its (scenario, track) table (what every format prints in bold; a table without ranks,
-    and a told setting, has no best). CSV, JSON, LaTeX and HTML print exactly these rows.
+    marks the metric it was ranked on. Columns a format needs beside the numbers:
+
+    - ``rank_label``: the rank as printed: ``"1"`` (alone at the top of its league), ``"1="`` (shares the
+      leader's rank: the paired test does not separate them), ``"3"``, ``"3="``; ``""`` for no rank;
+    - ``unranked``: why not: ``control``, ``audit`` (the audit hook flagged the job), ``incomplete``, ``below
+      control`` (not better than the best control by the paired test), ``chance`` (same, against the declared
+      chance level of a table without control); ``""`` when ranked;
+    - ``league``: the league the setting is ranked in (`league_of`); ``control``: a control (shown, never
+      ranked); ``upper_bound``: chosen by the oracle selection rule (on test data: an upper bound, not a
+      competitor of the other rules' rows);
+    - ``bold``: the primary metric's cell of a league leader the paired test separates from every other
+      ranked setting of its league (the one cell a format prints in bold); ``best``: the same (kept for
+      formats written before ``bold``);
+    - ``gate``: what a setting of the table had to beat to be ranked: the best control's entry, ``chance``
+      (the declared chance level of a table without control) or ``""`` (no gate). A table whose competitors
+      are all ``unranked`` ``below control`` or ``chance`` ranks nobody: a format says so.
+
+    The rule's text for headers is `Tables.rank_rule`. CSV, JSON, LaTeX and HTML print exactly these rows.
     """
     summary, scores = tables.summary, tables.scores
     if summary.empty:
@@ -752,17 +948,27 @@ def tidy_cells(tables: Tables) -> pd.DataFrame:
         primary=summary["metric"].map(lambda m: bool(_metric_info(scores, m)["primary"])),
         higher_is_better=summary["metric"].map(lambda m: bool(_metric_info(scores, m)["higher_is_better"])))
     keys = ["scenario", "track", "entry"]
-    cells = cells.merge(tables.ranks[[*keys, "rank", "unranked"]], on=keys, how="left")
+    ranks = tables.ranks
+    for column, default in (("rank_label", ""), ("league", ""), ("bold", False), ("control", False), ("gate", "")):
+        ranks = ranks if column in ranks else ranks.assign(**{column: default})
+    cells = cells.merge(ranks[[*keys, "rank", "rank_label", "unranked", "league", "bold", "control", "gate"]],
+                        on=keys, how="left")
     cells = cells.merge(tables.stability[[*keys, "p_best"]], on=keys, how="left")
     cells["unranked"] = cells["unranked"].fillna("")
-    cells["best"] = False
-    for _, block in cells[cells["rank"].notna()].groupby(["scenario", "metric"]):
-        hib = bool(block["higher_is_better"].iloc[0])
-        top = block["mean"].max() if hib else block["mean"].min()
-        cells.loc[block.index, "best"] = np.abs(block["mean"] - top) <= tie_tolerance(block["mean"], top)
+    cells["rank_label"] = cells["rank_label"].fillna("")
+    cells["gate"] = cells["gate"].fillna("")
+    no_league = cells["league"].isna()
+    cells.loc[no_league, "league"] = [league_of(str(t), a, told) for t, a, told in zip(
+        cells.loc[no_league, "track"], cells.loc[no_league, "access"], cells.loc[no_league, "told"], strict=True)]
+    control = cells["control"].astype("boolean").fillna(False).astype(bool)
+    cells["control"] = control | cells["method"].map(is_control).astype(bool)
+    cells["upper_bound"] = cells["selection"] == ORACLE_RULE
+    cells["bold"] = cells["bold"].astype("boolean").fillna(False).astype(bool) & cells["primary"].astype(bool)
+    cells["best"] = cells["bold"]
     order = {t: i for i, t in enumerate(TRACK_TITLES)}
     keys_frame = pd.DataFrame({"s": cells["scenario"], "t": cells["track"].map(lambda t: order.get(t, len(order))),
+                               "sel": cells["selection"], "l": cells["league"],
                                "a1": cells["access"].str.count(r"\+"), "a2": cells["access"],
                                "r": cells["rank"].fillna(math.inf), "e": cells["entry"], "m": cells["metric"]})
-    index = keys_frame.sort_values(["s", "t", "a1", "a2", "r", "e", "m"]).index
+    index = keys_frame.sort_values(["s", "t", "sel", "l", "a1", "a2", "r", "e", "m"]).index
     return cells.loc[index, TIDY_COLUMNS].reset_index(drop=True)

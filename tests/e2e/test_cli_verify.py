@@ -74,8 +74,8 @@ def test_reliability_tiny_configuration_writes_markdown_and_json(tmp_path):
                       "--pair", "world:cow:ols", "--jobs", 1)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.with_suffix(".json").read_text())
-    # 2 methods x 4 seed kinds (data, subject, fit, all) x 2 replicates
-    assert len(data["values"]) == 16 and all(v["value"] is not None for v in data["values"])
+    # 2 methods x 5 seed kinds (training data, test data, subject, fit, all) x 2 replicates
+    assert len(data["values"]) == 20 and all(v["value"] is not None for v in data["values"])
     assert [(r["a"], r["b"], r["n"]) for r in data["resolution"]] == [("logistic", "ols", 5)]
     # logistic and ols are deterministic given the data: the fit seed moves nothing
     assert all(r["sd_fit"] == 0 for r in data["reseed"])

@@ -72,3 +72,25 @@ def test_verdict_counts_primary_cells_per_track_and_says_mixed():
 def test_sign_test_drops_ties():
     p, up, down = sign_test(np.array([1.0, 1.0, 2.0]), np.array([1.0, 0.0, 1.0]))
     assert (up, down) == (2, 0) and p == pytest.approx(0.5)
+
+
+def test_the_verdict_follows_the_paired_t_test_and_says_when_the_sign_test_cannot_reach_significance():
+    # issue 19: at 3 pairs the t interval says "A better" while the exact sign test prints p = 0.25, which no
+    # data could push below 0.05 (2 x 0.5^3); the report says which test the verdict follows and why
+    from scipy.stats import ttest_rel
+
+    from cowbench.compare import render_comparison
+
+    a, b = side(0.1).iloc[:3], side(0.0).iloc[:3]
+    (cell,) = compare_sides(a, b).itertuples()
+    assert cell.better == "A" and cell.sign_p == pytest.approx(0.25) and not cell.sign_can_reject
+    assert cell.t_p == pytest.approx(ttest_rel(a.value, b.value).pvalue) and cell.t_p < 0.05
+    text = render_comparison(compare_sides(a, b), "x", "y")
+    assert "The verdicts follow the paired t-test" in text
+    assert "cannot reach significance below 6 differing pairs" in text
+    assert "| 0.25 (cannot reach 0.05 at 3 differing pairs) |" in text
+    assert "(by the paired t-test)" in text
+    # at 8 pairs the sign test can reject, and no warning is printed
+    (full,) = compare_sides(side(0.1), side(0.0)).itertuples()
+    assert full.sign_can_reject
+    assert "cannot reach 0.05 at" not in render_comparison(compare_sides(side(0.1), side(0.0)), "x", "y")

@@ -63,15 +63,16 @@ def _values(track: str, metric: str, method: str, kind: str, vals: list[float], 
 
 
 def test_reseed_table_recovers_a_known_sd_per_seed_kind():
-    # constructed: values with sample s.d. exactly 0.02 (data), 0.05 (subject), 0 (fit), 0.03 (all)
+    # constructed: values with sample s.d. exactly 0.02 (training data), 0.05 (subject), 0 (fit), 0.03 (all)
     z = np.array([-1.5, -0.5, 0.5, 1.5])
     unit = z / np.std(z, ddof=1)
-    rows = (_values("edit", "edit_score", "m", "data", list(0.9 + 0.02 * unit))
+    rows = (_values("edit", "edit_score", "m", "train_data", list(0.9 + 0.02 * unit))
             + _values("edit", "edit_score", "m", "subject", list(0.9 + 0.05 * unit))
             + _values("edit", "edit_score", "m", "fit", [0.9] * 4)
             + _values("edit", "edit_score", "m", "all", [*list(0.9 + 0.03 * unit)[:3], math.nan]))
     table = reseed_table(pd.DataFrame(rows)).iloc[0]
-    assert table.sd_data == pytest.approx(0.02) and table.sd_subject == pytest.approx(0.05)
+    assert table.sd_train_data == pytest.approx(0.02) and table.sd_subject == pytest.approx(0.05)
+    assert math.isnan(table.sd_test_data) and table.n_test_data == 0  # a kind without values: no s.d.
     assert table.sd_fit == 0.0 and table.n_fit == 4
     assert table.n_all == 3  # the missing value is left out and not counted
     assert table["mean"] == pytest.approx(np.mean(list(0.9 + 0.03 * unit)[:3]))
@@ -101,17 +102,24 @@ def test_plan_varies_one_seed_at_a_time_and_all_is_the_suites_replicate():
     units, plan = plan_units({"world": [("cow", "logistic")]}, replicates=3, root_seed=0)
     plan = pd.DataFrame(plan)
     base = plan[(plan.kind == "all") & (plan["index"] == 0)].iloc[0]
-    for kind, column in (("data", "data_seed"), ("subject", "subject_seed"), ("fit", "fit_seed")):
+    seeds = ("data_seed", "test_seed", "subject_seed", "fit_seed")
+    for kind, column in (("train_data", "data_seed"), ("test_data", "test_seed"), ("subject", "subject_seed"),
+                         ("fit", "fit_seed")):
         part = plan[plan.kind == kind]
         assert part[column].nunique() == 3  # the varied seed takes 3 values
-        others = [c for c in ("data_seed", "subject_seed", "fit_seed") if c != column]
+        others = [c for c in seeds if c != column]
         assert (part[others] == base[others]).all().all()  # the others stay at replicate 0's
+    # the suite's replicate draws its test splits from its own data sample, as a suite job does
+    assert (plan.loc[plan.kind == "all", "test_seed"] == plan.loc[plan.kind == "all", "data_seed"]).all()
+    # test-data reseeds share replicate 0's training unit: its subject is trained once for all test samples
+    (zero,) = [u for u in units if (u.data_seed, u.subject_seed) == (base.data_seed, base.subject_seed)]
+    assert {r[0] for r in zero.runs} == set(plan.loc[plan.kind == "test_data", "test_seed"])
     spec = ReplicateSpec(cb.make_scenario("cow").spec, 2, 0, SubjectConfig().to_dict())
     job = make_job(spec, "logistic", cb.get_method("logistic")().hyperparameters())
     suite_rep = plan[(plan.kind == "all") & (plan["index"] == 2)].iloc[0]
     assert (suite_rep.data_seed, suite_rep.subject_seed, suite_rep.fit_seed) == (spec.data_seed, spec.subject_seed,
                                                                                  job.fit_seed)
-    assert len(units) == 3 * 3 - 2  # replicate 0 is shared by every kind; fit reseeds reuse it
+    assert len(units) == 3 * 3 - 2  # replicate 0 is shared by every kind; fit and test-data reseeds reuse it
 
 
 def test_default_pairs_are_valid_and_bad_pairs_are_named():
@@ -122,3 +130,45 @@ def test_default_pairs_are_valid_and_bad_pairs_are_named():
         check_pairs({"edit": [("cow", "logistic")]})
     with pytest.raises(InputError, match="replicates"):
         plan_units({"world": [("cow", "logistic")]}, replicates=1)
+
+
+def test_resolution_splits_a_pairs_noise_into_its_sources():
+    # the difference a - b moves only with the test sample (s.d. 0.03) and not at all with the training data,
+    # the subject or the fit seed: the split must say so
+    z = np.array([-1.0, 0.0, 1.0])
+    unit = z / np.std(z, ddof=1)
+    rows = []
+    for kind in ("train_data", "subject", "fit"):
+        rows += _values("edit", "edit_score", "a", kind, list(0.8 + 0.1 * unit))
+        rows += _values("edit", "edit_score", "b", kind, list(0.7 + 0.1 * unit))
+    rows += _values("edit", "edit_score", "a", "test_data", list(0.8 + 0.03 * unit))
+    rows += _values("edit", "edit_score", "b", "test_data", [0.7] * 3)
+    rows += _values("edit", "edit_score", "a", "all", list(0.8 + 0.03 * unit))
+    rows += _values("edit", "edit_score", "b", "all", [0.7] * 3)
+    row = resolution_table(pd.DataFrame(rows), n=5, target=0.05).iloc[0]
+    assert row.sd_test_data == pytest.approx(0.03) and row.sd_diff == pytest.approx(0.03)
+    assert row.sd_train_data == row.sd_subject == row.sd_fit == pytest.approx(0.0, abs=1e-12)
+
+
+def test_leading_pairs_set_the_suite_replicate_count_from_the_target():
+    from cowbench.reliability import leading_resolution, resolution_per_track, suite_replicates
+
+    leading = pd.DataFrame([
+        {"track": "edit", "metric": "edit_score", "scenario": "cow", "selection": "defaults", "league": "pooled",
+         "a": "x", "b": "y", "n_pairs": 5, "mean_diff": 0.1, "sd_diff": 0.03, "n": 5, "mrd": 0.0},
+        {"track": "edit", "metric": "edit_score", "scenario": "four_groups", "selection": "defaults",
+         "league": "pooled", "a": "x", "b": "z", "n_pairs": 5, "mean_diff": 0.1, "sd_diff": 0.06, "n": 5,
+         "mrd": 0.0},
+        {"track": "world", "metric": "world_err", "scenario": "cow", "selection": "defaults", "league": "not told",
+         "a": "p", "b": "q", "n_pairs": 5, "mean_diff": 0.1, "sd_diff": 0.18, "n": 5, "mrd": 0.0}])
+    res = leading_resolution(leading, n=5)
+    assert res["mrd"].tolist() == pytest.approx([min_resolvable_difference(s, 5) for s in (0.03, 0.06, 0.18)])
+    # edit has a target of 0.05; world has none: it states the resolution it reaches instead
+    assert res["replicates_needed"].tolist()[:2] == [replicates_needed(0.03, 0.05), replicates_needed(0.06, 0.05)]
+    assert pd.isna(res["replicates_needed"].iloc[2])
+    choice = suite_replicates(res)
+    assert choice == {"replicates": replicates_needed(0.06, 0.05), "track": "edit", "scenario": "four_groups",
+                      "pair": ["x", "z"]}
+    per_track = resolution_per_track(res, 5).set_index("track")
+    assert per_track.loc["world", "max_mrd"] == pytest.approx(min_resolvable_difference(0.18, 5))
+    assert per_track.loc["edit", "pairs"] == 2

@@ -38,7 +38,7 @@ def frame(table: dict[str, dict[str, float]], access: dict[str, str], reps: int 
 
 
 def across(f: pd.DataFrame) -> pd.DataFrame:
-    return across_scenarios(rank_methods(summarize(f, scores=SCORES), scores=SCORES))
+    return across_scenarios(rank_methods(summarize(f, scores=SCORES), f, scores=SCORES))
 
 
 ACCESS = {"a": "pooled", "b": "pooled", "c": "pooled", "only1": "pooled", "e": "pooled+env", "g": "pooled+env"}
@@ -86,13 +86,14 @@ def test_each_hyperparameter_setting_and_selection_rule_is_its_own_row():
     summary = summarize(f, scores=SCORES)
     assert set(summary.entry) == {"a(lr=0.1)", "a(lr=1)", "b"}
     assert (summary.n == 2).all()  # two replicates each: settings are never pooled as if replicates
-    agg = across_scenarios(rank_methods(summary, scores=SCORES)).set_index("entry")
+    agg = across_scenarios(rank_methods(summary, f, scores=SCORES)).set_index("entry")
     assert agg.loc["a(lr=0.1)", "rank"] == 1 and agg.loc["a(lr=1)", "rank"] == 3
     # two selection rules of one method: two rows, named by rule; a frame without the column is "defaults"
     rules = pd.concat([f.assign(selection="train_val"),
                        f.assign(selection="oracle", job_id=f.job_id + "o")]).drop(columns="entry")
     summary = summarize(add_entries(rules), scores=SCORES)
-    assert {"a(lr=0.1) [oracle]", "a(lr=0.1) [train_val]", "b [oracle]"} <= set(summary.entry)
+    assert {"a(lr=0.1) [oracle] (upper bound)", "a(lr=0.1) [train_val]", "b [oracle] (upper bound)"} \
+        <= set(summary.entry)
     assert set(summary.selection) == {"train_val", "oracle"} and (summary.n == 2).all()
     assert set(summarize(f.drop(columns="selection"), scores=SCORES).selection) == {"defaults"}
 
@@ -100,8 +101,16 @@ def test_each_hyperparameter_setting_and_selection_rule_is_its_own_row():
 def test_tidy_cells_carry_rank_p_best_and_best_flag(synthetic_tables):
     cells = tidy_cells(synthetic_tables)
     err = cells[cells.metric == "world_err"].set_index(["scenario", "method"])
-    assert err.loc[("four_groups", "b"), "best"] and err.loc[("four_groups", "c"), "best"]
-    assert not err.loc[("four_groups", "a_method"), "best"]
+    # cow: a_method leads, separated from b and c by the paired test: its primary cell is bold, and only that
+    assert err.loc[("cow", "a_method"), "best"] and err.loc[("cow", "a_method"), "bold"]
+    assert cells["bold"].sum() == 1 and not cells.loc[~cells["primary"], "bold"].any()
+    # four_groups: b and c tie, and a_method (0.22 worse, 3 replicates) is not separated from them either:
+    # all three share rank 1 and nothing is bold, whatever P(best) says
+    assert not err.loc["four_groups", "best"].any()
+    assert set(err.loc["four_groups", "rank_label"]) == {"1="}
+    assert err.loc[("four_groups", "a_method"), "p_best"] == 0.0
+    assert (cells.loc[cells.method == "a_method", "league"] == "not told").all()
+    assert not cells["control"].any() and not cells["upper_bound"].any()
     assert (cells.family == cells.scenario).all() and set(cells.track) == {"world"}
 
 
@@ -115,11 +124,11 @@ def test_each_selection_rule_is_its_own_table():
                              "access": "pooled", "told": "", "replicate": r, "metric": "err",
                              "value": v + 0.01 * r, "selection": rule})
     f = add_entries(pd.DataFrame(rows))
-    ranks = rank_methods(summarize(f, scores=SCORES), scores=SCORES).set_index("entry")
+    ranks = rank_methods(summarize(f, scores=SCORES), f, scores=SCORES).set_index("entry")
     by_rule = {(m, rule): ranks.loc[e, "rank"] for e, m, rule in zip(ranks.index, ranks["method"],
                                                                      ranks["selection"], strict=True)}
     # within each rule two contestants: b wins under train_val, a under oracle; no rank 3 or 4 exists
     assert by_rule == {("a", "train_val"): 2.0, ("b", "train_val"): 1.0, ("a", "oracle"): 1.0,
                        ("b", "oracle"): 2.0}
-    agg = across_scenarios(rank_methods(summarize(f, scores=SCORES), scores=SCORES))
+    agg = across_scenarios(rank_methods(summarize(f, scores=SCORES), f, scores=SCORES))
     assert set(agg["contests"]) == {1}  # one opponent each: the same method under another rule is none

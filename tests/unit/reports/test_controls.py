@@ -60,9 +60,13 @@ def test_a_control_gets_no_rank_no_p_best_and_no_win_rate(with_control, as_compe
     assert len(mine) == 2 and mine["rank"].isna().all() and (mine["unranked"] == "control").all()
     assert LABEL not in set(with_control.stability.entry)
     assert LABEL not in set(with_control.across.entry)
-    # the competitors are ranked among themselves: b alone is best on four_groups, every P(best) sums to 1
-    fg = ranks[ranks.scenario == "four_groups"].set_index("entry")["rank"]
-    assert fg["b"] == 1 and fg["a_method"] == 2
+    # the control is the gate: on cow a_method and b beat it and are ranked; on four_groups it ties b and beats
+    # a_method, so nobody is ranked there (measured control level, not a declared chance level)
+    cow = ranks[ranks.scenario == "cow"].set_index("entry")
+    assert cow.loc["a_method", "rank"] == 1 and cow.loc["b", "rank"] == 2 and (cow["gate"] == LABEL).all()
+    fg = ranks[ranks.scenario == "four_groups"].set_index("entry")
+    assert fg["rank"].isna().all() and fg.loc[["a_method", "b"], "unranked"].eq("below control").all()
+    assert set(with_control.stability.scenario) == {"cow"}
     assert with_control.stability.groupby("scenario")["p_best"].sum().round(9).eq(1).all()
 
 

@@ -46,7 +46,7 @@ def frame(values: dict[str, list[float]], metric: str = "err", scenario: str = "
 
 
 def ranks_of(f: pd.DataFrame) -> pd.DataFrame:
-    return rank_methods(summarize(f, scores=SCORES), scores=SCORES)
+    return rank_methods(summarize(f, scores=SCORES), f, scores=SCORES)
 
 
 def report(f: pd.DataFrame, missing: pd.DataFrame | None = None) -> str:
@@ -81,10 +81,11 @@ def test_equal_cells_share_a_rank_within_float_noise_and_count_half_a_win():
 def test_p_best_splits_ties_and_is_one_for_a_method_better_in_every_replicate():
     p = rank_stability(frame({"a": [0.1, 0.2, 0.3], "b": [0.5, 0.6, 0.7]}), scores=SCORES).set_index("entry")
     assert p.loc["a", "p_best"] == 1.0 and p.loc["b", "p_best"] == 0.0
-    base = [0.1, 0.2, 0.9]
+    base = [0.1, 0.2, 0.3]
     tied = rank_stability(frame({"a": base, "b": [v * (1 + 1e-12) for v in base]}), scores=SCORES)
     assert list(tied.p_best) == [0.5, 0.5]  # float noise does not decide who is best
-    mixed = rank_stability(frame({"a": [0.1, 0.9], "b": [0.5, 0.5]}), scores=SCORES).set_index("entry")["p_best"]
+    mixed = rank_stability(frame({"a": [0.1, 0.5, 0.2, 0.4], "b": [0.3, 0.3, 0.3, 0.3]}),
+                           scores=SCORES).set_index("entry")["p_best"]
     assert 0 < mixed["a"] < 1 and mixed.sum() == pytest.approx(1.0)
 
 
@@ -93,7 +94,7 @@ def test_methods_that_all_fail_are_not_crowned():
     f = frame({"backdoor_env": [1.0] * 5, "logistic": [1.0] * 5}, metric="world_err")
     scores = score_table()
     assert scores.loc["world_err", "chance"] == 1.0
-    r = rank_methods(summarize(f, scores=scores), scores=scores)
+    r = rank_methods(summarize(f, scores=scores), f, scores=scores)
     assert r["rank"].isna().all() and (r.unranked == "chance").all()
     assert rank_stability(f, r, scores=scores).empty  # and no P(best) 1.00 for either
 
@@ -111,43 +112,53 @@ def test_a_table_where_every_method_is_at_chance_has_no_rank_no_bold_and_says_so
 
 
 def test_one_method_above_chance_ranks_the_table_and_only_best_cells_are_bold():
+    # each method is ranked only where it beats chance itself: the coin, beside a good detector, gets no rank 2
     f = pd.concat([frame({"good": [0.9, 0.95, 0.92], "coin": [0.0, 1.0, 0.5]}, metric="auroc")])
     r = ranks_of(f).set_index("entry")
-    assert r.loc["good", "rank"] == 1 and r.loc["coin", "rank"] == 2
+    assert r.loc["good", "rank"] == 1 and r.loc["good", "rank_label"] == "1" and bool(r.loc["good", "bold"])
+    assert math.isnan(r.loc["coin", "rank"]) and r.loc["coin", "unranked"] == "chance"
     section = table_lines(report(f), "## Detection — cow")
     bold = [line for line in section if "**" in line]
     assert len(bold) == 1 and "| good |" in bold[0]
     assert not any("beats chance" in line for line in section)
+    assert "- not ranked, not better than chance (0.5) on auroc by the paired t-test (Holm): coin" in section
 
 
 def test_a_reversed_method_does_not_beat_chance_in_the_wrong_direction():
     # world_err: lower is better and chance 1; a method stuck at the worst end is not above chance
     f = frame({"reversed": [1.0, 1.0, 1.0], "good": [0.2, 0.3, 0.25]})
     r = ranks_of(f).set_index("entry")
-    assert r.loc["good", "rank"] == 1 and r.loc["reversed", "rank"] == 2
+    assert r.loc["good", "rank"] == 1 and math.isnan(r.loc["reversed", "rank"])
     assert ranks_of(frame({"reversed": [1.0, 1.0, 1.0]}))["rank"].isna().all()
 
 
-def test_a_told_method_gets_no_detection_rank_and_the_report_says_why():
-    # a label-peeking detector (reads group labels) is perfect; it must not take the detection crown
+def test_a_told_method_is_ranked_in_its_own_league_on_every_track_and_the_report_says_why():
+    # a label-peeking detector (reads group labels) is perfect; it must not take the crown of the methods told
+    # nothing, on detection or on the world track (group_gap reads the labels that name the spurious variable)
     f = pd.concat([frame({"group_gap": [1.0, 1.0, 1.0], "group_reweight": [1.0, 0.9, 1.0], "env_instability":
                          [0.8, 0.7, 0.9]}, metric="auroc", told="group", told_methods=("group_gap", "group_reweight")),
                    frame({"group_gap": [0.1, 0.2, 0.1], "env_instability": [0.5, 0.6, 0.5]}, metric="err")])
     f["job_id"] = f.scenario + f.method + f.replicate.astype(str)  # one job scores both tracks
     r = ranks_of(f)
     detect = r[r.track == "detect"].set_index("entry")
-    assert detect.loc["env_instability", "rank"] == 1
-    assert detect.loc["group_gap", "unranked"] == detect.loc["group_reweight", "unranked"] == "told"
-    assert detect.loc[["group_gap", "group_reweight"], "rank"].isna().all()
+    assert detect.loc["env_instability", ["rank", "rank_label", "league"]].tolist() == [1, "1", "not told"]
+    assert (detect.loc[["group_gap", "group_reweight"], "league"] == "told").all()
+    # told league: group_reweight (1, 0.9, 1) is not separable from group_gap (1, 1, 1) in 3 replicates
+    assert detect.loc[["group_gap", "group_reweight"], "rank_label"].tolist() == ["1=", "1="]
+    assert not detect.loc[["group_gap", "group_reweight"], "bold"].any()
     world = r[r.track == "world"].set_index("entry")
-    assert world.loc["group_gap", "rank"] == 1  # being told only costs the detection rank
-    p = rank_stability(f, r, scores=SCORES)
-    assert set(p[p.track == "detect"].entry) == {"env_instability"}
+    assert world.loc["group_gap", ["rank", "league"]].tolist() == [1, "told"]
+    assert world.loc["env_instability", ["rank", "league"]].tolist() == [1, "not told"]  # alone in its league
+    p = rank_stability(f, r, scores=SCORES).set_index(["track", "entry"])["p_best"]
+    assert p[("detect", "env_instability")] == 1.0  # P(best) within the league: the told ones are not rivals
+    assert p[("detect", "group_gap")] + p[("detect", "group_reweight")] == pytest.approx(1.0)
     section = table_lines(report(f), "## Detection — cow")
-    assert "- not ranked on detection: told the spurious variable through group labels: group_gap, group_reweight" \
-        in section
+    assert "- league `told`, ranked among themselves: told the spurious variable: group_gap (group labels); " \
+        "group_reweight (group labels)" in section
     bold = [line for line in section if "**" in line]
     assert len(bold) == 1 and "| env_instability |" in bold[0]
+    world_section = table_lines(report(f), "## World recovery — cow")
+    assert any(line.startswith("| 1 | 1.00 | group_gap | told |") for line in world_section)
 
 
 def test_a_told_detector_whose_detection_metrics_are_all_missing_is_named_under_the_detection_table():
@@ -160,8 +171,8 @@ def test_a_told_detector_whose_detection_metrics_are_all_missing_is_named_under_
     f["told"] = np.where(f.method.isin(["group_gap", "group_reweight"]), "edit_target,group", "")
     f["detects"] = f.method != "group_reweight"  # an edit method: not a detector, not listed
     section = table_lines(report(f), "## Detection — cow")
-    assert "- not ranked on detection: told the spurious variable through group labels and the edit target: " \
-        "group_gap" in section
+    assert "- no detection value: told the spurious variable: group_gap (the edit target and group labels)" \
+        in section
     assert not any("group_reweight" in line for line in section)
     assert sum(line.startswith("| 1 | 1.00 | env_instability |") for line in section) == 1
 
@@ -196,8 +207,9 @@ def test_across_scenarios_compares_methods_only_on_scenarios_they_share():
     section = table_lines(report(f), "## Across scenarios: pairwise win rate per track")
     rows = [line for line in section if line.startswith("| world |")]
     # c's perfect rate comes from one scenario of three: below the coverage floor, listed last without a rank
-    assert rows == ["| world | 1 | a | pooled | 0.50 | 3 | 3/3 |", "| world | 2 | b | pooled | 0.25 | 2 | 2/3 |",
-                    "| world | — | c | pooled | 1.00 | 1 | 1/3 |"]
+    assert rows == ["| world | not told | 1 | a | pooled | 0.50 | 3 | 3/3 |",
+                    "| world | not told | 2 | b | pooled | 0.25 | 2 | 2/3 |",
+                    "| world | not told | — | c | pooled | 1.00 | 1 | 1/3 |"]
     assert agg.loc["c", "unranked"] == "coverage" and math.isnan(agg.loc["c", "rank"])
 
 
@@ -209,13 +221,14 @@ def test_across_scenarios_leaves_out_tables_without_ranks():
 
 
 def test_min_resolvable_difference_pools_paired_differences_over_the_tracks_tables():
-    # per-replicate differences a - b: s1 (1, 2, 3) var 1, df 2; s2 (0, 4) var 8, df 1 -> pooled var 10/3
-    f = pd.concat([frame({"a": [0.2, 0.4, 0.6], "b": [0.1, 0.2, 0.3]}, metric="gain", scenario="s1"),
-                   frame({"a": [0.5, 0.9], "b": [0.5, 0.5]}, metric="gain", scenario="s2")])
+    # the two leading (ranked: well above the chance level 0) methods of each table; per-replicate differences
+    # a - b: s1 (1, 2, 3) var 1, df 2; s2 (0, 4, 2) var 4, df 2 -> pooled var 10/4
+    f = pd.concat([frame({"a": [1.2, 1.4, 1.6], "b": [1.1, 1.2, 1.3]}, metric="gain", scenario="s1"),
+                   frame({"a": [1.5, 1.9, 1.7], "b": [1.5, 1.5, 1.5]}, metric="gain", scenario="s2")])
     f["value"] = f.value * 10
     out = resolvable_differences(f, scores=SCORES).set_index("metric").loc["gain"]
-    sd = math.sqrt(10 / 3)
-    assert out.sd_diff == pytest.approx(sd) and out.dof == 3
+    sd = math.sqrt(10 / 4)
+    assert out.sd_diff == pytest.approx(sd) and out.dof == 4 and out.pairs == 2
     assert out.n == 3 and out.mrd == pytest.approx(min_resolvable_difference(sd, 3))
     header = report(f).splitlines()
     line = next(x for x in header if x.startswith("- min. resolvable difference"))
@@ -224,7 +237,7 @@ def test_min_resolvable_difference_pools_paired_differences_over_the_tracks_tabl
 
 def test_cells_print_the_interval_and_n():
     text = report(frame({"a": [0.2, 0.6]}))
-    assert "| a | pooled | **0.400 [0.200, 0.600] (2)** |" in text  # the n = 2 percentile bootstrap: the two values
+    assert "| a | pooled | 0.400 [0.200, 0.600] (2) |" in text  # the n = 2 percentile bootstrap: the two values
     assert "±" not in text
 
 
@@ -275,7 +288,8 @@ def test_two_primary_metrics_on_one_track_are_refused_by_name():
     scores = SCORES.copy()
     scores.loc["cos", "primary"] = True
     with pytest.raises(ValueError, match="track 'world' has several primary metrics \\(err, cos\\)"):
-        rank_methods(summarize(frame({"a": [0.1, 0.2]}), scores=scores), scores=scores)
+        f = frame({"a": [0.1, 0.2]})
+        rank_methods(summarize(f, scores=scores), f, scores=scores)
 
 
 def test_a_method_that_answers_only_in_easy_replicates_is_not_ranked():
@@ -288,7 +302,7 @@ def test_a_method_that_answers_only_in_easy_replicates_is_not_ranked():
     assert any(line.startswith("- not ranked: err in fewer replicates than the others") and
                line.endswith(": cherry 2/5") for line in section)
     # a replicate missing for every method (a scenario-level guard) leaves the table paired and ranked
-    r = ranks_of(frame({"a": [0.3, 0.3], "b": [0.1, 0.2]})).set_index("entry")
+    r = ranks_of(frame({"a": [0.3, 0.3, 0.3], "b": [0.1, 0.2, 0.1]})).set_index("entry")
     assert list(r["rank"]) == [2, 1]
 
 
