@@ -31,7 +31,8 @@ from cowbench.errors import InputError
 from cowbench.stats import ALPHA, RANK_RULE, holm, min_resolvable_difference, paired_t_test
 from cowbench.store import iter_records, read_json, run_path, select_manifest
 
-TRACK_TITLES = {"world": "World recovery", "model": "Model recovery", "detect": "Detection", "edit": "Edit"}
+TRACK_TITLES = {"world": "World recovery", "model": "Model recovery", "detect": "Detection", "edit": "Edit",
+                "discover": "Discovery"}
 ACCESS_ORDER = ACCESS_LEVELS
 
 #: Two means closer than this (relative to the larger magnitude) are a tie: they differ by float noise only.
