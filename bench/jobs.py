@@ -215,7 +215,7 @@ def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], dat
     if cfg.arch == "planted":  # built by construction from the scenario, not trained: nothing to cache
         from cowbench.planted import planted_models
 
-        subject, oracle, unit_truth = planted_models(scn)
+        subject, oracle, unit_truth = planted_models(scn, seed=seed)  # per replicate: its own draws
     else:
         subject = _load_or_train(folder / "subject.pt" if folder else None, trainer(data.train.x, data.train.y))
         decorrelated = decorrelated_train(scn, data.train, seed)

@@ -108,7 +108,7 @@ def train_subject(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0
     if cfg.arch == "planted":
         from cowbench.planted import planted_models
 
-        return planted_models(scn)[0]
+        return planted_models(scn, seed=seed)[0]
     return fit_fresh(cfg, data.train.x, data.train.y, seed, loss=loss_for(scn))
 
 
@@ -133,6 +133,6 @@ def train_oracle(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0,
     if cfg.arch == "planted":
         from cowbench.planted import planted_models
 
-        return planted_models(scn)[1]
+        return planted_models(scn, seed=seed)[1]
     train = decorrelated_train(scn, data.train, seed)
     return fit_fresh(cfg, train.x, train.y, seed, loss=loss_for(scn))
