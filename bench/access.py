@@ -93,6 +93,35 @@ def levels_read(used: set[str] | frozenset[str]) -> frozenset[str]:
     return frozenset(set(used) & set(ACCESS_LEVELS))
 
 
+_LOG_LEVELS = {"x": "pooled", "y": "pooled", "env": "env", "predict_logit": "pooled", "concept_index": "concept",
+               "concepts": "concept", "concept_x": "concept", "edit_target": "concept", "model": "internals",
+               "intervene": "counterfactual"}
+
+
+def used_from_log(log: list[str], access: Any) -> set[str]:
+    """The ``used`` set (guarded levels and telling routes, as `Task.used`) of a read log.
+
+    The scorer credits identifiability and records ``told`` from it; an entry it does not know is ignored
+    (the log is kept as it came).
+    """
+    access = frozenset(access)
+    used: set[str] = set()
+    for entry in log:
+        if entry.startswith("intervene:"):
+            used.add("counterfactual")
+            entry = entry.split(":", 1)[1]
+        split, _, part = entry.partition(".")
+        key = part or split
+        if key == "group":  # validation group labels alone are the finer level
+            used.add("group_val" if split == "val" and "group" not in access else "group")
+        elif key in _LOG_LEVELS:
+            used.add(_LOG_LEVELS[key])
+        if key == "edit_target":
+            used.add("edit_target")
+    used.discard("pooled")
+    return used
+
+
 def spread_rows(n_rows: int, n: int) -> np.ndarray:
     """``min(n, n_rows)`` row indices evenly spaced over ``range(n_rows)``.
 
@@ -257,8 +286,9 @@ class InterventionInputs:
     """What ``task.intervene`` needs: an anonymous generator, the training and validation units (in the rows'
     shown order, environments relabelled) and the name and column maps between shown and real variables.
 
-    Picklable (with cloudpickle where an equation is a lambda). A do-query names shown variables; the
-    result comes back in shown names, shown rows and shown columns.
+    ``generator`` is the anonymous `SCM` (not a `Scenario`, whose immutability guard refuses unpickling).
+    Picklable with cloudpickle (equations are closures; the standard pickle refuses them). A do-query names
+    shown variables; the result comes back in shown names, shown rows and shown columns.
     """
 
     generator: Any
@@ -279,7 +309,15 @@ class InterventionInputs:
                                   f"one of {', '.join(sorted(self.real_name))}")
             else:
                 real[name] = value
-        out = self.generator.intervene(self.units[split], real)
+        units = self.units[split]
+        for key, value in real.items():  # what `Scenario.intervene` checks (the SCM is held bare: it pickles)
+            if key not in self.generator.truth.roles:
+                raise ValueError(f"cannot intervene on unknown variable {key!r}")
+            if np.shape(value) not in ((), (len(units),)):
+                raise ValueError(f"do[{key!r}] must be a scalar or have shape ({len(units)},), got {np.shape(value)}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"do[{key!r}] has non-finite values")
+        out = self.generator.make_split(split, units.exogenous, units.env, real)
         x = out.x if self.columns is None else out.x[:, self.columns]
         shown = list(self.real_name)
         concepts = out.concepts[[self.real_name[v] for v in shown]].copy()
@@ -406,7 +444,7 @@ def build_inputs(scenario: Scenario, data: Dataset, subject: Any, access: Any, *
             rows = shown.order(split.name, len(split))
             units[split.name] = _Units(split.name, _frozen(shown.relabel(split.env[rows], env_order)),
                                        {k: _frozen(v[rows]) for k, v in split.exogenous.items()})
-        interventions = InterventionInputs(_anonymous_generator(scenario, env_order), units,
+        interventions = InterventionInputs(_anonymous_generator(scenario, env_order).scm, units,
                                            {v: real_of[v] for v in variables}, cols, strict=shown.strict)
     return TaskInputs(
         access=access, variables=variables, feature_names=features, input_map=input_map,
@@ -578,8 +616,8 @@ class Task:
         self.access = frozenset(inputs.access)
         self.subject_config = dict(inputs.subject_config)
         self.n_concept = inputs.n_concept
-        self.used: set[str] = set()  # levels and telling routes read, for the scorer's bookkeeping
-        self.read_log: list[str] = []  # every guarded part and capability read, in order of first read
+        self._used: set[str] = set()  # guarded levels and telling routes read, for the scorer's bookkeeping
+        self._log: list[str] = []  # every guarded part and capability read, in order of first read
         self._variables = tuple(inputs.variables)
         self._feature_names = tuple(inputs.feature_names)
         self._input_map = None if inputs.input_map is None else dict(inputs.input_map)
@@ -601,17 +639,30 @@ class Task:
             raise AccessError(
                 f"{what} need(s) access level {level!r}; the method declared {sorted(self.access)}"
             )
-        self.used.add(level)
+        if level != "pooled":  # every method reads its pooled data: ``used`` lists what sets it apart
+            self._used.add(level)
 
     def _read(self, entry: str, level: str, what: str) -> None:
         self._need(level, what)
-        if entry not in self.read_log:
-            self.read_log.append(entry)
+        if entry not in self._log:
+            self._log.append(entry)
+
+    @property
+    def read_log(self) -> list[str]:
+        """Every access-guarded attribute and capability read so far (``train.x``, ``train.env``, ``val.group``,
+        ``concepts``, ``edit_target``, ``model``, ``intervene``, ``intervene:train.env``, ``predict_logit``...),
+        in order of first read; a copy. `used_from_log` turns it into ``used``."""
+        return list(self._log)
+
+    @property
+    def used(self) -> set[str]:
+        """The guarded access levels (not ``pooled``) and telling routes read so far; a copy."""
+        return set(self._used)
 
     @property
     def told(self) -> list[str]:
         """The routes read so far that name the spurious variable (`TELLING_ROUTES`), sorted."""
-        return told_routes(self.used)
+        return told_routes(self._used)
 
     # -- always visible: metadata --------------------------------------------------------------------
 
@@ -693,7 +744,7 @@ class Task:
         detection metrics missing.
         """
         self._read("edit_target", "concept", "the edit target")
-        self.used.add("edit_target")
+        self._used.add("edit_target")
         return list(self._edit_target)
 
     # -- internals --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import json
 import platform
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,11 +81,18 @@ class JobSpec:
     # the hyperparameter draw this job's setting came from (`cowbench.trials`): which suite asked for it, not
     # what runs, so it is left out of the spec and the id (the manifest records it)
     trial: int = field(default=0, compare=False)
+    # sha256 of every plugin's source loaded for the run (`plugin_digests`): a run with plugins never shares job
+    # ids with one without, or with other plugins; in the spec only when set, so built-in-only ids stay unchanged
+    plugins: tuple[str, ...] = ()
+    # the method's class metadata (family, access, outputs, version), so the scoring worker needs no plugin code;
+    # derived from the method's registration, so left out of the spec and the id
+    method_info: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         loeo = {"loeo": True} if self.loeo else {}
+        plugins = {"plugins": sorted(self.plugins)} if self.plugins else {}
         return {**self.replicate.to_dict(), "method": self.method, "hparams": dict(self.hparams),
-                "versions": {"method": self.method_version, "scorer": self.scorer_version}, **loeo}
+                "versions": {"method": self.method_version, "scorer": self.scorer_version}, **loeo, **plugins}
 
     @property
     def id(self) -> str:
@@ -105,12 +112,22 @@ class JobSpec:
                 "subject_seed": self.replicate.subject_seed, "fit_seed": self.fit_seed}
 
 
+def method_info(cls: Any) -> dict[str, Any]:
+    """A method class's metadata as data (what the scoring worker needs instead of the class)."""
+    return {"family": cls.family, "access": sorted(cls.access), "outputs": sorted(cls.outputs),
+            "version": str(cls.version)}
+
+
 def make_job(replicate: ReplicateSpec, method: str, hparams: Mapping[str, Any], *, trial: int = 0,
-             loeo: bool = False) -> JobSpec:
+             loeo: bool = False, plugins: Sequence[str] | None = None) -> JobSpec:
+    """The spec of one job. ``plugins``: the run's plugin files or modules (default: those loaded in this
+    process, `loaded_plugins`); their source hashes enter the spec."""
     from cowbench.scores import scorer_version
 
     cls = METHODS.get(method)
-    return JobSpec(replicate, method, dict(hparams), cls.version, scorer_version(), loeo=loeo, trial=trial)
+    digests = tuple(sorted({d["sha256"] for d in plugin_digests(loaded_plugins() if plugins is None else plugins)}))
+    return JobSpec(replicate, method, dict(hparams), cls.version, scorer_version(), loeo=loeo, trial=trial,
+                   plugins=digests, method_info=method_info(cls))
 
 
 # -- replicate preparation (shared by all jobs of a replicate) -------------------------------------
@@ -243,25 +260,6 @@ def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicat
 # -- running a job --------------------------------------------------------------------------------
 
 
-def _reset_peak_rss() -> None:
-    # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM) of this process
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-
-
-def _peak_rss_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def check_output(output: Any, variables: list[str], outputs: frozenset[str]) -> None:
     """Raise `ValueError` if a method's output is malformed (unknown keys, non-finite values, wrong types)."""
     from cowbench.method import MethodOutput
@@ -291,43 +289,178 @@ def check_output(output: Any, variables: list[str], outputs: frozenset[str]) -> 
         raise ValueError("the method abstained but does not declare output 'detect'")
 
 
-def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
-            ) -> tuple[MethodOutput, dict[str, Any], dict[str, Any]]:
-    """Run ``method`` on a prepared replicate and score it: (output, metrics, resources).
+class BatchDependent(RuntimeError):
+    """The edited model's output on a row depends on the other rows of its batch (issue 15, §4)."""
 
-    ``loeo``: also refit it with each training environment held out (`cowbench.selection.loeo_accuracy`) for
-    the ``loeo_acc`` selection metric; its time is ``loeo_wall_s``, apart from the method's.
+
+class MethodLost(RuntimeError):
+    """The method's run returned no result (`cowbench.isolation.Lost`: timeout, exit, signal, memory...)."""
+
+    def __init__(self, lost: Any):
+        super().__init__(getattr(lost, "message", str(lost)))
+        self.reason = str(getattr(lost, "reason", "exception"))
+        self.traceback = str(getattr(lost, "traceback", "") or "")
+
+
+def blind_api() -> Any:
+    """The module that implements the blind-run contract: ``cowbench.sandbox`` (a fresh process per method run)
+    when installed, else the in-process reference `cowbench.blind_run`. One place for the lead to point."""
+    try:
+        from cowbench import sandbox as api  # type: ignore[attr-defined]
+    except ImportError:
+        from cowbench import blind_run as api
+    return api
+
+
+def default_run_method() -> Callable[[Any], Any]:
+    """``run_blind`` where the sandbox exists, else the in-process shortcut (its records say unsafe)."""
+    api = blind_api()
+    return getattr(api, "run_blind", None) or api.run_inprocess
+
+
+def run_mode_of(run_method: Callable[[Any], Any]) -> str:
+    """``blind``, or ``inprocess (unsafe: not for published results)`` for the debugger shortcut."""
+    from cowbench.blind_run import BLIND_MODE, INPROCESS_MODE
+
+    mode = getattr(run_method, "run_mode", None)
+    if mode:
+        return str(mode)
+    return INPROCESS_MODE if getattr(run_method, "__name__", "") == "run_inprocess" else BLIND_MODE
+
+
+@dataclass
+class BlindRun:
+    """What the blind step brought back, unblinded: the output with real names (the edited model takes the
+    real columns), the read log, the levels and routes it read (``used``), the audit routes, resources."""
+
+    output: MethodOutput
+    read_log: list[str]
+    used: set[str]
+    audit: list[str]
+    resources: dict[str, Any]
+    run_mode: str
+    close: Callable[[], None] = lambda: None
+
+    @property
+    def told(self) -> list[str]:
+        """Telling routes read, and every audit route the method process took, sorted."""
+        from cowbench.access import told_routes
+
+        return sorted(set(told_routes(self.used)) | set(self.audit))
+
+
+def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed: int, info: Mapping[str, Any],
+               run_method: Callable[[Any], Any], *, plugins: Sequence[str] = (), run_mode: str | None = None
+               ) -> BlindRun:
+    """Blind the replicate for the method's access, run the method through ``run_method`` (a `BlindCall` in,
+    a `BlindResult` or `Lost` out), unblind its answer, check the output and the edited model's row independence.
+
+    Raises `MethodLost` when the run returned no result, `BatchDependent` when the edited model reads its batch,
+    `ValueError`/`TypeError` for a malformed output.
     """
-    from cowbench.access import Task
+    from cowbench.access import used_from_log
+    from cowbench.blind_run import INPROCESS_MODE, load_edited_inprocess
+    from cowbench.blinding import blind_inputs, blind_seed
+
+    api = blind_api()
+    mode = run_mode or run_mode_of(run_method)
+    access = frozenset(info["access"])
+    inputs, unblinder = blind_inputs(rep, access, seed=blind_seed(rep.data.seed))
+    call = api.BlindCall(method=method, hparams=dict(hparams), fit_seed=int(fit_seed), inputs=inputs,
+                         plugins=tuple(plugins))
+    result = run_method(call)
+    if not hasattr(result, "read_log"):  # a `Lost`: the run gave no result
+        raise MethodLost(result)
+    plain = unblinder.output(result.output)
+    # a blind run's edited model is only ever loaded inside a sandbox process (`SandboxedModel`); the in-process
+    # shortcut already ran the method here, so it may unpickle it
+    raw = (load_edited_inprocess(result.edited) if mode == INPROCESS_MODE or result.edited is None
+           else api.SandboxedModel(result.edited))
+    closer = getattr(raw, "close", None) or (lambda: None)
+    try:
+        edited = unblinder.model(raw)
+        output = _from_plain(plain, edited)
+        check_output(output, rep.scenario.variables, frozenset(info["outputs"]))
+        if edited is not None:
+            reason = api.check_row_independent(edited, rep.data.test_id.x, seed=derive_seed(int(fit_seed), "rows"))
+            if reason:
+                raise BatchDependent(reason)
+    except BaseException:
+        closer()
+        raise
+    log = unblinder.read_log(list(result.read_log))
+    resources = {"method_wall_s": float(result.wall_s), "method_peak_rss_mb": result.peak_rss_mb}
+    return BlindRun(output, log, used_from_log(log, access), sorted(result.audit), resources, mode, closer)
+
+
+def _from_plain(plain: Mapping[str, Any], edited: Any) -> MethodOutput:
+    from cowbench.method import MethodOutput
+
+    if hasattr(MethodOutput, "from_plain"):  # the contract's own (bench/method.py), where present
+        return MethodOutput.from_plain({k: v for k, v in plain.items() if k != "has_edited"}, edited)
+    from cowbench.blind_run import from_plain
+
+    return from_plain(dict(plain), edited)
+
+
+def score_step(rep: Replicate, ran: BlindRun, access: frozenset[str], *, loeo: Callable[[], Any] | None = None
+               ) -> tuple[Any, dict[str, Any]]:
+    """Score an unblinded output in this process (where no method code ran): (metrics, extra resources).
+
+    ``loeo``: computes the ``loeo_acc`` selection metric (`cowbench.selection.loeo_accuracy`); its time is
+    ``loeo_wall_s``, apart from the method's.
+    """
+    from cowbench.determinism import deterministic
     from cowbench.scores import compute_scores
     from cowbench.scores.context import ScoreContext
 
-    type(method).check_params(method.hyperparameters())  # a NaN or out-of-range value fails here, named
-    from cowbench.determinism import deterministic
+    extra: dict[str, Any] = {}
+    with deterministic(1):
+        ctx = ScoreContext(rep.scenario, rep.data, ran.output, access, rep.subject, rep.oracle, dict(rep.base_ace),
+                           used=set(ran.used), read_log=list(ran.read_log), known_base_units=rep.base_ace_units,
+                           unit_truth=rep.unit_truth)
+        if loeo is not None:
+            start = time.perf_counter()
+            ctx.loeo_acc = loeo()  # read by the loeo_acc score
+            extra["loeo_wall_s"] = time.perf_counter() - start
+        metrics = compute_scores(ctx)
+    return metrics, extra
 
-    with deterministic(1):  # deterministic torch, one thread in torch and in every BLAS pool
-        if method.random_state is None:
-            method = method.clone(random_state=fit_seed)
-        task = Task(rep.scenario, rep.data, rep.subject, type(method).access,
-                    subject_config=rep.subject_config)
-        _reset_peak_rss()
-        start = time.perf_counter()
-        output = method.run(task)
-        resources = {"method_wall_s": time.perf_counter() - start, "method_peak_rss_mb": _peak_rss_mb()}
-        check_output(output, rep.scenario.variables, type(method).outputs)
-        ctx = ScoreContext(rep.scenario, rep.data, output, task.access, rep.subject, rep.oracle, dict(rep.base_ace),
-                           used=set(task.used), known_base_units=rep.base_ace_units, unit_truth=rep.unit_truth)
+
+def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False,
+            run_method: Callable[[Any], Any] | None = None, plugins: Sequence[str] = ()
+            ) -> tuple[MethodOutput, dict[str, Any], dict[str, Any]]:
+    """Run ``method`` blind on a prepared replicate and score it: (output, metrics, resources).
+
+    The method sees the replicate blinded (`cowbench.blinding`); ``output`` is unblinded (real names, an edited
+    model taking the real columns). ``run_method`` runs it (default: this instance in this process, the
+    debugger shortcut). ``loeo``: also refit it with each training environment held out
+    (`cowbench.selection.loeo_accuracy`) for the ``loeo_acc`` selection metric. ``resources`` holds the method's
+    time and memory, ``told`` (telling and audit routes), ``read_log`` and ``run_mode``.
+    """
+    from cowbench.blind_run import INPROCESS_MODE, run_method_instance
+
+    cls = type(method)
+    cls.check_params(method.hyperparameters())  # a NaN or out-of-range value fails here, named
+    if method.random_state is None:
+        method = method.clone(random_state=fit_seed)
+    runner = run_method or (lambda call: run_method_instance(method, call.inputs))
+    mode = run_mode_of(run_method) if run_method is not None else INPROCESS_MODE
+    ran = blind_step(rep, method.name, method.hyperparameters(), fit_seed, method_info(cls), runner,
+                     plugins=plugins, run_mode=mode)
+    try:
+        refit = None
         if loeo:
             from cowbench.selection import loeo_accuracy
 
-            start = time.perf_counter()
-            ctx.loeo_acc = loeo_accuracy(rep, method, fit_seed)  # read by the loeo_acc score
-            resources["loeo_wall_s"] = time.perf_counter() - start
-        metrics = compute_scores(ctx)
-    # the routes through which the method learnt which variable is spurious: the record keeps them (``told``)
-    # so a report can say in one line why the job is not ranked on detection
-    resources["told"] = task.told
-    return output, metrics, resources
+            def refit():
+                return loeo_accuracy(rep, method, fit_seed)
+        metrics, extra = score_step(rep, ran, frozenset(cls.access), loeo=refit)
+    finally:
+        ran.close()
+    resources = {**ran.resources, **extra, "told": ran.told, "read_log": ran.read_log, "run_mode": ran.run_mode,
+                 "audit": ran.audit}
+    return ran.output, metrics, resources
 
 
 _DETAILS_ALLOWED = "numbers, strings, booleans, None, lists, tuples, numpy scalars and arrays, dicts"
@@ -402,17 +535,123 @@ def provenance() -> dict[str, Any]:
     return copy.deepcopy(_provenance())
 
 
-_LOADED_PLUGINS: set[str] = set()
+def job_provenance() -> dict[str, Any]:
+    """What a job record keeps of `provenance`: versions, machine type and fingerprint (not the host name).
+
+    Stored with the job, not only in the uncommitted ``runs/`` folder, so a report regenerated in a clone keeps
+    its machine line and fingerprints (issue 19, §3).
+    """
+    prov = provenance()
+    return {"versions": prov["versions"], "machine": prov["machine"], "fingerprint": prov["fingerprint"]}
+
+
+_LOADED_PLUGINS: dict[str, dict[str, Any]] = {}  # plugin as given -> its digest, in load order
+
+
+def plugin_digest(plugin: str) -> dict[str, Any]:
+    """``{"plugin": name, "sha256": hash of its source}`` of a plugin file or module, read without importing it.
+
+    A file is named by its file name (no machine path); a module by its dotted name, hashed from the file its
+    import spec points at (a package: its ``__init__``).
+    """
+    import hashlib
+    import importlib.util
+
+    from cowbench.errors import InputError
+
+    if plugin.endswith(".py"):
+        path, name = Path(plugin), Path(plugin).name
+    else:
+        try:
+            found = importlib.util.find_spec(plugin)
+        except (ImportError, ValueError):
+            found = None
+        if found is None or not found.origin or not Path(found.origin).is_file():
+            raise InputError(f"plugin module {plugin!r} cannot be found to hash its source")
+        path, name = Path(found.origin), plugin
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"plugin file {plugin!r} cannot be read: {exc.strerror}") from None
+    return {"plugin": name, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def plugin_digests(plugins: Sequence[str]) -> list[dict[str, Any]]:
+    """`plugin_digest` of each plugin, in the order given (each once)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for plugin in plugins:
+        if plugin not in seen:
+            seen[plugin] = _LOADED_PLUGINS.get(plugin) or plugin_digest(plugin)
+    return list(seen.values())
+
+
+def loaded_plugins() -> list[str]:
+    """The plugins this process loaded: through `load_plugins_once`, and ``.py`` plugins that
+    `cowbench.registry.load_plugin` imported directly (module ``cowbench_plugin_<stem>``)."""
+    import sys
+
+    found = list(_LOADED_PLUGINS)
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name.startswith("cowbench_plugin_") and path and path not in found:
+            found.append(path)
+    return found
 
 
 def load_plugins_once(plugins: tuple[str, ...]) -> None:
-    """Import each plugin once per process: a ``.py`` plugin is executed on every load, and a worker runs many jobs."""
+    """Import each plugin once per process: a ``.py`` plugin is executed on every load, and a worker runs many jobs.
+
+    Its source hash is taken before the import (so what ran is what was hashed) and kept for `loaded_plugins`.
+    """
     from cowbench.registry import load_plugin
 
     for plugin in plugins:
         if plugin not in _LOADED_PLUGINS:
+            digest = plugin_digest(plugin)
             load_plugin(plugin)
-            _LOADED_PLUGINS.add(plugin)
+            _LOADED_PLUGINS[plugin] = digest
+
+
+_PACKAGE_ROOTS: list[tuple[str, str]] | None = None
+
+
+def _package_roots() -> list[tuple[str, str]]:
+    """(absolute folder, how a stored traceback names it), most specific first."""
+    global _PACKAGE_ROOTS
+    if _PACKAGE_ROOTS is None:
+        import importlib
+        import sys
+        import sysconfig
+
+        roots = []
+        for pkg in ("cowbench.generators", "cowbench.methods", "cowbench.scores", "cowbench.launchers", "cowbench"):
+            with contextlib.suppress(ImportError, AttributeError, TypeError):
+                for folder in importlib.import_module(pkg).__path__:
+                    roots.append((str(Path(folder).resolve()), pkg.replace(".", "/")))
+        for key in ("purelib", "platlib"):
+            with contextlib.suppress(KeyError):
+                roots.append((str(Path(sysconfig.get_paths()[key]).resolve()), "<site-packages>"))
+        roots.append((str(Path(sysconfig.get_paths()["stdlib"]).resolve()), "<python>"))
+        roots.append((str(Path(sys.prefix).resolve()), "<python>"))
+        _PACKAGE_ROOTS = sorted(set(roots), key=lambda r: -len(r[0]))
+    return _PACKAGE_ROOTS
+
+
+def portable_traceback(text: str) -> str:
+    """``text`` with every absolute path of this machine made relative: package files as ``cowbench/...``
+    (``cowbench/methods/...``), installed packages as ``<site-packages>/...``, the standard library as
+    ``<python>/...``, any other file (a plugin, a temporary folder) by its file name, ``<elsewhere>/name``."""
+    import re
+
+    def relative(path: str) -> str:
+        for root, name in _package_roots():
+            if path == root or path.startswith(root + "/"):
+                return name + path[len(root):]
+        return f"<elsewhere>/{Path(path).name}"
+
+    # a quoted path (tracebacks: File "/abs/x.py") or a bare absolute path of two or more parts
+    text = re.sub(r'(?<=File ")(/[^"]+)(?=")', lambda m: relative(m.group(1)), text)
+    return re.sub(r"(?<![\w<>.])(/(?:[\w.+-]+/)+[\w.+-]+)", lambda m: relative(m.group(1)), text)
 
 
 class SharedStateChanged(RuntimeError):
@@ -421,11 +660,14 @@ class SharedStateChanged(RuntimeError):
 
 def _base_record(spec: JobSpec) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "job_id": spec.id, "spec": spec.to_dict(), "seeds": spec.seeds(),
-            "method_info": None}
+            "method_info": None if spec.method_info is None else dict(spec.method_info),
+            "provenance": job_provenance()}
 
 
 def _failure(reason: str, error: str, tb: str) -> dict[str, Any]:
-    return {"status": "failed", "reason": reason, "error": error, "traceback": tb}
+    # no machine paths in stored records (committed failed jobs too): paths relative to the package
+    return {"status": "failed", "reason": reason, "error": portable_traceback(error),
+            "traceback": portable_traceback(tb)}
 
 
 def _stored_since(out: Path, job_id: str, since: float | None) -> bool:
@@ -452,9 +694,13 @@ def _write_record(out: Path, spec: JobSpec, record: dict[str, Any], run_info: di
 
 
 def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tuple[str, ...] = (), *,
-            planned_at: float | None = None, wait: bool = False) -> str:
+            planned_at: float | None = None, wait: bool = False,
+            run_method: Callable[[Any], Any] | None = None) -> str:
     """Run one job under its lock and store its record; a failure is stored as a failed job with its traceback.
 
+    The job runs in three steps: prepare (here, in the worker), the method's run through ``run_method`` (default
+    `default_run_method`: ``cowbench.sandbox.run_blind``, a fresh process holding only the Task's contents; the
+    ``inprocess`` launcher passes ``run_inprocess``), and scoring (here, where no method code ran).
     Returns ``ok`` or ``failed``, or ``skipped`` when another process holds the job's lock (``wait=False``) or
     stored the job at or after ``planned_at`` (another run sharing ``out`` did it). Never raises for a failure
     of the method. A job that changes its replicate's shared data or models fails, and the replicate is
@@ -465,29 +711,51 @@ def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tu
     with hold(job_lock_path(out, spec.id), wait=None if wait else 0.0) as held:
         if not held or _stored_since(out, spec.id, planned_at):
             return "skipped"
-        return _run_job_locked(spec, Path(out), cache_dir, plugins)
+        return _run_job_locked(spec, Path(out), cache_dir, plugins, run_method)
 
 
-def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: tuple[str, ...]) -> str:
+def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: tuple[str, ...],
+                    run_method: Callable[[Any], Any] | None) -> str:
+    from cowbench.blind_run import INPROCESS_MODE
+
     started = time.time()
     record = _base_record(spec)
     resources: dict[str, Any] = {}
+    runner = run_method or default_run_method()
+    mode = run_mode_of(runner)
+    record["run_mode"] = mode
     try:
-        load_plugins_once(plugins)
+        record["plugins"] = plugin_digests(plugins)
+        if mode == INPROCESS_MODE or spec.method_info is None or spec.loeo:
+            # the method's class is needed here only in-process, for a spec made without its metadata, or for
+            # the loeo refits (`cowbench.selection.loeo_accuracy` runs them in this process)
+            load_plugins_once(plugins)
         rep = prepare(spec.replicate, cache_dir)
-        cls = METHODS.get(spec.method)
-        record["method_info"] = {"family": cls.family, "access": sorted(cls.access),
-                                 "outputs": sorted(cls.outputs)}
-        method = cls(**spec.hparams)
+        info = dict(spec.method_info) if spec.method_info is not None else method_info(METHODS.get(spec.method))
+        record["method_info"] = info
         try:
-            output, metrics, resources = execute(rep, method, spec.fit_seed, loeo=spec.loeo)
+            ran = blind_step(rep, spec.method, spec.hparams, spec.fit_seed, info, runner, plugins=plugins,
+                             run_mode=mode)
         finally:
-            if replicate_fingerprint(rep) != rep.fingerprint:
-                _prepare_cached.cache_clear()  # the next job of this replicate rebuilds it from the seed and cache
-                raise SharedStateChanged(
-                    "the method changed the data or models shared by the jobs of its replicate (arrays made "
-                    "writeable and overwritten, or the subject edited in place); methods must not modify their inputs")
-        record.update(status="ok", metrics=metrics, outputs=_outputs_summary(output), told=resources.pop("told"))
+            _check_shared_state(rep)
+        try:
+            refit = None
+            if spec.loeo:
+                from cowbench.selection import loeo_accuracy
+
+                method = METHODS.get(spec.method)(**spec.hparams)
+
+                def refit():
+                    return loeo_accuracy(rep, method, spec.fit_seed)
+            try:
+                metrics, extra = score_step(rep, ran, frozenset(info["access"]), loeo=refit)
+            finally:
+                _check_shared_state(rep)
+        finally:
+            ran.close()
+        resources = {**ran.resources, **extra}
+        record.update(status="ok", metrics=metrics, outputs=_outputs_summary(ran.output), told=ran.told,
+                      read_log=ran.read_log)
         # {metric: reason} for guarded scores that refused a value (cowbench.scores.Missing); plain absences
         # (no output for that track) are not listed
         record["missing"] = dict(getattr(metrics, "missing", {}))
@@ -495,10 +763,22 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
         record.update(_failure("mutation", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
     except UnstorableOutput as exc:
         record.update(_failure("unstorable", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    except BatchDependent as exc:
+        record.update(_failure("batch_dependent", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    except MethodLost as exc:
+        record.update(_failure(exc.reason, str(exc), exc.traceback))
     except Exception as exc:  # a failing method fails its own job, never the sweep
         record.update(_failure("exception", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
     return _write_record(out, spec, record, {"started_unix": started, "job_wall_s": time.time() - started,
                                              **resources})
+
+
+def _check_shared_state(rep: Replicate) -> None:
+    if replicate_fingerprint(rep) != rep.fingerprint:
+        _prepare_cached.cache_clear()  # the next job of this replicate rebuilds it from the seed and cache
+        raise SharedStateChanged(
+            "the method changed the data or models shared by the jobs of its replicate (arrays made "
+            "writeable and overwritten, or the subject edited in place); methods must not modify their inputs")
 
 
 def store_failure(spec: JobSpec, out: Path, reason: str, error: str, tb: str = "", *,
