@@ -3,8 +3,8 @@
 The test double reads only how much more of each variable the group labels explain than the label does, on
 the labelled subset (group ids are relabelled per replicate, so it treats them as categories): before routes
 were tracked a double of this kind scored AUROC 1.0 wherever the group labels carry the spurious variable
-(every single-spurious family, cow_separable included). Through the harness's ``execute`` its detection metrics are now missing and the
-route is returned for the job record (``told``).
+(every single-spurious family, cow_separable included). Through the harness's ``execute`` its detection
+metrics are now missing and the route is returned for the job record (``told``).
 """
 
 import numpy as np
@@ -60,7 +60,8 @@ def test_group_peeking_detector_is_unranked_in_every_family(name):
     assert resources["told"] == ["group"]
     assert all(metrics[k] is None for k in DETECT), {k: metrics[k] for k in DETECT}
     # the threat is real: where the training groups are not the label alone (all four present), the double
-    # ranks a spurious variable first (where several share one hidden cause, any of them), and scored as if it had not been told it would gain
+    # ranks a spurious variable first (where several share one hidden cause, any of them), and scored as if
+    # it had not been told it would gain
     if len(np.unique(rep.data.train.group)) == 4:
         top = max(output.spurious_score, key=output.spurious_score.get)
         assert top in scn.truth.of_role("spurious"), output.spurious_score
