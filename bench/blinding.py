@@ -103,6 +103,10 @@ class Unblinder:
         out = dict(plain)
         for key in ("world_coef", "model_coef", "spurious_score"):
             if out.get(key) is not None:
+                # a key the method was never shown (a real name guessed, "grass") is not mapped through
+                unknown = sorted(str(k) for k in out[key] if k not in self.real)
+                if unknown:
+                    raise ValueError(f"{key} has unknown variables {unknown}; known: {sorted(self.real)}")
                 out[key] = {self.name(k): v for k, v in out[key].items()}
         if out.get("details"):
             out["details"] = self._deep(out["details"])

@@ -542,7 +542,11 @@ def job_provenance() -> dict[str, Any]:
     its machine line and fingerprints (issue 19, §3).
     """
     prov = provenance()
-    return {"versions": prov["versions"], "machine": prov["machine"], "fingerprint": prov["fingerprint"]}
+    fingerprint = dict(prov["fingerprint"])
+    # thread counts do not change results (jobs pin one thread) but differ between launchers (Dask workers set
+    # them): left out, so a job file stays byte-identical whatever the launcher
+    fingerprint["env"] = {k: v for k, v in (fingerprint.get("env") or {}).items() if not k.endswith("_NUM_THREADS")}
+    return {"versions": prov["versions"], "machine": prov["machine"], "fingerprint": fingerprint}
 
 
 _LOADED_PLUGINS: dict[str, dict[str, Any]] = {}  # plugin as given -> its digest, in load order
@@ -628,9 +632,9 @@ def _package_roots() -> list[tuple[str, str]]:
             with contextlib.suppress(ImportError, AttributeError, TypeError):
                 for folder in importlib.import_module(pkg).__path__:
                     roots.append((str(Path(folder).resolve()), pkg.replace(".", "/")))
-        for key in ("purelib", "platlib"):
-            with contextlib.suppress(KeyError):
-                roots.append((str(Path(sysconfig.get_paths()[key]).resolve()), "<site-packages>"))
+        sites = [sysconfig.get_paths().get(k) for k in ("purelib", "platlib")]
+        sites += [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]  # a venv's base too
+        roots += [(str(Path(p).resolve()), "<site-packages>") for p in sites if p]
         roots.append((str(Path(sysconfig.get_paths()["stdlib"]).resolve()), "<python>"))
         roots.append((str(Path(sys.prefix).resolve()), "<python>"))
         _PACKAGE_ROOTS = sorted(set(roots), key=lambda r: -len(r[0]))

@@ -102,11 +102,17 @@ def test_a_detector_by_column_position_hits_at_chance(cow):
 
 
 def test_the_column_position_detector_gains_nothing_in_a_job(cow_rep):
+    from cowbench.scores import compute_scores
+    from cowbench.scores.context import ScoreContext
+
+    plain = Task(cow_rep.scenario, cow_rep.data, cow_rep.subject, {"pooled"}, subject_config=cow_rep.subject_config)
+    ctx = ScoreContext(cow_rep.scenario, cow_rep.data, ByColumn().run(plain), frozenset({"pooled"}), cow_rep.subject,
+                       cow_rep.oracle, dict(cow_rep.base_ace))
+    assert compute_scores(ctx)["detect_auroc"] == 1.0  # the door, unblinded
     _, metrics, _ = execute(cow_rep, ByColumn(), 0)
     shown = draw_shown(cow_rep.scenario, cow_rep.data, blind_seed(cow_rep.data.seed))
-    # it scores the variable shown as v2, whichever it is: AUROC 1 only if that happens to be grass
-    assert metrics["detect_auroc"] == (1.0 if shown.names["grass"] == "v2" else metrics["detect_auroc"])
-    assert shown.names["grass"] != "v2" or metrics["detect_auroc"] == 1.0
+    # blinded it scores whichever variable is shown as v2: right only when that happens to be grass (1 in 4)
+    assert (metrics["detect_auroc"] == 1.0) == (shown.names["grass"] == "v2")
 
 
 def test_every_per_variable_field_uses_neutral_names(cow_rep):
