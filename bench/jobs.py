@@ -382,15 +382,29 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
         output = _from_plain(plain, edited)
         check_output(output, rep.scenario.variables, frozenset(info["outputs"]))
         if edited is not None:
-            reason = api.check_row_independent(edited, rep.data.test_id.x, seed=derive_seed(int(fit_seed), "rows"))
-            if reason:
-                raise BatchDependent(reason)
+            for i, (name, x) in enumerate(row_check_batches(rep)):
+                reason = api.check_row_independent(edited, x, seed=derive_seed(int(fit_seed), "rows", i))
+                if reason:
+                    raise BatchDependent(f"on {name}: {reason}")
     except BaseException:
         closer()
         raise
     log = unblinder.read_log(list(result.read_log))
     resources = {"method_wall_s": float(result.wall_s), "method_peak_rss_mb": result.peak_rss_mb}
     return BlindRun(output, log, used_from_log(log, access), sorted(result.audit), resources, mode, closer)
+
+
+def row_check_batches(rep: Replicate) -> list[tuple[str, np.ndarray]]:
+    """The batches an edited model is checked for row independence on: every split it is scored on, and the
+    intervened test_id batches of the reliance scores in which a binary variable is constant (a model that
+    reads its batch could tell those apart: issue 15, §4)."""
+    batches = [(name, rep.data.split(name).x) for name in ("test_id", "test_ood", "test_bal", "val")]
+    scn = rep.scenario
+    for v in scn.variables:
+        if scn.kind(v) == "binary":
+            for value in (0.0, 1.0):
+                batches.append((f"test_id under do({v}={value:g})", scn.intervene(rep.data.test_id, {v: value}).x))
+    return batches
 
 
 def _from_plain(plain: Mapping[str, Any], edited: Any) -> MethodOutput:

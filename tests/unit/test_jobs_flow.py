@@ -55,6 +55,29 @@ PLUGIN = textwrap.dedent('''
             return MethodOutput(edited=_ReadsItsBatch())
 
 
+    class _ReadsConstantColumns(torch.nn.Module):
+        def forward(self, x):
+            # the subject on any ordinary batch, "grass-free" on a batch where a column is constant (the
+            # reliance scores' do(v=1) batches)
+            if len(x) > 1 and bool((x.std(0) == 0).any()):
+                return torch.zeros(len(x))
+            return x[:, 0]
+
+
+    @register_method
+    class ConstantColumnReader(BatchReader):
+        """Returns an edited model that detects intervened batches.
+
+        References
+        ----------
+        None (an attack).
+        """
+        name = "flow_constant_column_reader"
+
+        def run(self, task):
+            return MethodOutput(edited=_ReadsConstantColumns())
+
+
     @register_method
     class Raises(BatchReader):
         """Raises.
@@ -150,6 +173,14 @@ def test_a_batch_reading_edit_fails_as_batch_dependent(replicate, plugin, tmp_pa
     assert rec["reason"] == "batch_dependent", rec["error"]
     assert rec["plugins"] == [{"plugin": "hostile_flow.py",
                                "sha256": hashlib.sha256(Path(plugin).read_bytes()).hexdigest()}]
+
+
+def test_an_edit_that_detects_intervened_batches_fails_as_batch_dependent(replicate, plugin, tmp_path):
+    _load(plugin)
+    spec = make_job(replicate, "flow_constant_column_reader", {}, plugins=(plugin,))
+    assert run_job(spec, tmp_path, plugins=(plugin,), run_method=run_inprocess) == "failed"
+    rec = _record(tmp_path, spec)
+    assert rec["reason"] == "batch_dependent" and "under do(grass=" in rec["error"], rec["error"]
 
 
 def test_plugins_enter_the_job_id_and_built_in_ids_stay(replicate, plugin):
