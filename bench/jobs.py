@@ -119,13 +119,13 @@ def method_info(cls: Any) -> dict[str, Any]:
 
 
 def make_job(replicate: ReplicateSpec, method: str, hparams: Mapping[str, Any], *, trial: int = 0,
-             loeo: bool = False, plugins: Sequence[str] | None = None) -> JobSpec:
-    """The spec of one job. ``plugins``: the run's plugin files or modules (default: those loaded in this
-    process, `loaded_plugins`); their source hashes enter the spec."""
+             loeo: bool = False, plugins: Sequence[str] = ()) -> JobSpec:
+    """The spec of one job. ``plugins``: the run's plugin files or modules; their source hashes enter the spec
+    (and so the id), and the method's class metadata travels with it (`method_info`)."""
     from cowbench.scores import scorer_version
 
     cls = METHODS.get(method)
-    digests = tuple(sorted({d["sha256"] for d in plugin_digests(loaded_plugins() if plugins is None else plugins)}))
+    digests = tuple(sorted({d["sha256"] for d in plugin_digests(plugins)}))
     return JobSpec(replicate, method, dict(hparams), cls.version, scorer_version(), loeo=loeo, trial=trial,
                    plugins=digests, method_info=method_info(cls))
 
@@ -604,16 +604,8 @@ def plugin_digests(plugins: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def loaded_plugins() -> list[str]:
-    """The plugins this process loaded: through `load_plugins_once`, and ``.py`` plugins that
-    `cowbench.registry.load_plugin` imported directly (module ``cowbench_plugin_<stem>``)."""
-    import sys
-
-    found = list(_LOADED_PLUGINS)
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if name.startswith("cowbench_plugin_") and path and path not in found:
-            found.append(path)
-    return found
+    """The plugins this process loaded through `load_plugins_once`, in load order."""
+    return list(_LOADED_PLUGINS)
 
 
 def load_plugins_once(plugins: tuple[str, ...]) -> None:
