@@ -410,14 +410,19 @@ def build_inputs(scenario: Scenario, data: Dataset, subject: Any, access: Any, *
             _frozen(shown.relabel(split.env[rows], shown.env)) if "env" in access else None,
             _frozen(shown.relabel(split.group[rows], shown.group)) if level in access else None, level)
 
+    def listed(names: Any) -> tuple[str, ...]:
+        # blinded, every list and mapping of variables is in shown-name order: the declaration order of the
+        # real variables (grass third in cow) must not show through a dict's or a tuple's order
+        names = tuple(names)
+        return tuple(sorted(names, key=_natural)) if shown.strict else names
+
     imap = scenario.input_map
     if imap is None:
         input_map = None
-    elif cols is None:
-        input_map = {name[v]: j for v, j in imap.items()}
     else:
-        where = {int(c): j for j, c in enumerate(cols)}
-        input_map = {name[v]: where[j] for v, j in imap.items()}
+        where = {j: j for j in imap.values()} if cols is None else {int(c): j for j, c in enumerate(cols)}
+        by_shown = {name[v]: where[j] for v, j in imap.items()}
+        input_map = {v: by_shown[v] for v in listed(by_shown)}
     if shown.feature_names is not None:
         features = tuple(shown.feature_names)
     else:
@@ -435,7 +440,7 @@ def build_inputs(scenario: Scenario, data: Dataset, subject: Any, access: Any, *
         frame = data.train.concepts.iloc[stored][[real_of[v] for v in variables]].reset_index(drop=True)
         frame.columns = list(variables)
         concept = {"concept_index": _frozen(index), "concepts": frame, "concept_x": _frozen(x_of(data.train.x[stored])),
-                   "edit_target": tuple(name[t] for t in scenario.truth.edit_targets)}
+                   "edit_target": listed(name[t] for t in scenario.truth.edit_targets)}
     interventions = None
     if "counterfactual" in access:
         env_order = {int(k): int(v) for k, v in shown.env.items()}
@@ -448,8 +453,8 @@ def build_inputs(scenario: Scenario, data: Dataset, subject: Any, access: Any, *
                                            {v: real_of[v] for v in variables}, cols, strict=shown.strict)
     return TaskInputs(
         access=access, variables=variables, feature_names=features, input_map=input_map,
-        variable_kinds={name[v]: scenario.kind(v) for v in real_vars},
-        instruments=tuple(name[v] for v in scenario.truth.of_role("instrument")),
+        variable_kinds={v: scenario.kind(real_of[v]) for v in variables},
+        instruments=listed(name[v] for v in scenario.truth.of_role("instrument")),
         label_kind=scenario.scm.label_kind, n_environments=len(scenario.scm.train_envs),
         subject_config=dict(subject_config), n_concept=n_concept,
         train=split_inputs(data.train), val=split_inputs(data.val), subject=SubjectInputs.of(subject, cols),

@@ -123,6 +123,9 @@ def test_every_per_variable_field_uses_neutral_names(cow_rep):
     assert set(inputs.variable_kinds) == set(inputs.input_map) == neutral
     assert set(inputs.feature_names) == neutral
     assert list(inputs.concepts.columns) == list(inputs.variables)
+    # no order shows the real declaration order through (grass is declared third in cow)
+    assert list(inputs.input_map) == list(inputs.variable_kinds) == list(inputs.variables)
+    assert [inputs.input_map[v] for v in inputs.variables] == list(range(k))
     assert set(inputs.edit_target) <= neutral and set(inputs.instruments) <= neutral
     task = Task(inputs)
     assert list(task.intervene({}, "train").concepts.columns) == list(inputs.variables)
