@@ -102,7 +102,7 @@ def run_method_instance(method: Any, inputs: TaskInputs) -> BlindResult:
 
 def run_inprocess(call: BlindCall) -> BlindResult:
     """The debugger shortcut: the registered method run in this process (UNSAFE for published results)."""
-    from cowbench.jobs import load_plugins_once
+    from cowbench.plugins import load_plugins_once
     from cowbench.registries import METHODS
 
     load_plugins_once(call.plugins)

@@ -31,7 +31,7 @@ from torch import nn
 from cowbench.access import Shown, TaskInputs, _natural, build_inputs
 
 if TYPE_CHECKING:
-    from cowbench.jobs import Replicate
+    from cowbench.replicate import Replicate
 
 
 class ColumnOrder(nn.Module):
