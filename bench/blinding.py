@@ -17,6 +17,14 @@ replicate (the seed is derived from the replicate with `cowbench.seeds.derive_se
 The same names, orders and ids for every method of a replicate: results stay comparable across methods. The
 `Unblinder` stays with the harness: it maps the per-variable fields of the output back to the real names and
 wraps an edited model so it takes the real columns.
+
+What blinding does not hide (the residual doors, stated so a reviewer can look for them): with
+``counterfactual`` access the Task carries the anonymous generator, whose variables, exogenous noise keys and
+equation code keep the real names, whose units keep their (relabelled) environments, and whose column map
+places each shown variable in the rendering; a method that digs there instead of querying it can name the
+variables and, without ``env``, recover environments. Closing that needs interventions answered by the harness
+over the sandbox's channel instead of a generator in the method's memory. The read log is written in the
+method's process, so a method can rewrite its own (the audit hook does not see attribute writes).
 """
 
 from __future__ import annotations
