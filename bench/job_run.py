@@ -84,8 +84,12 @@ def default_run_method() -> Callable[[Any], Any]:
 
 def run_mode_of(run_method: Callable[[Any], Any]) -> str:
     """``blind``, or ``inprocess (unsafe: not for published results)`` for the debugger shortcut."""
+    import functools
+
     from cowbench.blind_run import BLIND_MODE, INPROCESS_MODE
 
+    while isinstance(run_method, functools.partial):  # run_blind with its limits bound, say
+        run_method = run_method.func
     mode = getattr(run_method, "run_mode", None)
     if mode:
         return str(mode)

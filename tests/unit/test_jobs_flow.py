@@ -258,3 +258,12 @@ def _load(plugin: str) -> bool:
 
     load_plugins_once((plugin,))
     return True
+
+
+def test_run_mode_sees_through_bound_limits():
+    import functools
+
+    from cowbench.jobs import run_mode_of
+
+    assert run_mode_of(functools.partial(run_inprocess)) == INPROCESS_MODE
+    assert run_mode_of(functools.partial(_fake({}), )) == "blind"
