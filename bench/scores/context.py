@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cowbench.access import identifiable, told_routes
+from cowbench.access import identifiable, levels_read, told_routes
 from cowbench.data import Dataset, Truth
 from cowbench.method import MethodOutput
 
@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 class ScoreContext:
     """The truth, the method's output and the shared models of one job.
 
-    ``base_ace`` is the subject model's ``ace`` on ``test_id``; ``used`` lists the guarded parts of the
-    task the method read (``edit_target`` among them). Per-unit quantities (correctness, reliance
-    contributions) are kept so that ratio scores can put a standard error on their denominators.
+    ``base_ace`` is the subject model's ``ace`` on ``test_id``; ``used`` lists the guarded access levels and
+    telling routes the method read (``edit_target`` among them), ``read_log`` every guarded read in order.
+    Per-unit quantities (correctness, reliance contributions) are kept so that ratio scores can put a standard
+    error on their denominators.
     """
 
     scenario: Scenario
@@ -35,6 +36,9 @@ class ScoreContext:
     oracle: nn.Module
     base_ace: dict[str, float]
     used: set[str] = field(default_factory=set)
+    # every guarded part and capability the method read, in order (`cowbench.access.Task.read_log`); ``used`` holds
+    # the levels among them, on which identifiability is to be credited (read, not declared)
+    read_log: list[str] = field(default_factory=list)
     reliance_seed: int = 0
     known_base_units: dict[str, np.ndarray] | None = field(default=None, repr=False)  # from the replicate, if any
     unit_truth: Any = field(default=None, repr=False)  # a planted subject's `PlantedTruth`, for localization scores
@@ -64,6 +68,11 @@ class ScoreContext:
     def identifiable(self) -> bool:
         """Whether the spurious role is identifiable at the method's access (group labels do not count)."""
         return identifiable(self.truth.identifiable_with, self.access)
+
+    @property
+    def levels_read(self) -> frozenset[str]:
+        """The access levels the method actually read (``pooled`` always): what identifiability can be credited on."""
+        return levels_read(self.used) | {"pooled"}
 
     @property
     def told(self) -> list[str]:
