@@ -74,6 +74,7 @@ ALLOWED: dict[str, frozenset[tuple[str, str]]] = {
     "audit:frames": frozenset({
         ("collections", "namedtuple"),  # sets the new class's __module__ from its caller's name
         ("typing", "_caller"),  # the same for TypeVar, NamedTuple, TypedDict
+        ("typing_extensions", "_caller"), ("typing_extensions", "_has_generic_or_protocol_as_origin"),
         ("enum", "__new__"), ("enum", "_convert_"),  # the caller's module name for pickling support
         ("dataclasses", "_create_fn"),
         ("threading", "settrace"), ("threading", "setprofile"),  # only when a profiler is set up by the harness

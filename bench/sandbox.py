@@ -279,20 +279,27 @@ def close_template() -> None:
         _LOCAL.template = None
 
 
-def _group_rss_mb(pgid: int) -> float:
-    """Resident memory of every process in group ``pgid``, MB (Linux /proc)."""
+def _group_private_mb(pgid: int) -> float:
+    """Memory of its own (private pages, resident or swapped) of every process in group ``pgid``, MB.
+
+    Private, not resident: a job's process shares the preloaded libraries' pages with its template (a few
+    hundred MB of torch), and those are not the job's.
+    """
     total = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ..., rss is the 22nd
-                total += int(fields[21])
+                if int(fh.read().rsplit(b")", 1)[1].split()[2]) != pgid:  # after the name: state, ppid, pgrp
+                    continue
+            with open(f"/proc/{entry.name}/smaps_rollup", "rb") as fh:
+                for line in fh:
+                    if line.startswith((b"Private_Clean:", b"Private_Dirty:", b"Swap:")):
+                        total += int(line.split()[1])
         except (OSError, ValueError, IndexError):
             continue
-    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return total / 1024
 
 
 def _gone(pid: int) -> bool:
@@ -366,11 +373,9 @@ def _converse(template: Template, pid: int, send: Connection, recv: Connection, 
         pass
     send.close()
     deadline = None if time_limit is None else time.monotonic() + time_limit
-    peak = 0.0
     while not recv.poll(WATCH_INTERVAL_S):
         if memory_limit_mb is not None:
-            rss = _group_rss_mb(pid)
-            peak = max(peak, rss)
+            rss = _group_private_mb(pid)
             if rss > memory_limit_mb:
                 _kill_and_reap(template, pid)
                 return Lost("memory", f"memory: the job used {rss:.0f} MB, over the limit of {memory_limit_mb} MB, "
