@@ -20,8 +20,16 @@ import torch
 
 from cowbench.isolation import Lost
 from cowbench.method import MethodOutput
-from cowbench.sandbox import (BlindCall, BlindResult, SandboxedModel, check_row_independent, close_template,
-                              probe_blind, run_blind, run_inprocess)
+from cowbench.sandbox import (
+    BlindCall,
+    BlindResult,
+    SandboxedModel,
+    check_row_independent,
+    close_template,
+    probe_blind,
+    run_blind,
+    run_inprocess,
+)
 
 PLUGIN = str(Path(__file__).with_name("sandbox_attacks.py"))
 INPUTS = {"x": np.arange(12, dtype=np.float32).reshape(6, 2)}
@@ -239,7 +247,7 @@ def test_a_model_whose_forward_walks_frames_is_recorded(split):
 def test_a_model_that_fails_to_load_raises_sandbox_lost():
     from cowbench.sandbox import SandboxLost
 
-    with pytest.raises(SandboxLost, match="UnpicklingError|pickle"):
+    with pytest.raises(SandboxLost, match=r"UnpicklingError|pickle"):
         SandboxedModel(b"not a pickle")(torch.zeros(2, 3))
     with pytest.raises(TypeError):
         SandboxedModel(pickle)  # not bytes
