@@ -66,8 +66,10 @@ class BlindCall:
 
     Attributes
     ----------
-    method : str
-        Registered method name (looked up in the template, where the plugins are loaded).
+    method : str or type
+        Registered method name (looked up in the template, where the plugins are loaded); or, for the
+        conformance kit's unregistered classes, the class itself (pickled by value when its module is not
+        importable in the template).
     hparams : dict
         Hyperparameters (``random_state`` among them, or absent).
     fit_seed : int
@@ -78,7 +80,7 @@ class BlindCall:
         Plugin files or modules the template imports (never the scoring worker).
     """
 
-    method: str
+    method: str | type
     hparams: dict[str, Any]
     fit_seed: int
     inputs: Any
@@ -616,7 +618,7 @@ def _determinism() -> Iterator[None]:
 def _method(call: BlindCall) -> Any:
     from cowbench.registries import METHODS
 
-    cls = METHODS.get(call.method)
+    cls = call.method if isinstance(call.method, type) else METHODS.get(call.method)
     params = dict(call.hparams)
     cls.check_params({k: v for k, v in params.items() if k != "random_state"})
     method = cls(**params)
