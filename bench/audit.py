@@ -38,6 +38,8 @@ nothing worth finding; the hook makes an attempt visible, and a job with any rou
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
 import sysconfig
@@ -45,6 +47,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+READ_EVENT = "cowbench.task.read"  # a Task announces each guarded read: sys.audit(READ_EVENT, entry)
+TAMPERED = 71  # exit code of a method process whose record pipe was closed or replaced
+PIPE_LINE = 4096  # PIPE_BUF on Linux: a record line is written in one atomic write
 ROUTES = ("audit:open", "audit:frames", "audit:gc", "audit:subprocess", "audit:socket", "audit:ctypes")
 
 # events whose first argument is a path: checked against the private folder and the allowed reads
@@ -107,11 +112,18 @@ def _allowed(rules: frozenset[tuple[str, str]], module: str, function: str) -> b
 
 
 def installed_roots(extra: Iterable[str] = ()) -> tuple[str, ...]:
-    """Folders whose files a method may read: the standard library, site-packages, cowbench's own packages.
+    """Folders whose files a method may read: the standard library, site-packages, cowbench's own packages,
+    and ``extra`` (plugin files).
 
     Never a ``sys.path`` entry as such: an editable install or the working folder may put a checkout that holds
-    ``results/`` on it; cowbench's packages are added folder by folder instead.
+    ``results/`` on it; cowbench's packages are added folder by folder instead. The installed part is computed
+    once per process (the sandbox's template computes it before forking its children).
     """
+    return tuple(sorted({*_installed(), *(os.path.realpath(r) for r in extra if r)}))
+
+
+@functools.lru_cache(maxsize=1)
+def _installed() -> tuple[str, ...]:
     roots = set()
     paths = sysconfig.get_paths()
     for key in ("stdlib", "platstdlib", "purelib", "platlib", "include", "platinclude"):
@@ -124,7 +136,6 @@ def installed_roots(extra: Iterable[str] = ()) -> tuple[str, ...]:
     for name, module in list(sys.modules.items()):
         if name == "cowbench" or name.startswith("cowbench."):
             roots.update(getattr(module, "__path__", None) or ())
-    roots.update(extra)
     return tuple(sorted({os.path.realpath(r) for r in roots if r}))
 
 
@@ -148,11 +159,24 @@ class AuditRecorder:
         The method process's own folder: anything may be done inside it.
     read_roots : tuple of str
         Folders (and files) whose contents may be read (installed code, package data, plugin files).
+    sink_fd : int, optional
+        A pipe each record is written to (one JSON line) the moment its event happens, before the audited
+        action proceeds, so a method cannot take a record back: the result it sends at the end cannot hide one.
+        Before each write the descriptor is checked to still be that pipe (a method that closed it or put
+        another file in its place is ended on the spot: exit code `TAMPERED`).
+
+    Attributes
+    ----------
+    reads : list of str
+        Task reads announced with ``sys.audit(READ_EVENT, entry)`` while recording, in order of first read
+        (streamed to the sink like the records).
     """
 
     private_dir: str
     read_roots: tuple[str, ...] = field(default_factory=installed_roots)
+    sink_fd: int | None = None
     records: list[Record] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)
     max_records: int = 200
     _on: bool = False
     _busy: bool = False
@@ -162,6 +186,10 @@ class AuditRecorder:
         """Add the hook (a Python audit hook cannot be removed: install it only in a process that ends with the job)."""
         self.private_dir = os.path.realpath(self.private_dir)
         self._pid_dir = f"/proc/{os.getpid()}/"
+        self._sink_id = None
+        if self.sink_fd is not None:
+            st = os.fstat(self.sink_fd)
+            self._sink_id = (st.st_dev, st.st_ino)
         sys.addaudithook(self._hook)
 
     def start(self) -> None:
@@ -178,6 +206,16 @@ class AuditRecorder:
 
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
         if not self._on or self._busy:
+            return
+        if event == READ_EVENT:
+            self._busy = True
+            try:
+                entry = str(args[0]) if args else "?"
+                if entry not in self.reads:
+                    self.reads.append(entry)
+                    self._emit({"read": entry})
+            finally:
+                self._busy = False
             return
         route = _BY_EVENT.get(event)
         if route is None:
@@ -246,13 +284,28 @@ class AuditRecorder:
         return f"{module}.{function}:{frame.f_lineno}", module, function
 
     def _add(self, route: str, event: str, detail: str, origin: str) -> None:
-        key = (route, detail)
+        key = (route, detail, origin)
         if key in self._seen or len(self.records) >= self.max_records:
-            if not any(r.route == route for r in self.records):  # the route itself is never dropped
-                self.records.append(Record(route, event, detail, origin))
-            return
+            if any(r.route == route for r in self.records):  # the route itself is never dropped
+                return
         self._seen.add(key)
-        self.records.append(Record(route, event, detail, origin))
+        record = Record(route, event, detail, origin)
+        self.records.append(record)
+        self._emit({"route": route, "event": event, "detail": detail, "origin": origin})
+
+    def _emit(self, item: dict[str, str]) -> None:
+        """Write one record to the sink now; end the process if the sink is no longer the pipe it was."""
+        if self.sink_fd is None:
+            return
+        item = {k: v[:PIPE_LINE // 8] for k, v in item.items()}  # a line stays under PIPE_BUF: one atomic write
+        line = json.dumps(item).encode() + b"\n"
+        try:
+            st = os.fstat(self.sink_fd)
+            if (st.st_dev, st.st_ino) != self._sink_id:
+                raise OSError("the record pipe was replaced")
+            os.write(self.sink_fd, line)
+        except OSError:
+            os._exit(TAMPERED)
 
 
 def _plumbing(frame: Any) -> bool:

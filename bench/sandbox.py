@@ -11,8 +11,9 @@ A job is prepared by the harness (data, subject, truth, oracle), run by the meth
 * Each job's method runs in a **fresh child** forked from it: its own session and process group (the whole
   group is killed when the job ends, so a subprocess or forked child the method started dies with it), killed by
   the kernel when the template dies (``PR_SET_PDEATHSIG``), working in a fresh empty private folder that is
-  removed afterwards, under a memory limit (``RLIMIT_AS`` as a backstop, a watchdog on the group's resident
-  memory) and a time limit. The call comes in over a pipe; the `Task` is built from it in the child; the
+  removed afterwards, under a memory limit (a watchdog on the private memory of the job's process group, i.e.
+  what it adds to the template's shared pages, with ``RLIMIT_AS`` as a backstop against faster allocations) and
+  a time limit. The call comes in over a pipe; the `Task` is built from it in the child; the
   audit hook (`cowbench.audit`) records from the hand-over until ``run`` returns.
 * The result goes back as JSON (the output's plain form, `MethodOutput.to_plain`) plus the edited model as
   cloudpickle bytes. The harness never unpickles those bytes: `SandboxedModel` evaluates them in another fresh
@@ -24,6 +25,7 @@ a subreaper: a grandchild that left the job's process group is killed when the j
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import json
@@ -38,6 +40,7 @@ import tempfile
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -46,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cowbench.audit import ROUTES as _ROUTES
 from cowbench.isolation import Lost
 
 # Environment variables a method process keeps (by name or prefix): locale, numerics, thread counts. Anything
@@ -235,10 +239,10 @@ class Template:
             raise _TemplateDied("the template closed its socket")
         return json.loads(data)
 
-    def fork(self, in_fd: int, out_fd: int, private_dir: str, memory_limit_mb: int | None) -> int:
-        """Fork a child that reads its call from ``in_fd`` and writes its result to ``out_fd``; its pid."""
-        return int(self._ask({"op": "fork", "private": private_dir, "memory_mb": memory_limit_mb},
-                             (in_fd, out_fd))["pid"])
+    def fork(self, fds: Sequence[int], private_dir: str, memory_limit_mb: int | None) -> int:
+        """Fork a child that reads its call from ``fds[0]``, writes its result to ``fds[1]`` and its audit records
+        and Task reads, as they happen, to ``fds[2]``; its pid."""
+        return int(self._ask({"op": "fork", "private": private_dir, "memory_mb": memory_limit_mb}, fds)["pid"])
 
     def wait(self, pid: int) -> int | None:
         """Reap child ``pid`` (killed or done) and kill orphans it left; its wait status, None if the template died."""
@@ -249,6 +253,7 @@ class Template:
 
     def close(self) -> None:
         """End the template (closing its socket ends it; a stuck one is killed)."""
+        _ALL.discard(self)
         with contextlib.suppress(OSError):
             self._sock.close()
         try:
@@ -261,6 +266,23 @@ class Template:
 
 
 _LOCAL = threading.local()  # one template per thread (a Dask worker may run several tasks at once)
+_ALL: weakref.WeakSet[Template] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for template in list(_ALL):
+        with contextlib.suppress(Exception):
+            template.close()
+
+
+DEFAULT_MEMORY_SHARE = 0.5  # of the machine's physical memory, split between the jobs that run at once
+
+
+def default_memory_limit_mb(n_jobs: int = 1) -> int:
+    """The default per-job memory limit: `DEFAULT_MEMORY_SHARE` of physical memory over ``n_jobs``, in MB."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    return max(256, int(DEFAULT_MEMORY_SHARE * total / max(1, int(n_jobs))))
 
 
 def _template(plugins: tuple[str, ...]) -> Template:
@@ -270,6 +292,7 @@ def _template(plugins: tuple[str, ...]) -> Template:
         current = None
     if current is None:
         current = _LOCAL.template = Template(tuple(plugins))
+        _ALL.add(current)
     return current
 
 
@@ -314,6 +337,10 @@ def _gone(pid: int) -> bool:
 
 
 def _lost_from_status(status: int | None) -> Lost:
+    from cowbench.audit import TAMPERED
+
+    if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == TAMPERED:
+        return Lost("tampered", "tampered: the method process closed or replaced its audit record pipe")
     if status is None:
         return Lost("signal", "the method's process was lost with its sandbox template (the job killed it?)")
     if os.WIFSIGNALED(status):
@@ -342,32 +369,120 @@ def _execute(kind: str, body: Any, plugins: tuple[str, ...], *, time_limit: floa
             template = _template(plugins)
             in_r, in_w = os.pipe()
             out_r, out_w = os.pipe()
+            rec_r, rec_w = os.pipe()
             try:
-                pid = template.fork(in_r, out_w, private, memory_limit_mb)
+                pid = template.fork((in_r, out_w, rec_w), private, memory_limit_mb)
             except _TemplateDied:
-                os.close(in_w)
-                os.close(out_r)
+                for fd in (in_w, out_r, rec_r):
+                    os.close(fd)
                 close_template()
                 if attempt:
                     raise RuntimeError("the sandbox template died twice before forking a job") from None
                 continue
             finally:  # the child has its own copies now
-                os.close(in_r)
-                os.close(out_w)
+                for fd in (in_r, out_w, rec_w):
+                    os.close(fd)
             break
         send, recv = Connection(in_w, readable=False), Connection(out_r, writable=False)
+        records = _Records(rec_r)
         try:
-            return _converse(template, pid, send, recv, payload, time_limit, memory_limit_mb)
+            got = _converse(template, pid, send, recv, records, payload, time_limit, memory_limit_mb)
         finally:
             send.close()
             recv.close()
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)  # the job's whole process group ends with the job
+            records.close()
+        if isinstance(got, Lost):
+            return got
+        if records.malformed:
+            return Lost("tampered", "tampered: the method process wrote into its audit record pipe "
+                                    f"({records.malformed[0][:80]!r})")
+        header, blob = got
+        _merge_records(header, records)
+        return header, blob
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _converse(template: Template, pid: int, send: Connection, recv: Connection, payload: bytes,
+class _Records:
+    """The parent's end of a job's record pipe: audit records and Task reads, one JSON line each, as they happen.
+
+    Lines only add to what the job is charged with; a line that does not parse (a method writing into the pipe)
+    is kept in ``malformed`` and fails the job as ``tampered``.
+    """
+
+    def __init__(self, fd: int):
+        os.set_blocking(fd, False)
+        self._fd, self._buffer = fd, b""
+        self.routes: list[dict[str, str]] = []
+        self.reads: list[str] = []
+        self.malformed: list[str] = []
+
+    def drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self._buffer += chunk
+            *lines, self._buffer = self._buffer.split(b"\n")
+            for line in lines:
+                self._take(line)
+            if len(self.routes) + len(self.reads) + len(self.malformed) > 100_000:
+                self.malformed.append("more than 100000 records")
+                return
+
+    def _take(self, line: bytes) -> None:
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
+                raise ValueError
+        except ValueError:
+            self.malformed.append(line.decode(errors="replace"))
+            return
+        if set(item) == {"read"}:
+            if item["read"] not in self.reads:
+                self.reads.append(item["read"])
+        elif set(item) == {"route", "event", "detail", "origin"} and item["route"] in _ROUTES:
+            self.routes.append(item)
+        else:
+            self.malformed.append(line.decode(errors="replace"))
+
+    def close(self, wait_s: float = 2.0) -> None:
+        """Read what is left until every write end is closed (the job's group is dead by now), for at most
+        ``wait_s`` seconds (a grandchild that escaped the group may hold its end open), then close."""
+        import select
+
+        deadline = time.monotonic() + wait_s
+        try:
+            while (left := deadline - time.monotonic()) > 0 and select.select([self._fd], [], [], left)[0]:
+                chunk = os.read(self._fd, 1 << 16)
+                if not chunk:
+                    break
+                self._buffer += chunk
+                *lines, self._buffer = self._buffer.split(b"\n")
+                for line in lines:
+                    self._take(line)
+        except OSError:
+            pass
+        if self._buffer:
+            self.malformed.append(self._buffer.decode(errors="replace"))
+            self._buffer = b""
+        os.close(self._fd)
+
+
+def _merge_records(header: dict[str, Any], records: _Records) -> None:
+    """What the job is charged with: the streamed records and reads, plus whatever its final message adds."""
+    header["audit"] = sorted({*map(str, header.get("audit", [])), *(r["route"] for r in records.routes)})
+    details = [f"{r['route']}: {r['detail']} (from {r['origin']})" for r in records.routes]
+    header["audit_details"] = details + [d for d in map(str, header.get("audit_details", [])) if d not in details]
+    header["read_log"] = records.reads + [r for r in map(str, header.get("read_log", [])) if r not in records.reads]
+
+
+def _converse(template: Template, pid: int, send: Connection, recv: Connection, records: _Records, payload: bytes,
               time_limit: float | None, memory_limit_mb: int | None) -> tuple[dict[str, Any], bytes] | Lost:
     try:
         send.send_bytes(payload)
@@ -376,6 +491,7 @@ def _converse(template: Template, pid: int, send: Connection, recv: Connection, 
     send.close()
     deadline = None if time_limit is None else time.monotonic() + time_limit
     while not recv.poll(WATCH_INTERVAL_S):
+        records.drain()
         if memory_limit_mb is not None:
             rss = _group_private_mb(pid)
             if rss > memory_limit_mb:
@@ -388,8 +504,9 @@ def _converse(template: Template, pid: int, send: Connection, recv: Connection, 
         if _gone(pid) and not recv.poll(0):  # a grandchild may hold the pipe open after the child died
             break
     try:
+        records.drain()
         header = json.loads(recv.recv_bytes(MAX_HEADER_BYTES))
-        blob = recv.recv_bytes(MAX_MODEL_BYTES) if header.get("blob") else b""
+        blob = recv.recv_bytes(MAX_MODEL_BYTES) if isinstance(header, dict) and header.get("blob") else b""
     except (EOFError, OSError, ValueError):
         status = _kill_and_reap(template, pid)
         return _lost_from_status(status)
@@ -646,13 +763,14 @@ def _preload(plugins: Sequence[str]) -> None:
     import cowbench.audit
     import cowbench.determinism
     import cowbench.method
-    import cowbench.models  # noqa: F401
+    import cowbench.models
     from cowbench.registries import METHODS
     from cowbench.registry import load_plugin
 
     METHODS.scan()
     for plugin in plugins:
         load_plugin(plugin)
+    cowbench.audit.installed_roots()  # computed once here, inherited by every child
     # the first call imports torch._inductor (seconds): paid here, not by every job
     torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled())
     with _determinism():
@@ -677,7 +795,7 @@ def _template_main() -> None:
     jobs: set[int] = set()
     while True:
         try:
-            data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
+            data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 3)
         except OSError:
             os._exit(0)
         if not data:
@@ -687,7 +805,7 @@ def _template_main() -> None:
             pid = os.fork()
             if pid == 0:
                 sock.close()
-                _child_main(fds[0], fds[1], message["private"], message["memory_mb"], os.getppid())
+                _child_main(fds, message["private"], message["memory_mb"], os.getppid())
             for fd in fds:
                 os.close(fd)
             jobs.add(pid)
@@ -727,8 +845,9 @@ def _kill_orphans(jobs: set[int]) -> None:
         jobs.discard(pid)
 
 
-def _child_main(in_fd: int, out_fd: int, private: str, memory_mb: int | None, template_pid: int) -> None:
+def _child_main(fds: Sequence[int], private: str, memory_mb: int | None, template_pid: int) -> None:
     """One job in a fresh child of the template; never returns."""
+    in_fd, out_fd, rec_fd = fds
     code = 0
     try:
         os.setsid()  # its own session and process group: killed as a whole when the job ends
@@ -744,9 +863,9 @@ def _child_main(in_fd: int, out_fd: int, private: str, memory_mb: int | None, te
         recv.close()
         try:
             if kind == "run":
-                header, blob = _serve_run(body, private, options)
+                header, blob = _serve_run(body, private, rec_fd, options)
             else:
-                header, blob = _serve_forward(body, private)
+                header, blob = _serve_forward(body, private, rec_fd)
         except SystemExit as exc:
             header, blob = {"lost": ["exit", f"the job called sys.exit({exc.code!r})", traceback.format_exc()]}, b""
         except KeyboardInterrupt:
@@ -803,14 +922,14 @@ def _peak_rss_mb() -> float | None:
     return None
 
 
-def _serve_run(call: BlindCall, private: str, options: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+def _serve_run(call: BlindCall, private: str, rec_fd: int, options: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     import cloudpickle
 
     from cowbench.audit import AuditRecorder, installed_roots
     from cowbench.method import MethodOutput
 
     plugin_files = tuple(p for p in call.plugins if p.endswith(".py"))
-    recorder = AuditRecorder(private, installed_roots(extra=plugin_files))
+    recorder = AuditRecorder(private, installed_roots(extra=plugin_files), sink_fd=rec_fd)
     with _determinism():
         task = make_task(call.inputs)
         recorder.install()
@@ -836,12 +955,12 @@ def _serve_run(call: BlindCall, private: str, options: dict[str, Any]) -> tuple[
     return header, blob
 
 
-def _serve_forward(body: dict[str, Any], private: str) -> tuple[dict[str, Any], bytes]:
+def _serve_forward(body: dict[str, Any], private: str, rec_fd: int) -> tuple[dict[str, Any], bytes]:
     import torch
 
     from cowbench.audit import AuditRecorder, installed_roots
 
-    recorder = AuditRecorder(private, installed_roots())
+    recorder = AuditRecorder(private, installed_roots(), sink_fd=rec_fd)
     recorder.install()
     outs = []
     with _determinism():

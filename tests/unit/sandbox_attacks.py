@@ -156,3 +156,45 @@ def _environment(self, task):
         "cwd": os.getcwd(), "listdir": sorted(os.listdir(".")), "argv": list(sys.argv),
         "environ": dict(os.environ), "path": list(sys.path), "own_group": os.getpgid(0) == os.getpid(),
         "session": os.getsid(0) == os.getpid()})
+
+
+def _pipes_for_writing() -> list[int]:
+    """This process's pipe descriptors open for writing, lowest first (found through /proc/self/fd)."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:") and os.get_blocking(fd) is not None:
+                with open(f"/proc/self/fdinfo/{fd}") as fh:
+                    flags = int(next(line for line in fh if line.startswith("flags:")).split()[1], 8)
+                if flags & (os.O_WRONLY | os.O_RDWR):
+                    found.append(fd)
+        except OSError:
+            continue
+    return sorted(found)
+
+
+@_attack("attack_forge", target="result")
+def _forge(self, task):
+    """Walks the gc, then writes a forged result claiming no audit route into its result pipe (or writes into,
+    closes, or replaces its record pipe)."""
+    import json
+    import struct
+
+    gc.get_objects()
+    pipes = [fd for fd in _pipes_for_writing() if fd > 2]
+    result_fd, record_fd = pipes[0], pipes[-1]
+    if self.target == "result":
+        header = json.dumps({"output": MethodOutput().to_plain(), "read_log": [], "audit": [], "audit_details": [],
+                             "wall_s": 0.0, "peak_rss_mb": None, "blob": False}).encode()
+        os.write(result_fd, struct.pack("!i", len(header)) + header)
+        time.sleep(30)
+    elif self.target == "garbage":
+        os.write(record_fd, b'{"unfinished')
+    elif self.target == "close":
+        os.close(record_fd)
+    elif self.target == "replace":
+        _keep_open, w = os.pipe()
+        os.dup2(w, record_fd)
+    gc.get_referrers(task)  # the next record: it must not be lost
+    return MethodOutput()

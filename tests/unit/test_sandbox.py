@@ -89,6 +89,18 @@ def test_each_door_is_recorded_by_its_route(method, route):
     assert any(d.startswith(route) and "sandbox_attacks" in d for d in result.audit_details), result.audit_details
 
 
+def test_a_forged_result_cannot_take_back_a_record():
+    # records are streamed the moment their event happens, so a result the method writes itself only adds
+    result = blind("attack_forge", hparams={"target": "result"}, time_limit=120)
+    assert isinstance(result, BlindResult) and "audit:gc" in result.audit, result
+
+
+@pytest.mark.parametrize("target", ["garbage", "close", "replace"])
+def test_tampering_with_the_record_pipe_fails_the_job(target):
+    lost = blind("attack_forge", hparams={"target": target}, time_limit=120)
+    assert isinstance(lost, Lost) and lost.reason == "tampered", lost
+
+
 def test_reading_a_file_in_the_results_folder_is_recorded(tmp_path):
     job = tmp_path / "results" / "smoke" / "job.json"
     job.parent.mkdir(parents=True)
