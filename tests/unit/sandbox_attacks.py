@@ -181,10 +181,13 @@ def _forge(self, task):
     import json
     import struct
 
-    gc.get_objects()
+    if self.target == "hide_read":
+        sys.audit("cowbench.task.read", "edit_target")  # what the Task announces when the edit target is read
+    else:
+        gc.get_objects()
     pipes = [fd for fd in _pipes_for_writing() if fd > 2]
     result_fd, record_fd = pipes[0], pipes[-1]
-    if self.target == "result":
+    if self.target in ("result", "hide_read"):
         header = json.dumps({"output": MethodOutput().to_plain(), "read_log": [], "audit": [], "audit_details": [],
                              "wall_s": 0.0, "peak_rss_mb": None, "blob": False}).encode()
         os.write(result_fd, struct.pack("!i", len(header)) + header)

@@ -10,6 +10,8 @@ import gc
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -93,6 +95,45 @@ def test_a_forged_result_cannot_take_back_a_record():
     # records are streamed the moment their event happens, so a result the method writes itself only adds
     result = blind("attack_forge", hparams={"target": "result"}, time_limit=120)
     assert isinstance(result, BlindResult) and "audit:gc" in result.audit, result
+
+
+def test_a_forged_result_cannot_hide_a_task_read():
+    # the Task announces each guarded read as an audit event (cowbench.audit.READ_EVENT), streamed like a record
+    result = blind("attack_forge", hparams={"target": "hide_read"}, time_limit=120)
+    assert isinstance(result, BlindResult) and result.read_log == ["edit_target"], result
+
+
+def test_the_template_and_the_method_process_die_with_the_run():
+    script = ("import sys\nfrom cowbench.sandbox import BlindCall, _template, run_blind\n"
+              f"plugins = ({PLUGIN!r},)\nprint(_template(plugins).pid, flush=True)\n"
+              "run_blind(BlindCall('attack_sleep', {}, 0, {}, plugins))\n")
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    template = int(run.stdout.readline())
+    children: list[int] = []
+    for _ in range(300):  # the job's process appears as the template's child
+        children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == template]
+        if children:
+            break
+        time.sleep(0.1)
+    run.kill()
+    run.wait()
+    assert children, "the job never started"
+    for _ in range(100):
+        if not _alive(template) and not any(_alive(c) for c in children):
+            break
+        time.sleep(0.1)
+    survivors = [p for p in (template, *children) if _alive(p)]
+    for p in survivors:
+        os.kill(p, signal.SIGKILL)
+    assert not survivors, "the template or the method process outlived the killed run"
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return None
 
 
 @pytest.mark.parametrize("target", ["garbage", "close", "replace"])
