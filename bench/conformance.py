@@ -323,8 +323,8 @@ def _blind_inputs(fx: _Fixture, cls: type) -> Any:
 
 @contextlib.contextmanager
 def _by_value(cls: type) -> Iterator[Any]:
-    """The method as a `BlindCall` names it: its registered name, or (an unregistered class, e.g. an author's
-    test double) the class itself, pickled by value when its module is one the template cannot import."""
+    """The method as a `BlindCall` names it: a built-in's registered name, or (a plugin's class, an author's test
+    double) the class itself, pickled by value (the kit's template loads no plugins)."""
     import sys
 
     import cloudpickle
@@ -332,13 +332,14 @@ def _by_value(cls: type) -> Iterator[Any]:
     from cowbench.registries import METHODS
 
     name = getattr(cls, "name", None)
-    registered = name in METHODS.names() and METHODS.get(name) is cls
+    # a built-in goes by name; a plugin's class (the kit's template loads no plugins) and a test double by value
+    builtin = cls.__module__.startswith("cowbench.") and name in METHODS.names() and METHODS.get(name) is cls
     module = sys.modules.get(cls.__module__)
-    by_value = not registered and module is not None and not cls.__module__.startswith("cowbench.")
+    by_value = not builtin and module is not None and not cls.__module__.startswith("cowbench.")
     if by_value:
         cloudpickle.register_pickle_by_value(module)
     try:
-        yield name if registered else cls
+        yield name if builtin else cls
     finally:
         if by_value:
             cloudpickle.unregister_pickle_by_value(module)
@@ -366,8 +367,13 @@ def check_blind_process_holds_no_truth(cls: type, fx: _Fixture) -> str | None:
     if isinstance(result, Lost):
         return f"the method failed in its blind job process ({result.reason}): {result.message}"
     if result.truth_objects:
+        from cowbench import access
+
+        why = "" if hasattr(access, "blind_inputs") else (
+            " (this cowbench has no blinded Task yet, cowbench.access.blind_inputs: the kit hands the method "
+            "process today's Task pieces)")
         return ("the method's job process could reach harness objects carrying truth: "
-                + ", ".join(result.truth_objects))
+                + ", ".join(result.truth_objects) + why)
     return None
 
 
