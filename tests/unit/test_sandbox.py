@@ -284,6 +284,40 @@ def test_a_row_independent_model_passes_and_a_batch_reader_is_caught(split):
     assert check_row_independent(cheat, split, seed=0) is not None
 
 
+class _Permuted(torch.nn.Module):
+    """A wrapper as the unblinder puts around an edited model: the real columns in the method's order."""
+
+    def __init__(self, inner: torch.nn.Module, order: list[int]):
+        super().__init__()
+        self.inner, self.order = inner, order
+
+    def forward(self, x):
+        return self.inner(x[:, self.order])
+
+
+def test_the_row_check_of_a_wrapped_sandboxed_model_runs_in_one_process(split):
+    subject = _subject()
+    honest = SandboxedModel(cloudpickle.dumps(subject))
+    assert check_row_independent(_Permuted(honest, [2, 0, 1]), split, seed=0) is None
+    assert honest.processes == 1 and honest.calls > 60  # one session, every chunk its own forward
+    cheat = SandboxedModel(cloudpickle.dumps(_batch_reader(subject, 0, float(split[:, 2].mean()))))
+    assert check_row_independent(_Permuted(cheat, [2, 0, 1]), split, seed=0) is not None
+
+
+def test_a_model_that_keeps_state_between_calls_fails_the_row_check(split):
+    class Drifting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.seen = 0
+
+        def forward(self, x):
+            self.seen += 1
+            return x[:, 0] + (0.0 if self.seen == 1 else 1.0)
+
+    reason = check_row_independent(SandboxedModel(cloudpickle.dumps(Drifting())), split, seed=0)
+    assert reason is not None and "shuffled order" in reason
+
+
 def test_a_model_whose_forward_walks_frames_is_recorded(split):
     class Peeker(torch.nn.Module):
         def forward(self, x):
@@ -295,6 +329,10 @@ def test_a_model_whose_forward_walks_frames_is_recorded(split):
     model = SandboxedModel(cloudpickle.dumps(Peeker()))
     model(torch.tensor(split))
     assert model.audit == {"audit:frames"}
+    session_model = SandboxedModel(cloudpickle.dumps(Peeker()))
+    with session_model.session():
+        session_model(torch.tensor(split))
+    assert session_model.audit == {"audit:frames"}
 
 
 def test_a_model_that_fails_to_load_raises_sandbox_lost():
