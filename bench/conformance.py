@@ -303,14 +303,27 @@ def check_fast(cls: type, fx: _Fixture) -> str | None:
 # -- the method in its real job process: a fresh sandbox child, blind -----------------------------------
 
 
+def _blind_inputs_function() -> Callable[..., Any] | None:
+    """``blind_inputs(rep, access, *, seed)`` from the module that builds the blinded Task, if present."""
+    import importlib
+
+    for module in ("cowbench.blinding", "cowbench.access"):
+        try:
+            found = getattr(importlib.import_module(module), "blind_inputs", None)
+        except ImportError:
+            continue
+        if found is not None:
+            return found
+    return None
+
+
 def _blind_inputs(fx: _Fixture, cls: type) -> Any:
-    """What the job flow hands the method process: ``cowbench.access.blind_inputs`` of a replicate made of the
-    fixture's pieces; without it (before the blinded Task exists), today's Task pieces (`LegacyInputs`), which
+    """What the job flow hands the method process: ``blind_inputs`` (`_blind_inputs_function`) of a replicate made
+    of the fixture's pieces; without it (before the blinded Task exists), today's Task pieces (`LegacyInputs`), which
     carry the dataset, so `check_blind_process_holds_no_truth` fails on them."""
-    from cowbench import access
     from cowbench.sandbox import LegacyInputs
 
-    blind_inputs = getattr(access, "blind_inputs", None)
+    blind_inputs = _blind_inputs_function()
     if blind_inputs is None:
         return LegacyInputs(fx.scenario.spec, fx.data, fx.subject, cls.access, fx.config, 200)
     from cowbench.jobs import Replicate
@@ -367,10 +380,8 @@ def check_blind_process_holds_no_truth(cls: type, fx: _Fixture) -> str | None:
     if isinstance(result, Lost):
         return f"the method failed in its blind job process ({result.reason}): {result.message}"
     if result.truth_objects:
-        from cowbench import access
-
-        why = "" if hasattr(access, "blind_inputs") else (
-            " (this cowbench has no blinded Task yet, cowbench.access.blind_inputs: the kit hands the method "
+        why = "" if _blind_inputs_function() is not None else (
+            " (this cowbench has no blinded Task yet, cowbench.blinding.blind_inputs: the kit hands the method "
             "process today's Task pieces)")
         return ("the method's job process could reach harness objects carrying truth: "
                 + ", ".join(result.truth_objects) + why)

@@ -59,9 +59,10 @@ class MethodOutput:
     def to_plain(self) -> dict[str, Any]:
         """Every field but ``edited`` as plain data (str, bool, int, float, None, lists, dicts), for a process boundary.
 
-        Per-variable maps become ``{str: float}``; ``localized`` keeps its arrays exactly (as
-        ``{"array": nested list, "dtype": name}``); ``details`` turns numpy scalars and arrays into numbers and
-        lists (as the job record stores them). Raises `TypeError` naming the field that holds anything else.
+        Per-variable maps become ``{str: float}``; ``localized``'s arrays become nested lists, their dtypes kept
+        under ``localized["array_dtypes"]`` so `from_plain` restores them exactly; ``details`` turns numpy
+        scalars and arrays into numbers and lists (as the job record stores them). Raises `TypeError` naming the
+        field that holds anything else.
         """
         return {"world_coef": _plain_map(self.world_coef, "world_coef"),
                 "model_coef": _plain_map(self.model_coef, "model_coef"),
@@ -118,6 +119,7 @@ def _plain_bool(value: Any, name: str) -> bool:
 
 
 _PLAIN_DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
+_DTYPES_KEY = "array_dtypes"  # localized's arrays travel as lists; their dtypes beside them, restored exactly
 
 
 def _plain_localized(value: Any) -> dict[str, Any] | None:
@@ -137,7 +139,8 @@ def _plain_localized(value: Any) -> dict[str, Any] | None:
             a = np.asarray(v)
             if a.dtype.name not in _PLAIN_DTYPES:
                 raise TypeError(f"localized[{key!r}] must be a numeric array, got dtype {a.dtype}")
-            out[key] = {"array": a.tolist(), "dtype": a.dtype.name}
+            out[key] = a.tolist()
+            out.setdefault(_DTYPES_KEY, {})[key] = a.dtype.name
         else:
             out[str(key)] = _plain_value(v, f"localized[{key!r}]")
     return out
@@ -149,11 +152,19 @@ def _localized_from_plain(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, Mapping):
         raise TypeError(f"localized must be a dict, got {type(value).__name__}")
     out: dict[str, Any] = {}
+    dtypes = value.get(_DTYPES_KEY, {})
+    if not (isinstance(dtypes, Mapping) and all(d in _PLAIN_DTYPES for d in dtypes.values())):
+        raise TypeError(f"localized[{_DTYPES_KEY!r}] must map array names to one of {_PLAIN_DTYPES}")
     for key, v in value.items():
+        if key == _DTYPES_KEY:
+            continue
         if key in ("unit_scores", "subspace"):
-            if not (isinstance(v, Mapping) and set(v) == {"array", "dtype"} and v["dtype"] in _PLAIN_DTYPES):
-                raise TypeError(f"localized[{key!r}] must be {{'array': list, 'dtype': one of {_PLAIN_DTYPES}}}")
-            out[key] = np.asarray(_plain_value(v["array"], f"localized[{key!r}]"), dtype=v["dtype"])
+            if not isinstance(v, list):
+                raise TypeError(f"localized[{key!r}] must be a (nested) list of numbers, got {type(v).__name__}")
+            try:
+                out[key] = np.asarray(_plain_value(v, f"localized[{key!r}]"), dtype=dtypes.get(key, "float64"))
+            except ValueError as exc:
+                raise TypeError(f"localized[{key!r}] is not a numeric array: {exc}") from None
         elif key == "point":
             if not isinstance(v, str):
                 raise TypeError(f"localized['point'] must be a hook point name, got {type(v).__name__}")

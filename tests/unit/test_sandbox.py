@@ -364,6 +364,9 @@ def test_to_plain_and_from_plain_round_trip_and_refuse_what_is_not_plain():
                 MethodOutput(localized={"point": 3})):
         with pytest.raises(TypeError):
             bad.to_plain()
-    for bad in ({"edited": 1}, {"world_coef": [1]}, {"localized": {"unit_scores": [1, 2]}}, []):
+    assert plain["localized"]["subspace"] == np.eye(3, 2).tolist()  # plain lists, as the unblinder expects
+    for bad in ({"edited": 1}, {"world_coef": [1]}, {"localized": {"unit_scores": {"a": 1}}},
+                {"localized": {"unit_scores": [1, "x"]}}, {"localized": {"array_dtypes": {"unit_scores": "object"}}},
+                []):
         with pytest.raises(TypeError):
             MethodOutput.from_plain(bad)
