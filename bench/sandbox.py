@@ -1114,14 +1114,23 @@ def _serve_session(body: dict[str, Any], private: str, rec_fd: int, recv: Connec
 def truth_types() -> dict[str, Callable[[Any], bool]]:
     """Harness types that carry truth, each with a test of whether an instance does (by qualified class name)."""
 
-    def named_scenario(obj: Any) -> bool:  # the Task's anonymous generator copy carries no roles or truth
-        spec = getattr(obj, "spec", None) or {}
-        return not (isinstance(spec, dict) and spec.get("generator") == "anonymous")
+    revealing = ("causal", "spurious", "core", "instrument")
 
     def revealing_truth(obj: Any) -> bool:
         roles = getattr(obj, "roles", {}) or {}
-        return bool(getattr(obj, "world_coef", None)) or any(
-            r in ("causal", "spurious", "core", "instrument") for r in roles.values())
+        return bool(getattr(obj, "world_coef", None)) or any(r in revealing for r in roles.values())
+
+    def revealing_scm(obj: Any) -> bool:  # the Task's anonymous generator keeps no roles, texts or truth
+        return revealing_truth(getattr(obj, "truth", None)) or any(
+            getattr(v, "role", None) in revealing or getattr(v, "text", "") for v in getattr(obj, "variables", ()))
+
+    def revealing_scenario(obj: Any) -> bool:
+        spec = getattr(obj, "spec", None) or {}
+        named = not (isinstance(spec, dict) and spec.get("generator") == "anonymous")
+        return named or revealing_scm(getattr(obj, "scm", None))
+
+    def revealing_variable(obj: Any) -> bool:
+        return getattr(obj, "role", None) in revealing or bool(getattr(obj, "text", ""))
 
     def split_with_concepts(obj: Any) -> bool:
         return getattr(obj, "concepts", None) is not None
@@ -1131,7 +1140,8 @@ def truth_types() -> dict[str, Callable[[Any], bool]]:
 
     return {"cowbench.jobs.Replicate": always, "cowbench.data.Truth": revealing_truth,
             "cowbench.data.Dataset": always, "cowbench.data.Split": split_with_concepts,
-            "cowbench.generators.scm.Scenario": named_scenario, "cowbench.generators.scm.SCM": named_scenario,
+            "cowbench.generators.scm.Scenario": revealing_scenario, "cowbench.generators.scm.SCM": revealing_scm,
+            "cowbench.generators.scm.Variable": revealing_variable,
             "cowbench.planted.PlantedTruth": always, "cowbench.scores.context.ScoreContext": always,
             "cowbench.jobs.JobSpec": always, "cowbench.jobs.ReplicateSpec": always}
 

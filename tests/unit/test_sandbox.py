@@ -370,3 +370,21 @@ def test_to_plain_and_from_plain_round_trip_and_refuse_what_is_not_plain():
                 []):
         with pytest.raises(TypeError):
             MethodOutput.from_plain(bad)
+
+
+def test_the_truth_scan_tells_a_named_scenario_from_the_tasks_anonymous_generator():
+    import cowbench as cb
+    from cowbench.access import _anonymous_generator
+    from cowbench.sandbox import truth_types
+
+    tests = truth_types()
+
+    def carries(obj) -> bool:
+        return tests[f"{type(obj).__module__}.{type(obj).__qualname__}"](obj)
+
+    scenario = cb.make_scenario("cow", n_train=50, n_val=20, n_test=20)
+    anonymous = _anonymous_generator(scenario)
+    assert carries(scenario) and carries(scenario.scm) and carries(scenario.truth)
+    assert any(carries(v) for v in scenario.scm.variables)
+    assert not carries(anonymous) and not carries(anonymous.scm) and not carries(anonymous.truth)
+    assert not any(carries(v) for v in anonymous.scm.variables)
