@@ -43,6 +43,7 @@ import json
 import os
 import sys
 import sysconfig
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,7 +180,8 @@ class AuditRecorder:
     reads: list[str] = field(default_factory=list)
     max_records: int = 200
     _on: bool = False
-    _busy: bool = False
+    # per thread: while the hook handles an event in one thread, another thread's events are still judged
+    _local: threading.local = field(default_factory=threading.local)
     _seen: set[tuple[str, str]] = field(default_factory=set)
 
     def install(self) -> None:
@@ -205,17 +207,17 @@ class AuditRecorder:
     # -- the hook -------------------------------------------------------------------------------------
 
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if not self._on or self._busy:
+        if not self._on or getattr(self._local, "busy", False):
             return
         if event == READ_EVENT:
-            self._busy = True
+            self._local.busy = True
             try:
                 entry = str(args[0]) if args else "?"
                 if entry not in self.reads:
                     self.reads.append(entry)
                     self._emit({"read": entry})
             finally:
-                self._busy = False
+                self._local.busy = False
             return
         route = _BY_EVENT.get(event)
         if route is None:
@@ -229,13 +231,13 @@ class AuditRecorder:
                 route = "audit:frames"
             else:
                 return
-        self._busy = True  # what the hook itself does (frames, realpath) raises events too
+        self._local.busy = True  # what the hook itself does (frames, realpath) raises events too
         try:
             self._judge(route, event, args)
         except Exception:
             self._add(route, event, "(unreadable arguments)", "?")
         finally:
-            self._busy = False
+            self._local.busy = False
 
     def _judge(self, route: str, event: str, args: tuple[Any, ...]) -> None:
         if route == "audit:open":
