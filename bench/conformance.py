@@ -6,7 +6,9 @@ The checks: the declaration is valid, the constructor only stores its parameters
 respected (an undeclared read raises `AccessError`, which fails the check), nothing beyond the declared access
 (truth, scenario, raw data) is reachable from the Task's attributes, inputs and the shared
 subject model are not mutated, the same ``random_state`` gives identical output, outputs are finite and
-keyed by the scenario's variables, and the method runs on the smallest scenario in a few seconds.
+keyed by the scenario's variables, the method runs on the smallest scenario in a few seconds, and, run in its
+real blind job process (`cowbench.sandbox`), that process holds no harness object carrying truth and the audit
+hook records nothing.
 """
 
 from __future__ import annotations
@@ -307,6 +309,110 @@ def check_fast(cls: type, fx: _Fixture) -> str | None:
     return None
 
 
+# -- the method in its real job process: a fresh sandbox child, blind -----------------------------------
+
+
+def _blind_inputs_function() -> Callable[..., Any] | None:
+    """``blind_inputs(rep, access, *, seed)`` from the module that builds the blinded Task, if present."""
+    import importlib
+
+    for module in ("cowbench.blinding", "cowbench.access"):
+        try:
+            found = getattr(importlib.import_module(module), "blind_inputs", None)
+        except ImportError:
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def _blind_inputs(fx: _Fixture, cls: type) -> Any:
+    """What the job flow hands the method process: ``blind_inputs`` (`_blind_inputs_function`) of a replicate made
+    of the fixture's pieces; without it (before the blinded Task exists), today's Task pieces (`LegacyInputs`), which
+    carry the dataset, so `check_blind_process_holds_no_truth` fails on them."""
+    from cowbench.sandbox import LegacyInputs
+
+    blind_inputs = _blind_inputs_function()
+    if blind_inputs is None:
+        return LegacyInputs(fx.scenario.spec, fx.data, fx.subject, cls.access, fx.config, 200)
+    from cowbench.jobs import Replicate
+
+    rep = Replicate(scenario=fx.scenario, data=fx.data, subject=fx.subject, oracle=None,
+                    subject_config=dict(fx.config), base_ace={})
+    try:
+        inputs, _unblinder = blind_inputs(rep, cls.access, seed=0, n_concept=200)  # as the kit's other checks
+    except TypeError:  # a blind_inputs without n_concept
+        inputs, _unblinder = blind_inputs(rep, cls.access, seed=0)
+    return inputs
+
+
+@contextlib.contextmanager
+def _by_value(cls: type) -> Iterator[Any]:
+    """The method as a `BlindCall` names it: a built-in's registered name, or (a plugin's class, an author's test
+    double) the class itself, pickled by value (the kit's template loads no plugins)."""
+    import sys
+
+    import cloudpickle
+
+    from cowbench.registries import METHODS
+
+    name = getattr(cls, "name", None)
+    # a built-in goes by name; a plugin's class (the kit's template loads no plugins) and a test double by value
+    builtin = cls.__module__.startswith("cowbench.") and name in METHODS.names() and METHODS.get(name) is cls
+    module = sys.modules.get(cls.__module__)
+    by_value = not builtin and module is not None and not cls.__module__.startswith("cowbench.")
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        yield name if builtin else cls
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _probe(cls: type, fx: _Fixture) -> Any:
+    """One run of the method in its real job process, with the truth scan; cached per class on the fixture."""
+    cache = fx.__dict__.setdefault("_probes", {})
+    if cls not in cache:
+        from cowbench.sandbox import BlindCall, probe_blind
+
+        with _by_value(cls) as method:
+            cache[cls] = probe_blind(BlindCall(method, {}, 0, _blind_inputs(fx, cls)), time_limit=10 * TIME_BUDGET_S)
+    return cache[cls]
+
+
+def check_blind_process_holds_no_truth(cls: type, fx: _Fixture) -> str | None:
+    """The method runs in the real blind job process (a fresh child of the sandbox template), and a scan of every
+    object the garbage collector tracks there, while the Task, the method and its output are alive, finds no
+    harness object that carries truth (`cowbench.sandbox.truth_types`: a replicate, a revealing Truth, a Dataset,
+    a Split with concepts, a named Scenario, planted truth, a score context, job specs)."""
+    from cowbench.isolation import Lost
+
+    result = _probe(cls, fx)
+    if isinstance(result, Lost):
+        return f"the method failed in its blind job process ({result.reason}): {result.message}"
+    if result.truth_objects:
+        why = "" if _blind_inputs_function() is not None else (
+            " (this cowbench has no blinded Task yet, cowbench.blinding.blind_inputs: the kit hands the method "
+            "process today's Task pieces)")
+        return ("the method's job process could reach harness objects carrying truth: "
+                + ", ".join(result.truth_objects) + why)
+    return None
+
+
+def check_audit_clean(cls: type, fx: _Fixture) -> str | None:
+    """The method runs under the audit hook (`cowbench.audit`) in its blind job process and leaves no record: no
+    file opened outside its private folder, no frame or gc walk, no subprocess, socket or ctypes."""
+    from cowbench.isolation import Lost
+
+    result = _probe(cls, fx)
+    if isinstance(result, Lost):
+        return f"the method failed in its blind job process ({result.reason}): {result.message}"
+    if result.audit:
+        return f"recorded {', '.join(result.audit)}: " + "; ".join(result.audit_details[:3])
+    return None
+
+
 CHECKS: dict[str, Callable[[type, _Fixture], str | None]] = {
     "declaration": check_declaration,
     "constructor": check_constructor,
@@ -317,6 +423,8 @@ CHECKS: dict[str, Callable[[type, _Fixture], str | None]] = {
     "deterministic": check_deterministic,
     "outputs": check_outputs,
     "fast": check_fast,
+    "blind_process_holds_no_truth": check_blind_process_holds_no_truth,
+    "audit_clean": check_audit_clean,
 }
 
 

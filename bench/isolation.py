@@ -74,7 +74,10 @@ class IsolatedWorker:
         from_child_r, from_child_w = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "cowbench.isolation", str(to_child_r), str(from_child_w), str(os.getpid())],
+                # -P: the working folder is not put on sys.path (``-m`` would put it first, so a ``torch.py`` in
+                # the folder ``cowbench run`` starts from would be imported instead of torch)
+                [sys.executable, "-P", "-m", "cowbench.isolation", str(to_child_r), str(from_child_w),
+                 str(os.getpid())],
                 pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
                 stdout=2,  # whatever a method prints goes to stderr, so the CLI's stdout stays the report
                 start_new_session=True)

@@ -8,6 +8,7 @@ only stores keyword-only hyperparameters (scikit-learn convention), and ``run(ta
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,150 @@ class MethodOutput:
     discovered: dict[str, Any] | None = None
     algorithm: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def to_plain(self) -> dict[str, Any]:
+        """Every field but ``edited`` as plain data (str, bool, int, float, None, lists, dicts), for a process boundary.
+
+        Per-variable maps become ``{str: float}``; ``localized``'s arrays become nested lists, their dtypes kept
+        under ``localized["array_dtypes"]`` so `from_plain` restores them exactly; ``details`` turns numpy
+        scalars and arrays into numbers and lists (as the job record stores them). Raises `TypeError` naming the
+        field that holds anything else.
+        """
+        return {"world_coef": _plain_map(self.world_coef, "world_coef"),
+                "model_coef": _plain_map(self.model_coef, "model_coef"),
+                "spurious_score": _plain_map(self.spurious_score, "spurious_score"),
+                "abstain": _plain_bool(self.abstain, "abstain"),
+                "localized": _plain_localized(self.localized),
+                "details": _plain_value(self.details, "details")}
+
+    @classmethod
+    def from_plain(cls, plain: Mapping[str, Any], edited: Any = None) -> MethodOutput:
+        """The `MethodOutput` that `to_plain` described, with ``edited`` attached; validates every field's type.
+
+        ``plain`` may come from an untrusted process: anything but the fields `to_plain` writes, in their types,
+        raises `TypeError` naming the field.
+        """
+        if not isinstance(plain, Mapping):
+            raise TypeError(f"a plain method output must be a dict, got {type(plain).__name__}")
+        known = {"world_coef", "model_coef", "spurious_score", "abstain", "localized", "details"}
+        unknown = set(plain) - known
+        if unknown:
+            raise TypeError(f"a plain method output has unknown fields {sorted(map(str, unknown))}; "
+                            f"allowed: {sorted(known)}")
+        details = plain.get("details", {})
+        if not isinstance(details, dict):
+            raise TypeError(f"details must be a dict, got {type(details).__name__}")
+        return cls(world_coef=_plain_map(plain.get("world_coef"), "world_coef"),
+                   model_coef=_plain_map(plain.get("model_coef"), "model_coef"),
+                   spurious_score=_plain_map(plain.get("spurious_score"), "spurious_score"),
+                   abstain=_plain_bool(plain.get("abstain", False), "abstain"),
+                   edited=edited,
+                   localized=_localized_from_plain(plain.get("localized")),
+                   details=_plain_value(details, "details"))
+
+
+def _plain_map(value: Any, name: str) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must map variable names to floats, got {type(value).__name__}")
+    out = {}
+    for key, v in value.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{name} has a key of type {type(key).__name__} ({key!r}); keys are variable names")
+        if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
+            raise TypeError(f"{name}[{key!r}] must be a number, got {type(v).__name__}")
+        out[key] = float(v)
+    return out
+
+
+def _plain_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+_PLAIN_DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
+_DTYPES_KEY = "array_dtypes"  # localized's arrays travel as lists; their dtypes beside them, restored exactly
+
+
+def _plain_localized(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"localized must be a dict, got {type(value).__name__}")
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if key == "point":
+            if not isinstance(v, str):
+                raise TypeError(f"localized['point'] must be a hook point name, got {type(v).__name__}")
+            out[key] = v
+        elif key in ("unit_scores", "subspace"):
+            if hasattr(v, "detach"):  # a torch tensor
+                v = v.detach().cpu().numpy()
+            a = np.asarray(v)
+            if a.dtype.name not in _PLAIN_DTYPES:
+                raise TypeError(f"localized[{key!r}] must be a numeric array, got dtype {a.dtype}")
+            out[key] = a.tolist()
+            out.setdefault(_DTYPES_KEY, {})[key] = a.dtype.name
+        else:
+            out[str(key)] = _plain_value(v, f"localized[{key!r}]")
+    return out
+
+
+def _localized_from_plain(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"localized must be a dict, got {type(value).__name__}")
+    out: dict[str, Any] = {}
+    dtypes = value.get(_DTYPES_KEY, {})
+    if not (isinstance(dtypes, Mapping) and all(d in _PLAIN_DTYPES for d in dtypes.values())):
+        raise TypeError(f"localized[{_DTYPES_KEY!r}] must map array names to one of {_PLAIN_DTYPES}")
+    for key, v in value.items():
+        if key == _DTYPES_KEY:
+            continue
+        if key in ("unit_scores", "subspace"):
+            if not isinstance(v, list):
+                raise TypeError(f"localized[{key!r}] must be a (nested) list of numbers, got {type(v).__name__}")
+            try:
+                out[key] = np.asarray(_plain_value(v, f"localized[{key!r}]"), dtype=dtypes.get(key, "float64"))
+            except ValueError as exc:
+                raise TypeError(f"localized[{key!r}] is not a numeric array: {exc}") from None
+        elif key == "point":
+            if not isinstance(v, str):
+                raise TypeError(f"localized['point'] must be a hook point name, got {type(v).__name__}")
+            out[key] = v
+        else:
+            out[key] = _plain_value(v, f"localized[{key!r}]")
+    return out
+
+
+def _plain_value(value: Any, where: str, depth: int = 0) -> Any:
+    """``value`` as str, bool, int, float, None, lists and dicts with string keys (numpy turned into those)."""
+    if depth > 100:
+        raise TypeError(f"{where} is nested more than 100 levels deep")
+    if value is None or isinstance(value, bool | str | int | float):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise TypeError(f"{where} is an object array")
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return _plain_value(value.item(), where, depth + 1)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, np.generic):
+                k = k.item()
+            if not isinstance(k, str | int | float | bool) and k is not None:
+                raise TypeError(f"{where} has a key of type {type(k).__name__}; keys are strings or numbers")
+            out[k if isinstance(k, str) else json.dumps(k)] = _plain_value(v, f"{where}[{k!r}]", depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    raise TypeError(f"{where} is a {type(value).__name__}; allowed: numbers, strings, booleans, None, lists, "
+                    "tuples, numpy scalars and arrays, dicts")
 
 
 # -- hyperparameter spaces ------------------------------------------------------------------------

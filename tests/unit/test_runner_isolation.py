@@ -160,3 +160,15 @@ def test_the_fingerprint_changes_when_shared_data_or_models_are_overwritten():
         finally:
             param.copy_(kept)
     assert replicate_fingerprint(rep) == rep.fingerprint
+
+
+def test_a_torch_py_in_the_working_folder_is_never_imported(tmp_path, monkeypatch):
+    # `python -m` puts the working folder first on sys.path; the worker is started with -P, so the folder
+    # `cowbench run` starts from cannot shadow torch (or any module) in the process that prepares and scores jobs
+    (tmp_path / "torch.py").write_text("import os\nos._exit(97)\n")
+    monkeypatch.chdir(tmp_path)
+    w = IsolatedWorker()
+    try:
+        assert w.call(os.getcwd) == str(tmp_path)  # started and runs there, with the real torch imported
+    finally:
+        w.close()
