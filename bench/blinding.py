@@ -116,6 +116,19 @@ class Unblinder:
                 if unknown:
                     raise ValueError(f"{key} has unknown variables {unknown}; known: {sorted(self.real)}")
                 out[key] = {self.name(k): v for k, v in out[key].items()}
+        alg = out.get("algorithm")
+        if alg and alg.get("coef") is not None:
+            unknown = sorted(str(k) for k in alg["coef"] if k not in self.real)
+            if unknown:
+                raise ValueError(f"algorithm['coef'] has unknown variables {unknown}; known: {sorted(self.real)}")
+            out["algorithm"] = {**alg, "coef": {self.name(k): v for k, v in alg["coef"].items()}}
+        found = out.get("discovered")
+        if found and found.get("point") == "input" and self.shown.columns is not None:
+            d = np.asarray(found["directions"], dtype=np.float64)
+            if d.ndim == 2 and d.shape[1] == len(self.shown.columns):
+                real = np.empty_like(d)
+                real[:, self.shown.columns] = d  # shown column j is real column columns[j]
+                out["discovered"] = {**found, "directions": real.tolist()}
         if out.get("details"):
             out["details"] = self._deep(out["details"])
         loc = out.get("localized")

@@ -157,24 +157,37 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
     if not hasattr(result, "read_log"):  # a `Lost`: the run gave no result
         raise MethodLost(result)
     plain = unblinder.output(result.output)
-    # a blind run's edited model is only ever loaded inside a sandbox process (`SandboxedModel`); the in-process
-    # shortcut already ran the method here, so it may unpickle it
-    raw = (load_edited_inprocess(result.edited) if mode == INPROCESS_MODE or result.edited is None
-           else api.SandboxedModel(result.edited))
-    closer = getattr(raw, "close", None) or (lambda: None)
-    try:
-        edited = unblinder.model(raw)
-        output = _from_plain(plain, edited)
-        check_output(output, rep.scenario.variables, frozenset(info["outputs"]))
-        if edited is not None:
-            for i, (name, x) in enumerate(row_check_batches(rep)):
-                reason = api.check_row_independent(edited, x, seed=derive_seed(int(fit_seed), "rows", i))
-                if reason:
-                    raise BatchDependent(f"on {name}: {reason}")
-    except BaseException:
-        closer()
-        raise
     log = unblinder.read_log(list(result.read_log))
+    if mode != INPROCESS_MODE and result.edited is not None:
+        # a blind run's edited model is only ever loaded inside a sandbox process: the scores are dry-run once to
+        # learn every batch they will feed it, the model answers all their rows in ONE fresh process (mixed and
+        # shuffled, with the row-independence checks), and the real scoring reads those answers
+        recorder = api.InputRecorder()
+        dry = _from_plain(plain, unblinder.model(recorder))
+        check_output(dry, rep.scenario.variables, frozenset(info["outputs"]))
+        score_step(rep, BlindRun(dry, log, used_from_log(log, access), [], {}, mode), access)
+        table, reason = api.evaluate_once(result.edited, recorder.batches, seed=derive_seed(int(fit_seed), "rows"))
+        if reason:
+            raise BatchDependent(f"on the scored batches: {reason}")
+        edited = unblinder.model(api.LookupModel(table, api.SandboxedModel(result.edited)))
+        output = _from_plain(plain, edited)
+        closer = lambda: None  # noqa: E731 - nothing stays open: each sandbox process ended with its call
+    else:
+        # the in-process shortcut already ran the method here, so it may unpickle the model
+        raw = None if result.edited is None else load_edited_inprocess(result.edited)
+        closer = getattr(raw, "close", None) or (lambda: None)
+        try:
+            edited = unblinder.model(raw)
+            output = _from_plain(plain, edited)
+            check_output(output, rep.scenario.variables, frozenset(info["outputs"]))
+            if edited is not None:
+                for i, (name, x) in enumerate(row_check_batches(rep)):
+                    reason = api.check_row_independent(edited, x, seed=derive_seed(int(fit_seed), "rows", i))
+                    if reason:
+                        raise BatchDependent(f"on {name}: {reason}")
+        except BaseException:
+            closer()
+            raise
     resources = {"method_wall_s": float(result.wall_s), "method_peak_rss_mb": result.peak_rss_mb}
     return BlindRun(output, log, used_from_log(log, access), sorted(result.audit), resources, mode, closer)
 

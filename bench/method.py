@@ -81,6 +81,8 @@ class MethodOutput:
                 "spurious_score": _plain_map(self.spurious_score, "spurious_score"),
                 "abstain": _plain_bool(self.abstain, "abstain"),
                 "localized": _plain_localized(self.localized),
+                "discovered": _plain_discovered(self.discovered),
+                "algorithm": _plain_algorithm(self.algorithm),
                 "details": _plain_value(self.details, "details")}
 
     @classmethod
@@ -92,7 +94,8 @@ class MethodOutput:
         """
         if not isinstance(plain, Mapping):
             raise TypeError(f"a plain method output must be a dict, got {type(plain).__name__}")
-        known = {"world_coef", "model_coef", "spurious_score", "abstain", "localized", "details"}
+        known = {"world_coef", "model_coef", "spurious_score", "abstain", "localized", "discovered", "algorithm",
+                 "details"}
         unknown = set(plain) - known
         if unknown:
             raise TypeError(f"a plain method output has unknown fields {sorted(map(str, unknown))}; "
@@ -106,6 +109,8 @@ class MethodOutput:
                    abstain=_plain_bool(plain.get("abstain", False), "abstain"),
                    edited=edited,
                    localized=_localized_from_plain(plain.get("localized")),
+                   discovered=_discovered_from_plain(plain.get("discovered")),
+                   algorithm=_plain_algorithm(plain.get("algorithm"), arrays=True),
                    details=_plain_value(details, "details"))
 
 
@@ -183,6 +188,48 @@ def _localized_from_plain(value: Any) -> dict[str, Any] | None:
             out[key] = v
         else:
             out[key] = _plain_value(v, f"localized[{key!r}]")
+    return out
+
+
+def _numeric(value: Any, where: str, ndim: int) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where} is not a numeric array: {exc}") from None
+    if a.ndim != ndim:
+        raise TypeError(f"{where} must be a {ndim}-dimensional array, got shape {a.shape}")
+    return a
+
+
+def _plain_discovered(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not isinstance(value.get("point"), str) or set(value) - {"point",
+                                                                                                 "directions"}:
+        raise TypeError("discovered must be {'point': hook point name, 'directions': (k, width) array}")
+    return {"point": value["point"], "directions": _numeric(value.get("directions"), "discovered['directions']",
+                                                            2).tolist()}
+
+
+def _discovered_from_plain(value: Any) -> dict[str, Any] | None:
+    plain = _plain_discovered(value)
+    return None if plain is None else {"point": plain["point"], "directions": np.asarray(plain["directions"])}
+
+
+def _plain_algorithm(value: Any, *, arrays: bool = False) -> dict[str, Any] | None:
+    """``algorithm`` as plain data (``arrays``: ``direction_coef`` back as a numpy array), validated."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) - {"coef", "direction_coef", "intercept"}:
+        raise TypeError("algorithm must be {'coef': {variable: float}, 'direction_coef': (k,), 'intercept': float}")
+    out: dict[str, Any] = {"intercept": float(_numeric(value.get("intercept", 0.0), "algorithm['intercept']", 0))}
+    if value.get("coef") is not None:
+        out["coef"] = _plain_map(value["coef"], "algorithm['coef']")
+    if value.get("direction_coef") is not None:
+        d = _numeric(value["direction_coef"], "algorithm['direction_coef']", 1)
+        out["direction_coef"] = d if arrays else d.tolist()
     return out
 
 

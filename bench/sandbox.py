@@ -1162,3 +1162,118 @@ def scan_for_truth() -> list[str]:
                 if test(obj):
                     found.add(name)
     return sorted(found)
+
+
+# -- scoring an edited model: every row it will be asked for, evaluated once in one sandbox process -------------
+
+
+class InputRecorder(torch.nn.Module):
+    """Stands in for the edited model during a dry run of the scores: records every batch it is given (float32,
+    as the scorer feeds models) and answers zeros. The batches it saw are the rows `evaluate_once` needs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[np.ndarray] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().cpu().numpy().astype(np.float32, copy=True)
+        self.batches.append(arr)
+        return torch.zeros(arr.shape[0], dtype=torch.float32)
+
+
+class LookupModel(torch.nn.Module):
+    """The edited model's outputs, looked up by row: ``table`` maps a row's float32 bytes to its output (from
+    `evaluate_once`). A row missing from it is evaluated by ``fallback`` (a fresh sandbox process), so the
+    answers stay the edited model's own; `misses` counts them."""
+
+    def __init__(self, table: dict[bytes, float], fallback: SandboxedModel):
+        super().__init__()
+        self._table = table
+        self._fallback = fallback
+        self.misses = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arr = np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float32))
+        out = np.empty(arr.shape[0], dtype=np.float64)
+        missing = []
+        for i, row in enumerate(arr):
+            got = self._table.get(row.tobytes())
+            if got is None:
+                missing.append(i)
+            else:
+                out[i] = got
+        if missing:
+            self.misses += len(missing)
+            extra = self._fallback.forward_chunks([arr[missing]])[0].reshape(-1)
+            out[missing] = extra
+            for i, value in zip(missing, extra, strict=True):
+                self._table[arr[i].tobytes()] = float(value)
+        return torch.from_numpy(out)
+
+
+def evaluate_once(model_bytes: bytes, batches: Sequence[np.ndarray], *, seed: int,
+                  rtol: float = ROW_TOLERANCE, plugins: tuple[str, ...] | None = None,
+                  time_limit: float | None = None, memory_limit_mb: int | None = None
+                  ) -> tuple[dict[bytes, float], str | None]:
+    """The edited model's output on every distinct row of ``batches``, and the row-independence verdict, from ONE
+    fresh sandbox process.
+
+    In that process, in this order: ``N_SINGLE_ROWS`` rows one at a time, the union of all rows shuffled in chunks
+    of a random size, the union whole and shuffled (a mixture of every split and intervention the scorer asks
+    about, so no batch statistic tells them apart: the scores use THESE outputs), then each batch alone as the
+    scorer would send it. Every other evaluation must agree with the union's within ``rtol`` (as
+    `check_row_independent`); otherwise the reason is returned (the job fails as ``batch_dependent``). One
+    process per edit job instead of one per forward call, and the model never sees a batch of one split alone
+    before its scored outputs are fixed.
+    """
+    rows = np.concatenate([np.asarray(b, dtype=np.float32).reshape(len(b), -1) for b in batches if len(b)])
+    _, first = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1),
+                         return_index=True)
+    union = np.ascontiguousarray(rows[np.sort(first)])
+    n = len(union)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    mixed = union[perm]
+    singles = rng.choice(n, size=min(N_SINGLE_ROWS, n), replace=False)
+    size = int(rng.integers(2, max(3, n // 2 + 1)))
+    bounds = [*range(0, n, size), n]
+    chunks = [*(union[i:i + 1] for i in singles), *(mixed[a:b] for a, b in itertools.pairwise(bounds)), mixed,
+              *(np.asarray(b, dtype=np.float32) for b in batches)]
+    model = SandboxedModel(model_bytes, plugins=plugins, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
+    with model.session():
+        outs = model.forward_chunks(chunks)
+    k = len(singles)
+    n_chunks = len(bounds) - 1
+    full = np.empty(n)
+    got = np.asarray(outs[k + n_chunks], dtype=np.float64).reshape(-1)
+    if got.shape != (n,):
+        return {}, f"the model returned {got.size} outputs for {n} rows"
+    full[perm] = got
+    table = {union[i].tobytes(): float(full[i]) for i in range(n)}
+    tol = rtol * max(float(np.max(np.abs(full))) if np.all(np.isfinite(full)) else 1.0, 1e-3)
+
+    def differs(label: str, a: np.ndarray, b: np.ndarray) -> str | None:
+        a, b = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)
+        if a.shape != b.shape:
+            return f"batch_dependent: the edited model returned {a.size} outputs for {b.size} rows {label}"
+        diff = np.abs(a - b)
+        bad = ~(diff <= tol) & ~(np.isnan(a) & np.isnan(b))
+        if not bad.any():
+            return None
+        worst = float(np.nanmax(np.where(bad, diff, 0.0))) if np.isfinite(diff[bad]).any() else float("inf")
+        return (f"batch_dependent: the edited model's outputs change {label} ({int(bad.sum())} of {a.size} rows, "
+                f"by up to {worst:.3g}, tolerance {tol:.3g})")
+
+    chunked = np.empty(n)
+    chunked[perm] = np.concatenate([np.asarray(o).reshape(-1) for o in outs[k:k + n_chunks]])
+    checks = [("one row at a time", np.concatenate([np.asarray(o).reshape(-1) for o in outs[:k]]), full[singles]),
+              (f"in chunks of {size} rows", chunked, full)]
+    for j, b in enumerate(batches):
+        alone = np.asarray(b, dtype=np.float32)
+        want = np.array([table[r.tobytes()] for r in np.ascontiguousarray(alone.reshape(len(alone), -1))])
+        checks.append((f"on scored batch {j} alone ({len(alone)} rows)", outs[k + n_chunks + 1 + j], want))
+    for label, a, b in checks:
+        reason = differs(label, a, b)
+        if reason:
+            return table, reason
+    return table, None
