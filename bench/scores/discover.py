@@ -128,11 +128,11 @@ def disc_recall90(ctx) -> float | Missing | None:
 
 @score("disc_hidden_match", track="discover", higher_is_better=True, bounds=(0, 1))
 def disc_hidden_match(ctx) -> float | Missing | None:
-    """``max_j |corr(<h, D_j>, z)|`` over test_id, ``h`` the activations at the method's point and ``z =
-    max(|x_moo + x_sky|, tau)`` (the inputs, as the network reads them) the hidden feature of a planted
-    subject that has one (``planted_hidden``): whether a found direction reads the feature no variable names. It is even in moo and sky, so a direction that
-    reads moo or sky alone is uncorrelated with it; an algorithm over a matching direction closes the
-    completeness gap (``alg_gap``). Absent where the subject has no hidden feature."""
+    """``max_j |corr(<h, D_j>, z)|`` over test_id, ``h`` the activations at the method's point and
+    ``z = max(|x_moo + x_sky|, tau)`` (the inputs, as the network reads them), the hidden feature of a planted
+    subject that has one (``planted_hidden``): whether a found direction reads the feature no variable names.
+    It is even in moo and sky, so a direction that reads moo or sky alone is uncorrelated with it; an algorithm
+    over a matching direction closes the completeness gap (``alg_gap``). Absent without a hidden feature."""
     found = ctx.output.discovered
     if not found or found.get("directions") is None:
         return None
