@@ -315,7 +315,7 @@ def adopt(out: Path) -> tuple[int, int, list[str]]:
     Run ``cowbench verify`` first: adopting vouches for the files as they are. Returns (job files adopted, cache
     files adopted, one line per file left out). `InputError` if ``out`` already has a ledger or no results.
     """
-    from cowbench.store import checksum_path, load_record, read_regular
+    from cowbench.store import load_record, read_regular
 
     out = Path(out).absolute()
     if not out.is_dir():

@@ -24,7 +24,15 @@ from cowbench.reports.table import (
     scenario_label,
     tie_tolerance,
 )
-from cowbench.reports.text import cell_text, hparams_text, missing_lines, mrd_text, told_line, versions_text
+from cowbench.reports.text import (
+    cell_text,
+    hparams_text,
+    md_cell,
+    missing_lines,
+    mrd_text,
+    told_line,
+    versions_text,
+)
 
 NAME = "md"
 FILENAME = "report.md"
@@ -184,7 +192,7 @@ def _table(track: str, title: str, scenario: str, block: pd.DataFrame, metrics: 
             texts.append(f"**{text}**" if bold else text)
         rank, p_best = rk.get(entry, np.nan), pb.get(entry, np.nan)
         lines.append(f"| {'—' if pd.isna(rank) else int(rank)} | {'—' if pd.isna(p_best) else f'{p_best:.2f}'} "
-                     f"| {entry} | {access} | " + " | ".join(texts) + " |")
+                     f"| {md_cell(entry)} | {access} | " + " | ".join(texts) + " |")
     if present:
         lines.append("")
     notes = []
@@ -229,6 +237,6 @@ def _across_table(agg: pd.DataFrame) -> list[str]:
     for r in agg.itertuples():  # already ordered: track, access level, rank
         rate = "—" if math.isnan(r.win_rate) else f"{r.win_rate:.2f}"
         rank = "—" if math.isnan(r.rank) else str(int(r.rank))
-        lines.append(f"| {r.track} | {rank} | {r.entry} | {r.access} | {rate} | {r.contests} | "
+        lines.append(f"| {r.track} | {rank} | {md_cell(r.entry)} | {r.access} | {rate} | {r.contests} | "
                      f"{r.scenarios}/{r.tables} |")
     return [*lines, ""]

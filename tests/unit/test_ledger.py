@@ -121,7 +121,8 @@ def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(out):
 def test_a_folder_without_a_ledger_is_read_with_a_warning_and_can_be_adopted(out):
     (out / "ledger.jsonl").unlink()
     scan = scan_store(out)
-    assert len(scan.records) == 3 and "has no ledger" in scan.warnings[0] and "cowbench ledger adopt" in scan.warnings[0]
+    assert len(scan.records) == 3
+    assert "has no ledger" in scan.warnings[0] and "cowbench ledger adopt" in scan.warnings[0]
     assert ledger.record_job(out, record(0)["job_id"]) is None  # a run does not half-ledger an older folder
     assert not ledger.start(out)
     jobs, caches, left_out = ledger.adopt(out)
