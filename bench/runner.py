@@ -314,9 +314,6 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
     if retry_failed or force:  # asked for explicitly: the jobs stored as killed_run get their retry again
         for job in todo:
             _clear_attempts(out, job.id)
-    if log is not None:
-        log(f"{summary.planned} planned: {summary.done_before} done, {summary.failed_before} failed, "
-            f"{len(todo)} to run")
     manifest = {"suite": suite.to_dict(), "suite_hash": suite.hash,
                 "jobs": [j.id for j in jobs], "skipped": suite.skipped(),
                 "sweeps": list(getattr(suite, "sweeps", ())),
@@ -331,6 +328,9 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
                  memory_limit_mb=memory_limit, run_pid=run_pid, run_start=run_start)
 
     def begin() -> None:  # once the engine is up: an engine that cannot start must leave nothing behind
+        if log is not None:
+            log(f"{summary.planned} planned: {summary.done_before} done, {summary.failed_before} failed, "
+                f"{len(todo)} to run")
         remove_stale_tmp(out)  # left by writers killed mid-write; live writers' files are younger
         write_manifest(out, manifest)
         if not ledger.start(out, plugins) and log is not None:

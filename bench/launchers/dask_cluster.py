@@ -15,6 +15,9 @@ from cowbench.errors import InputError
 from cowbench.launchers import EngineError, Launcher, Run, register_launcher
 
 
+CONNECT_TIMEOUT = "30s"  # how long an existing scheduler (--scheduler) may take to answer
+
+
 @contextlib.contextmanager
 def _sigint_ignored() -> Iterator[None]:
     import signal
@@ -39,7 +42,7 @@ def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
     cluster = None
     if scheduler:
         try:
-            client = Client(scheduler, timeout="30s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
     else:
