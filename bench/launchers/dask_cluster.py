@@ -14,7 +14,6 @@ from typing import Any
 from cowbench.errors import InputError
 from cowbench.launchers import EngineError, Launcher, Run, register_launcher
 
-
 CONNECT_TIMEOUT = "30s"  # how long an existing scheduler (--scheduler) may take to answer
 
 
