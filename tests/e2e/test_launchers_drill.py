@@ -74,3 +74,115 @@ if __name__ == "__main__":  # python tests/e2e/test_launchers_drill.py DIR [KILL
     where = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
     print(drill(where, int(sys.argv[2]) if len(sys.argv) > 2 else 12, sys.argv[3] if len(sys.argv) > 3 else "joblib",
                 window=float(sys.argv[4]) if len(sys.argv) > 4 else 12.0))
+
+
+# -- orphans: every process a run started ends with it -----------------------------------------------------
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """pid -> start time of every live descendant of ``pid`` (from /proc)."""
+    from cowbench.launchers import process_start_time
+
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, stack = {}, list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        start = process_start_time(child)
+        if start is not None:
+            found[child] = start
+        stack.extend(children.get(child, []))
+    return found
+
+
+def _alive(procs: dict[int, str]) -> list[int]:
+    from cowbench.launchers import process_start_time
+
+    return [pid for pid, start in procs.items() if process_start_time(pid) == start]
+
+
+def _orphans_after(procs: dict[int, str], within: float = 20.0) -> list[int]:
+    deadline = time.monotonic() + within
+    while _alive(procs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _alive(procs)
+
+
+WATCHED_POOL = """
+import os, sys, time
+from pathlib import Path
+from cowbench.launchers import end_with_run, get_launcher, run_identity
+
+RUN = run_identity()
+
+def work(i):
+    end_with_run(*RUN)
+    Path(sys.argv[1], str(os.getpid())).touch()
+    time.sleep(120)
+    return i
+
+with get_launcher("joblib").session(2) as run:
+    for _ in run(work, range(4)):
+        pass
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_joblib_workers_end_when_their_run_is_killed(tmp_path, sig):
+    """The cheap drill: a joblib session whose workers sleep; kill the parent; no worker outlives it."""
+    script = tmp_path / "pool.py"
+    script.write_text(WATCHED_POOL)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script), str(marks)], cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(list(marks.iterdir())) == 2, "the workers never started"
+    procs = _descendants(proc.pid)
+    assert {int(p.name) for p in marks.iterdir()} <= set(procs)
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=60)
+    assert _orphans_after(procs) == []
+
+
+SMALL = ["smoke", "--replicates", "1", "--methods", "logistic,erase_spurious", "--jobs", "2", "--quiet"]
+
+
+def _start_run(out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cowbench", "run", *SMALL, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_isolated_children(proc: subprocess.Popen, want: int = 2, within: float = 300.0) -> dict[int, str]:
+    """The run's processes once ``want`` workers each have their isolated child (jobs are running)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and proc.poll() is None:
+        procs = _descendants(proc.pid)
+        isolated = [p for p in procs if b"cowbench.isolation" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        if len(isolated) >= want:
+            return procs
+        time.sleep(0.5)
+    raise AssertionError("the run never started its isolated children")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_or_terminated_joblib_run_leaves_no_process_behind(tmp_path, sig):
+    """The kill drill with process counts: every worker and isolated child of a joblib run ends with it."""
+    proc = _start_run(tmp_path / "out")
+    procs = _wait_for_isolated_children(proc)
+    os.kill(proc.pid, sig)
+    code = proc.wait(timeout=120)
+    err = proc.stderr.read()
+    assert _orphans_after(procs) == [], f"{len(procs)} processes, some alive after the run"
+    if sig == signal.SIGTERM:  # as clean as Ctrl-C: one line, exit 130
+        assert code == 130 and err.strip().splitlines()[-1] == "cowbench: error: interrupted", err
+        assert "Traceback" not in err, err
