@@ -37,7 +37,8 @@ def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
                 pool, restarts = parallel, 0
                 while todo:
                     try:
-                        for index, result in pool(delayed(_indexed)(fn, i, item) for i, item in todo.items()):
+                        calls = [delayed(_indexed)(fn, i, item) for i, item in todo.items()]  # todo shrinks
+                        for index, result in pool(calls):
                             del todo[index]
                             yield result
                     except BrokenProcessPool as exc:  # TerminatedWorkerError: a worker died, the pool with it

@@ -186,3 +186,47 @@ def test_a_killed_or_terminated_joblib_run_leaves_no_process_behind(tmp_path, si
     if sig == signal.SIGTERM:  # as clean as Ctrl-C: one line, exit 130
         assert code == 130 and err.strip().splitlines()[-1] == "cowbench: error: interrupted", err
         assert "Traceback" not in err, err
+
+
+# -- the working folder is not on the workers' import path --------------------------------------------------
+
+FIND_TORCH = """
+import importlib.util, json, sys
+from cowbench.launchers import get_launcher, safe_import_path
+
+
+def where_is_torch(_):
+    import sys
+    return importlib.util.find_spec("torch").origin, "" in sys.path or any(p.endswith("here") for p in sys.path)
+
+
+with safe_import_path():
+    with get_launcher("joblib").session(1) as run:
+        pool = list(run(where_is_torch, [0]))[0]
+    from cowbench.isolation import call_isolated, close_isolated
+
+    # a builtin, as the child cannot import this script's functions (they live in __main__)
+    isolated = call_isolated(eval, ("(__import__('importlib.util').util.find_spec('torch').origin, "
+                                    "'' in __import__('sys').path or any(p.endswith('here') "
+                                    "for p in __import__('sys').path))",))
+    close_isolated()
+print(json.dumps({"pool": pool, "isolated": isolated}))
+"""
+
+
+def test_a_torch_py_in_the_working_folder_is_never_imported_by_workers(tmp_path):
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "torch.py").write_text("raise SystemExit('the torch.py of the working folder was imported')\n")
+    (here / "run.py").write_text(FIND_TORCH)
+    # run as `python run.py` from that folder: the folder is first on this process's sys.path, as with
+    # `python -m cowbench`, and the workers would inherit it
+    done = subprocess.run([sys.executable, "run.py"], cwd=here, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    for where in ("pool", "isolated"):
+        origin, cwd_on_path = found[where]
+        assert not origin.startswith(str(here)) and "site-packages" in origin, (where, origin)
+        assert not cwd_on_path, where
