@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import as_completed
 from typing import Any
 
 from cowbench.launchers import EngineError, Launcher, Run, register_launcher
@@ -32,6 +33,13 @@ def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
     # and the replicate cache) are reused by every call
     try:
         with Parallel(n_jobs=n_jobs, return_as="generator_unordered") as parallel:
+            def one_worker(calls: list[Any]) -> Iterator[tuple[int, Any]]:
+                # loky itself with one worker process (a Parallel of one job would run in this process)
+                executor = get_reusable_executor(max_workers=1)
+                futures = [executor.submit(f, *args, **kwargs) for f, args, kwargs in calls]
+                for future in as_completed(futures):
+                    yield future.result()
+
             def run(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
                 todo = dict(enumerate(items))
                 pool, restarts = parallel, 0
@@ -48,7 +56,7 @@ def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
                                 yield EngineError(item, f"{type(exc).__name__}: worker processes kept dying")
                             return
                         get_reusable_executor().shutdown(wait=True, kill_workers=True)
-                        pool = Parallel(n_jobs=1, return_as="generator_unordered")
+                        pool = one_worker
 
             yield run
     finally:

@@ -55,11 +55,16 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: floa
         done = subprocess.run(_cmd(out, launcher), capture_output=True, text=True, timeout=600)
         if done.returncode == 0 or resumes >= 3:
             break
+    # a job running at two kills is stored as failed, reason killed_run (a poison job cannot block a suite);
+    # counted here, then retried as a user would, with --retry-failed
+    killed_run = sum(r.get("reason") == "killed_run" for r in scan_store(out).records)
+    if killed_run:
+        subprocess.run([*_cmd(out, launcher), "--retry-failed"], capture_output=True, text=True, timeout=600)
     got = {p.name: p.read_bytes() for p in (out / "jobs").glob("*/*.json")}
     return {"kills": kills, "kills_mid_sweep": mid_sweep, "lost": len(set(want) - set(got)),
             "corrupted": sum(got.get(k) != v for k, v in want.items() if k in got),
             "invalid_before_resume": invalid, "done_before_resume": done_before_resume, "planned": len(want),
-            "resumes": resumes}
+            "resumes": resumes, "killed_run": killed_run}
 
 
 @pytest.mark.slow
@@ -230,3 +235,99 @@ def test_a_torch_py_in_the_working_folder_is_never_imported_by_workers(tmp_path)
         origin, cwd_on_path = found[where]
         assert not origin.startswith(str(here)) and "site-packages" in origin, (where, origin)
         assert not cwd_on_path, where
+
+
+# -- a job that kills the process running it cannot block a suite -------------------------------------------
+
+POISON = b'''
+import os
+import signal
+
+from cowbench.method import Method, MethodOutput, register_method
+
+
+@register_method
+class KillsItsSupervisor(Method):
+    """Kills the process that supervises it (its parent), every time it runs.
+
+    References
+    ----------
+    None: a test fixture.
+    """
+
+    name = "test_kills_supervisor"
+    family = "robust_training"
+    access = frozenset({"pooled"})
+    outputs = frozenset({"world"})
+
+    def __init__(self, *, random_state=None):
+        self.random_state = random_state
+
+    def run(self, task):
+        os.kill(os.getppid(), signal.SIGKILL)
+        return MethodOutput(world_coef={v: 0.0 for v in task.variables})
+'''
+
+POISON_SUITE = ('[suite]\nname = "poison"\nreplicates = 1\n[[scenarios]]\nname = "cow"\n[methods]\n'
+                'include = ["logistic", "test_kills_supervisor"]\n')
+
+
+def _poison_run(tmp_path: Path, launcher: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cowbench", "run", str(tmp_path / "poison.toml"), "--out",
+                           str(tmp_path / "out"), "--launcher", launcher, "--jobs", "2", "--quiet", "--plugins",
+                           str(tmp_path / "poison.py")], capture_output=True, text=True, timeout=900)
+
+
+def _records(out: Path) -> dict[str, dict]:
+    import json
+
+    return {json.loads(p.read_bytes())["spec"]["method"]: json.loads(p.read_bytes())
+            for p in (out / "jobs").glob("*/*.json")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher,runs", [("serial", 3), ("joblib", 1)])
+def test_a_job_that_kills_its_supervisor_is_retried_once_then_stored_as_killed_run(tmp_path, launcher, runs):
+    """serial: the job kills the run itself, twice; the third run stores it as failed. joblib: it kills its
+    worker, the pool restarts one worker at a time, twice; the same run stores it as failed."""
+    (tmp_path / "poison.py").write_bytes(POISON)
+    (tmp_path / "poison.toml").write_text(POISON_SUITE)
+    for attempt in range(runs):
+        done = _poison_run(tmp_path, launcher)
+        if attempt < runs - 1:  # the run died with the job (SIGKILL of the run: -9)
+            assert done.returncode == -9, done.stderr
+    assert done.returncode == 1, done.stderr  # a failed job, not a crash
+    records = _records(tmp_path / "out")
+    assert records["logistic"]["status"] == "ok"
+    poison = records["test_kills_supervisor"]
+    assert poison["status"] == "failed" and poison["reason"] == "killed_run", poison
+    assert "died 2 times" in poison["error"]
+    assert not list((tmp_path / "out" / "attempts").glob("*/*.json"))
+
+
+DIES_ONCE = """
+import os, signal, sys
+from pathlib import Path
+from cowbench.launchers import EngineError, get_launcher
+
+
+def work(i):
+    mark = Path(sys.argv[1])
+    if i == 1 and not mark.exists():  # the first time only: kill the worker process running this call
+        mark.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return i
+
+
+with get_launcher("joblib").session(2) as run:
+    print(sorted(r if not isinstance(r, EngineError) else "lost" for r in run(work, range(4))))
+"""
+
+
+def test_a_joblib_worker_that_dies_costs_no_other_call(tmp_path):
+    """loky breaks its whole pool when a worker dies; the session reruns what returned nothing."""
+    (tmp_path / "dies.py").write_text(DIES_ONCE)
+    done = subprocess.run([sys.executable, str(tmp_path / "dies.py"), str(tmp_path / "mark")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 1, 2, 3]" and (tmp_path / "mark").exists()
