@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 
+import pandas as pd
+
 from cowbench.reports.table import Tables, tidy_cells
 
 NAME = "csv"
@@ -22,8 +24,9 @@ def render(tables: Tables) -> str:
     from cowbench.reports.text import csv_safe
 
     cells = tidy_cells(tables)
-    text_columns = [c for c in cells.columns if cells[c].dtype == object]
-    cells[text_columns] = cells[text_columns].map(csv_safe)  # names cannot inject formulas into a spreadsheet
+    for column in cells.columns:  # names cannot inject formulas into a spreadsheet; numbers stay numbers
+        if not pd.api.types.is_numeric_dtype(cells[column]):
+            cells[column] = cells[column].map(csv_safe)
     buffer = io.StringIO()
     cells.to_csv(buffer, index=False, lineterminator="\n", float_format=None)
     return buffer.getvalue()

@@ -35,12 +35,16 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: floa
     out = tmp_path / "drilled"
     rng = random.Random(seed)
     mid_sweep = 0  # kills that landed with some but not all jobs stored
+    processes = orphans = 0  # the run's descendants just before each kill, and those alive 20 s after it
     for _ in range(kills):
         proc = subprocess.Popen(_cmd(out, launcher), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.5, window))
         with_result = proc.poll() is not None
         if not with_result:
+            procs = _descendants(proc.pid)
             os.kill(proc.pid, signal.SIGKILL)
+            processes += len(procs)
+            orphans += len(_orphans_after(procs))
         proc.wait()
         present = len(list((out / "jobs").glob("*/*.json")))
         mid_sweep += not with_result and 0 < present < len(want)
@@ -64,13 +68,13 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: floa
     return {"kills": kills, "kills_mid_sweep": mid_sweep, "lost": len(set(want) - set(got)),
             "corrupted": sum(got.get(k) != v for k, v in want.items() if k in got),
             "invalid_before_resume": invalid, "done_before_resume": done_before_resume, "planned": len(want),
-            "resumes": resumes, "killed_run": killed_run}
+            "resumes": resumes, "killed_run": killed_run, "processes_at_kills": processes, "orphans": orphans}
 
 
 @pytest.mark.slow
 def test_kill_9_drill_loses_and_corrupts_nothing(tmp_path):
     counts = drill(tmp_path, kills=12, launcher="joblib")
-    assert counts["lost"] == 0 and counts["corrupted"] == 0, counts
+    assert counts["lost"] == 0 and counts["corrupted"] == 0 and counts["orphans"] == 0, counts
 
 
 if __name__ == "__main__":  # python tests/e2e/test_launchers_drill.py DIR [KILLS] [LAUNCHER]
