@@ -313,7 +313,8 @@ def adopt(out: Path) -> tuple[int, int, list[str]]:
     """Start the ledger of a folder written before it existed: every valid job file and checked cache file.
 
     Run ``cowbench verify`` first: adopting vouches for the files as they are. Returns (job files adopted, cache
-    files adopted, one line per file left out). `InputError` if ``out`` already has a ledger or no results.
+    files adopted, one line per file left out). `InputError` if ``out`` already has a sound ledger or no
+    results; a broken ledger (edited mid-file) is set aside as ``ledger.broken-<time>.jsonl`` and replaced.
     """
     from cowbench.store import load_record, read_regular
 
@@ -321,7 +322,12 @@ def adopt(out: Path) -> tuple[int, int, list[str]]:
     if not out.is_dir():
         raise InputError(f"results directory {str(out)!r} does not exist or is not a directory")
     if ledger_path(out).exists():
-        raise InputError(f"{str(out)!r} already has a ledger; files it does not list are rerun by 'cowbench run'")
+        idx = index(out)
+        if idx is None or not idx.broken:
+            raise InputError(f"{str(out)!r} already has a ledger; files it does not list are rerun by "
+                             "'cowbench run'")
+        # a ledger broken by an edit vouches for nothing after the break, forever: set it aside, start anew
+        ledger_path(out).rename(out / f"ledger.broken-{int(time.time())}.jsonl")
     if not (out / "manifests").is_dir() and not (out / "manifest.json").is_file():
         raise InputError(f"{str(out)!r} holds no manifest: not a cowbench results directory")
     entries, left_out = [], []

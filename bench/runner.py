@@ -207,6 +207,22 @@ def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
     return spec.id, _stored(out, spec, result, call)
 
 
+def _module_in_cwd(name: str) -> str | None:
+    """The file of a plugin module found only because the working folder is on this process's import path
+    (``python -m cowbench``): workers do not have that folder on theirs (`safe_import_path`), so they load the
+    file instead. None for any other module (installed, a package, or not found)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None)
+    if not origin or spec.submodule_search_locations is not None or not origin.endswith(".py"):
+        return None
+    return origin if Path(origin).parent == Path.cwd() else None
+
+
 def default_n_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -322,7 +338,7 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
                 "trials": {j.id: j.trial for j in jobs if j.trial},
                 "selection": list(getattr(suite, "selection", ("defaults",)))}
     # plugin files by absolute path: workers (Dask) may run in another directory
-    plugins = tuple(str(Path(p).absolute()) if p.endswith(".py") else p for p in plugins)
+    plugins = tuple(str(Path(p).absolute()) if p.endswith(".py") else _module_in_cwd(p) or p for p in plugins)
     run_pid, run_start = run_identity()
     call = _Call(str(out), str(out / "cache"), plugins, time_limit, engine.isolates, planned_at,
                  memory_limit_mb=memory_limit, run_pid=run_pid, run_start=run_start)

@@ -77,13 +77,6 @@ def test_kill_9_drill_loses_and_corrupts_nothing(tmp_path):
     assert counts["lost"] == 0 and counts["corrupted"] == 0 and counts["orphans"] == 0, counts
 
 
-if __name__ == "__main__":  # python tests/e2e/test_launchers_drill.py DIR [KILLS] [LAUNCHER]
-    import tempfile
-
-    where = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
-    print(drill(where, int(sys.argv[2]) if len(sys.argv) > 2 else 12, sys.argv[3] if len(sys.argv) > 3 else "joblib",
-                window=float(sys.argv[4]) if len(sys.argv) > 4 else 12.0))
-
 
 # -- orphans: every process a run started ends with it -----------------------------------------------------
 
@@ -335,3 +328,11 @@ def test_a_joblib_worker_that_dies_costs_no_other_call(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0, 1, 2, 3]" and (tmp_path / "mark").exists()
+
+
+if __name__ == "__main__":  # python tests/e2e/test_launchers_drill.py DIR [KILLS] [LAUNCHER]
+    import tempfile
+
+    where = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
+    print(drill(where, int(sys.argv[2]) if len(sys.argv) > 2 else 12, sys.argv[3] if len(sys.argv) > 3 else "joblib",
+                window=float(sys.argv[4]) if len(sys.argv) > 4 else 12.0))
