@@ -108,18 +108,21 @@ _WATCHED: set[tuple[int, str]] = set()
 WATCH_INTERVAL_S = 0.5
 
 
-def end_with_run(run_pid: int, run_start: str | None) -> None:
+def end_with_run(run_pid: int, run_start: str | None, *, local: bool = False) -> None:
     """In an engine worker: end this process (and so, by their parent-death signal, its isolated children) as
     soon as the run that started it is gone, even after a ``kill -9`` of the run.
 
     A daemon thread polls the run's process every `WATCH_INTERVAL_S` seconds. A no-op in the run's own process,
     when the run is not visible from here (a remote Dask worker, another pid namespace), or when already
-    watching. (A parent-death signal would not do for engine workers: loky and Dask start them from threads
-    that may end before the run does, and a Dask worker's parent is its nanny, not the run.)
+    watching. ``local``: the worker is known to run on the run's machine (a loky worker), so a run that is
+    already gone ends it at once. (A parent-death signal would not do for engine workers: loky and Dask start
+    them from threads that may end before the run does, and a Dask worker's parent is its nanny, not the run.)
     """
     if run_pid == os.getpid() or run_start is None or (run_pid, run_start) in _WATCHED:
         return
-    if process_start_time(run_pid) != run_start:  # not our run's process (remote, or reused pid): do not act
+    if process_start_time(run_pid) != run_start:  # gone already, or not visible from here (remote, reused pid)
+        if local:
+            os.kill(os.getpid(), signal.SIGKILL)
         return
     _WATCHED.add((run_pid, run_start))
 
@@ -129,6 +132,14 @@ def end_with_run(run_pid: int, run_start: str | None) -> None:
         os.kill(os.getpid(), signal.SIGKILL)  # the run is gone: nobody will read what this worker computes
 
     threading.Thread(target=watch, name="cowbench-end-with-run", daemon=True).start()
+
+
+def init_local_worker(run_pid: int, run_start: str | None) -> None:
+    """The initializer of a local engine worker (loky): end with the run from the start, not from the first
+    call (a worker still starting or idle when the run is killed would otherwise live on), and leave Ctrl-C to
+    the run."""
+    end_with_run(run_pid, run_start, local=True)
+    ignore_interrupts_in_worker(run_pid)
 
 
 def ignore_interrupts_in_worker(run_pid: int) -> None:

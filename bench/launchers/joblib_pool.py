@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import as_completed
 from typing import Any
 
-from cowbench.launchers import EngineError, Launcher, Run, register_launcher
+from cowbench.launchers import EngineError, Launcher, Run, init_local_worker, register_launcher, run_identity
 
 MAX_RESTARTS = 8
 
@@ -26,16 +26,19 @@ def _indexed(fn: Callable[[Any], Any], index: int, item: Any) -> tuple[int, Any]
 @contextlib.contextmanager
 def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
     from joblib import Parallel, delayed
+    from joblib._parallel_backends import LokyBackend
     from joblib.externals.loky import get_reusable_executor
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
+    # every worker ends with the run from its start, even idle, even after a kill -9 of the run
+    init = {"initializer": init_local_worker, "initargs": run_identity()}
     # one Parallel for the whole session: its workers (and their isolated children, which hold the imports
     # and the replicate cache) are reused by every call
     try:
-        with Parallel(n_jobs=n_jobs, return_as="generator_unordered") as parallel:
+        with Parallel(n_jobs=n_jobs, backend=LokyBackend(**init), return_as="generator_unordered") as parallel:
             def one_worker(calls: list[Any]) -> Iterator[tuple[int, Any]]:
                 # loky itself with one worker process (a Parallel of one job would run in this process)
-                executor = get_reusable_executor(max_workers=1)
+                executor = get_reusable_executor(max_workers=1, **init)
                 futures = [executor.submit(f, *args, **kwargs) for f, args, kwargs in calls]
                 for future in as_completed(futures):
                     yield future.result()

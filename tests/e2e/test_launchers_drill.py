@@ -330,6 +330,25 @@ def test_a_joblib_worker_that_dies_costs_no_other_call(tmp_path):
     assert done.stdout.strip() == "[0, 1, 2, 3]" and (tmp_path / "mark").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["dask", "joblib"])
+def test_ctrl_c_ends_a_run_with_one_line_and_no_worker_tracebacks(tmp_path, launcher):
+    """Ctrl-C at a terminal reaches the whole process group: only the run answers, in one line."""
+    if launcher == "dask":
+        pytest.importorskip("dask.distributed")
+    proc = subprocess.Popen([sys.executable, "-m", "cowbench", "run", *SMALL, "--out", str(tmp_path / "out"),
+                             "--launcher", launcher], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, as a terminal's foreground job
+    procs = _wait_for_isolated_children(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    code = proc.wait(timeout=180)
+    err = proc.stderr.read()
+    assert code == 130, err
+    assert err.strip().splitlines()[-1] == "cowbench: error: interrupted", err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert _orphans_after(procs) == []
+
+
 if __name__ == "__main__":  # python tests/e2e/test_launchers_drill.py DIR [KILLS] [LAUNCHER]
     import tempfile
 
