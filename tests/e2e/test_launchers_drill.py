@@ -7,6 +7,7 @@ check). Both counts must be 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -36,6 +37,7 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: floa
     rng = random.Random(seed)
     mid_sweep = 0  # kills that landed with some but not all jobs stored
     processes = orphans = 0  # the run's descendants just before each kill, and those alive 20 s after it
+    orphan_names: list[bytes] = []
     for _ in range(kills):
         proc = subprocess.Popen(_cmd(out, launcher), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.5, window))
@@ -44,7 +46,12 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: floa
             procs = _descendants(proc.pid)
             os.kill(proc.pid, signal.SIGKILL)
             processes += len(procs)
-            orphans += len(_orphans_after(procs))
+            left = _orphans_after(procs)
+            orphans += len(left)
+            for pid in left:  # name them (for the report), then end them so the next kill starts clean
+                with contextlib.suppress(OSError):
+                    orphan_names.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:160])
+                    os.kill(pid, signal.SIGKILL)
         proc.wait()
         present = len(list((out / "jobs").glob("*/*.json")))
         mid_sweep += not with_result and 0 < present < len(want)
@@ -68,7 +75,8 @@ def drill(tmp_path: Path, kills: int, launcher: str, seed: int = 0, window: floa
     return {"kills": kills, "kills_mid_sweep": mid_sweep, "lost": len(set(want) - set(got)),
             "corrupted": sum(got.get(k) != v for k, v in want.items() if k in got),
             "invalid_before_resume": invalid, "done_before_resume": done_before_resume, "planned": len(want),
-            "resumes": resumes, "killed_run": killed_run, "processes_at_kills": processes, "orphans": orphans}
+            "resumes": resumes, "killed_run": killed_run, "processes_at_kills": processes, "orphans": orphans,
+            "orphan_commands": orphan_names}
 
 
 @pytest.mark.slow
