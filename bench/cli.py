@@ -251,7 +251,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_suite(suite, out, launcher=args.launcher, n_jobs=args.jobs, force=args.force,
                         retry_failed=args.retry_failed, plugins=args.plugins,
                         log=lambda m: print(m, file=sys.stderr), time_limit=args.time_limit,
-                        scheduler=args.scheduler, progress=False if args.quiet else None)
+                        scheduler=args.scheduler, progress=False if args.quiet else None,
+                        memory_limit=_memory_limit_arg(args.memory_limit))
     # report.md reports every suite of the directory (as `cowbench report DIR` does): a run of one suite must
     # not replace another suite's report; plots go to plots/ beside it (the Markdown shows a swept knob's
     # curve); the terminal gets this suite's tables
@@ -283,11 +284,22 @@ def _suites_of(results: str, suite: str | None) -> tuple[Path, dict]:
     return out, manifests
 
 
+def _memory_limit_arg(value: float | None) -> float | None:
+    from cowbench.runner import check_memory_limit
+
+    try:
+        return check_memory_limit(value)
+    except InputError as exc:
+        raise InputError(f"--memory-limit: {exc}") from None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from cowbench.store import scan_store
 
     out, manifests = _suites_of(args.results, args.suite)
     scan = scan_store(out)
+    for warning in scan.warnings:
+        _warn(warning)
     status = {r["job_id"]: r["status"] for r in scan.records}
     invalid = {path.stem for path, _ in scan.invalid}
     any_failed = False
@@ -295,7 +307,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         planned = set(manifest["jobs"])
         for path, problem in scan.invalid:
             if path.stem in planned:
-                _warn(f"invalid job file {path}: {problem}")
+                _warn(f"invalid job file {path}: {problem}; left out")
         ok = sum(status.get(j) == "ok" for j in planned)
         failed = sum(status.get(j) == "failed" for j in planned)
         bad = len(planned & invalid)
@@ -337,7 +349,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         if target.exists() and not target.is_dir():
             raise InputError(f"--out-dir {args.out_dir!r} exists and is not a directory")
     planned = set().union(*(m["jobs"] for m in manifests.values()))
-    for path, problem in scan_store(out).invalid:
+    scan = scan_store(out)
+    for warning in scan.warnings:
+        _warn(warning)
+    for path, problem in scan.invalid:
         if path.stem in planned:
             _warn(f"invalid job file {path}: {problem}; left out of the report")
     tables = {name: build_tables(load_results(out, name)) for name in manifests}
@@ -453,6 +468,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = [r for r in results if not r.passed]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from cowbench import ledger
+    from cowbench.store import scan_store
+
+    if args.action == "adopt":
+        jobs, caches, left_out = ledger.adopt(Path(args.results))
+        for line in left_out:
+            _warn(f"not adopted: {line}")
+        print(f"adopted {jobs} job file(s) and {caches} cache file(s) into {ledger.ledger_path(Path(args.results))}; "
+              f"head {ledger.head(Path(args.results))}")
+        return 0
+    out = Path(args.results)
+    if not out.is_dir():
+        raise InputError(f"results directory {args.results!r} does not exist or is not a directory")
+    scan = scan_store(out)
+    for warning in scan.warnings:
+        _warn(warning)
+    for path, problem in scan.invalid:
+        _warn(f"invalid job file {path}: {problem}")
+    print(ledger.head_line(out))
+    return 1 if scan.invalid or scan.warnings else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -575,6 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address of an existing Dask scheduler (with --launcher dask; default: a LocalCluster)")
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                    help="per-job time limit; a job past it is stored as failed, reason timeout (default: the suite's)")
+    p.add_argument("--memory-limit", type=float, default=None, metavar="MB",
+                   help="per-job memory limit in megabytes; a job over it is stored as failed, reason memory "
+                   "(default: the suite's, else 80%% of the machine's memory divided among --jobs, at least 1024)")
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the usable cores)")
     p.add_argument("--replicates", type=int, default=None)
     p.add_argument("--root-seed", type=int, default=None)
@@ -645,6 +686,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare method M1 (of the first directory) with M2 (of the second, or the same)")
     p.add_argument("--suite", default=None, help="the suite to compare, when a directory holds several")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("ledger", help="the ledger of a results directory: check it (head hash, files it does not "
+                       "vouch for; exit 1 if any) or adopt an older directory's files (after cowbench verify)")
+    p.add_argument("action", choices=["check", "adopt"])
+    p.add_argument("results")
+    p.set_defaults(func=cmd_ledger)
 
     from cowbench.verify import DEFAULT_ABS, DEFAULT_SAMPLE, DEFAULT_UNITS
 

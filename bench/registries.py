@@ -7,5 +7,5 @@ from typing import Any
 from cowbench.registry import Registry
 
 SCENARIOS: Registry[Any] = Registry("scenario", "cowbench.generators", "cowbench.generators")
-METHODS: Registry[Any] = Registry("method", "cowbench.methods", "cowbench.methods")
+METHODS: Registry[Any] = Registry("method", "cowbench.methods", "cowbench.methods", module_per_entry=True)
 SCORES: Registry[Any] = Registry("score", "cowbench.scores", "cowbench.scores")

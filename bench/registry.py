@@ -35,10 +35,14 @@ class Registry(Generic[T]):
         Entry-point group of out-of-tree plugins.
     """
 
-    def __init__(self, kind: str, package: str | None = None, entry_point_group: str | None = None):
+    def __init__(self, kind: str, package: str | None = None, entry_point_group: str | None = None, *,
+                 module_per_entry: bool = False):
         self.kind = kind
         self.package = package
         self.entry_point_group = entry_point_group
+        # every built-in entry lives in a package module of its own name (methods): a name clash with a built-in
+        # is then found by importing that one module, not the whole package
+        self.module_per_entry = module_per_entry
         self._entries: dict[str, T] = {}
         self._origin: dict[str, str] = {}
         self._scanned = False
@@ -47,6 +51,12 @@ class Registry(Generic[T]):
         """Add ``obj`` under ``name``; a second, different object under the same name is an error."""
         if not name or not isinstance(name, str):
             raise ValueError(f"a {self.kind} needs a non-empty string name, got {name!r}")
+        if self._is_outside(origin or getattr(obj, "__module__", "")):
+            self._load_builtin(name)  # lazy discovery must not let a plugin take a built-in's name unseen
+            builtin = self._origin.get(name, "")
+            if name in self._entries and self._entries[name] is not obj and not self._is_outside(builtin):
+                raise InputError(f"{self.kind} name {name!r} is taken by the built-in {builtin}: a plugin cannot "
+                                 f"replace a built-in {self.kind}; give yours another name")
         if name in self._entries and self._entries[name] is not obj:
             same_origin = origin is not None and self._origin.get(name) == origin
             if not same_origin:  # re-importing the same module (reload) re-registers harmlessly
@@ -56,6 +66,21 @@ class Registry(Generic[T]):
         self._entries[name] = obj
         self._origin[name] = origin or getattr(obj, "__module__", "?")
         return obj
+
+    def _is_outside(self, origin: str) -> bool:
+        """Whether an entry of this origin comes from outside the package (a plugin)."""
+        return self.package is not None and not origin.startswith(f"{self.package}.")
+
+    def _load_builtin(self, name: str) -> None:
+        """Register the built-in entry called ``name``, if there is one."""
+        if name in self._entries:
+            return
+        self._import_module_named(name)
+        if name not in self._entries and not self.module_per_entry and self.package is not None:
+            pkg = importlib.import_module(self.package)  # the package's own modules only (no entry points)
+            for info in pkgutil.iter_modules(pkg.__path__):
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"{self.package}.{info.name}")
 
     def decorator(self, name: str | None = None) -> Callable[[T], T]:
         """``@registry.decorator("name")`` registers the decorated object (default name: its ``name``)."""
@@ -118,8 +143,33 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, {len(self._entries)} loaded)"
 
 
+def _import_failure(what: str, exc: BaseException) -> InputError:
+    """One line naming a plugin that failed to import and why (the error and where in the plugin it arose)."""
+    if isinstance(exc, InputError):
+        return InputError(f"{what}: {exc}")
+    if isinstance(exc, SyntaxError):
+        return InputError(f"{what} has a syntax error at line {exc.lineno}: {exc.msg}")
+    if isinstance(exc, SystemExit):
+        return InputError(f"{what} called sys.exit({exc.code!r}) while being imported; a plugin must only "
+                          "define and register methods or scenarios")
+    if isinstance(exc, ModuleNotFoundError):
+        return InputError(f"{what} imports a module that is not installed: {exc}")
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (line {frames[-1].lineno} of {frames[-1].filename})" if frames else ""
+    text = " ".join(str(exc).split())[:300]
+    return InputError(f"{what} failed to import: {type(exc).__name__}: {text}{where}")
+
+
 def load_plugin(spec: str) -> Any:
-    """Import a module by dotted name or a ``.py`` file by path, so its decorators register entries."""
+    """Import a module by dotted name or a ``.py`` file by path, so its decorators register entries.
+
+    Any failure while importing it (a syntax error, a missing module, an exception, ``sys.exit``, a name clash
+    with a built-in) raises `InputError` naming the plugin: the CLI's one line and exit 2.
+    """
+    import sys
+
     if spec.endswith(".py"):
         import pathlib
 
@@ -131,9 +181,18 @@ def load_plugin(spec: str) -> Any:
         if module_spec is None or module_spec.loader is None:
             raise InputError(f"cannot load plugin file {spec!r}")
         module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except (Exception, SystemExit) as exc:  # SystemExit: sys.exit() at import must not end the CLI silently
+            raise _import_failure(f"plugin file {spec!r}", exc) from None
         return module
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
-        raise InputError(f"plugin module {spec!r} cannot be imported: {exc}") from None
+        if exc.name is not None and (spec == exc.name or spec.startswith(f"{exc.name}.")):
+            raise InputError(f"plugin module {spec!r} cannot be imported: {exc}") from None
+        sys.modules.pop(spec, None)
+        raise _import_failure(f"plugin module {spec!r}", exc) from None
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(spec, None)
+        raise _import_failure(f"plugin module {spec!r}", exc) from None

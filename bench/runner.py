@@ -8,21 +8,41 @@ that job's failure while the sweep goes on.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cowbench import ledger
 from cowbench.errors import InputError
 from cowbench.jobs import JobSpec, ReplicateSpec, load_plugins_once, prepare, run_job, store_failure
-from cowbench.launchers import EngineError, get_launcher
-from cowbench.store import job_status, remove_stale_tmp, write_manifest
+from cowbench.launchers import (
+    EngineError,
+    end_with_run,
+    get_launcher,
+    ignore_interrupts_in_worker,
+    run_identity,
+    safe_import_path,
+)
+from cowbench.store import job_status, remove_stale_tmp, write_json_atomic, write_manifest
 from cowbench.suite import Suite
 
 DEFAULT_TIME_LIMIT = 3600.0  # seconds per job: generous, a smoke job takes under one
+# the default memory limit per job: this share of the machine's physical memory, divided among the parallel jobs
+# (at least `MIN_MEMORY_LIMIT_MB`); one method grew a worker to 18.4 GB on a 23 GB machine before limits existed
+DEFAULT_MEMORY_SHARE = 0.8
+MIN_MEMORY_LIMIT_MB = 1024.0
+# a job that was running when its run died this many times is stored as failed (``killed_run``) instead of
+# being started again: retried once, so a job that kills its run cannot block a suite
+MAX_RUN_DEATHS = 2
+ATTEMPTS_DIR = "attempts"
 
 
 @dataclass
@@ -52,6 +72,9 @@ class _Call:
     time_limit: float | None
     isolate: bool
     planned_at: float
+    memory_limit_mb: float | None = None
+    run_pid: int = 0  # the run's process, which engine workers watch to end with it
+    run_start: str | None = None
 
 
 def _prepare_in_process(replicate: ReplicateSpec, cache_dir: str, plugins: tuple[str, ...]) -> str | None:
@@ -63,11 +86,90 @@ def _prepare_in_process(replicate: ReplicateSpec, cache_dir: str, plugins: tuple
     return None
 
 
+def _in_worker(call: _Call) -> None:
+    """What every engine worker does before a call: end with the run, leave Ctrl-C to the run."""
+    end_with_run(call.run_pid, call.run_start)
+    ignore_interrupts_in_worker(call.run_pid)
+
+
+# -- jobs that were running when their run died -----------------------------------------------------------
+
+
+def attempts_path(out: Path, job_id: str) -> Path:
+    return Path(out) / ATTEMPTS_DIR / job_id[:2] / f"{job_id}.json"
+
+
+def _run_token(call: _Call) -> str:
+    return f"{call.run_pid}:{call.run_start}"
+
+
+def _read_attempts(out: Path, job_id: str) -> dict[str, Any]:
+    from cowbench.store import read_json
+
+    try:
+        marker = read_json(attempts_path(out, job_id), 4096)
+    except (OSError, ValueError):  # none, or unreadable: no death on record
+        return {"starts": 0}
+    return marker if isinstance(marker, dict) and isinstance(marker.get("starts"), int) else {"starts": 0}
+
+
+def _mark_started(out: Path, spec: JobSpec, call: _Call) -> int | None:
+    """Count one more start of ``spec`` not (yet) followed by its record; the starts counted before, or None when
+    another process holds the job's lock (it runs the job: nothing to count here)."""
+    from cowbench.locks import hold, job_lock_path
+
+    with hold(job_lock_path(out, spec.id), wait=0.0) as free:
+        if not free:
+            return None
+        starts = _read_attempts(out, spec.id)["starts"]
+        if starts < MAX_RUN_DEATHS:
+            write_json_atomic(attempts_path(out, spec.id), {"starts": starts + 1, "run": _run_token(call)})
+        return starts
+
+
+def _clear_attempts(out: Path, job_id: str) -> None:
+    attempts_path(out, job_id).unlink(missing_ok=True)
+
+
+def _forget_interrupted(out: Path, jobs: Sequence[JobSpec], call: _Call) -> None:
+    """After a Ctrl-C or SIGTERM (an orderly stop, not a job's doing), take back this run's starts of the jobs
+    it did not finish, so an interrupted job is not counted as one that killed its run."""
+    for job in jobs:
+        marker = _read_attempts(out, job.id)
+        if marker.get("run") != _run_token(call):
+            continue
+        if marker["starts"] <= 1:
+            _clear_attempts(out, job.id)
+        else:
+            write_json_atomic(attempts_path(out, job.id), {"starts": marker["starts"] - 1, "run": ""})
+
+
+def _stored(out: Path, spec: JobSpec, status: str, call: _Call) -> str:
+    """After a job's record is stored by this run: forget its starts and add the record to the ledger."""
+    if status != "skipped":
+        _clear_attempts(out, spec.id)
+        ledger.record_job(out, spec.id, call.plugins)
+    return status
+
+
+def _job_kwargs(call: _Call, wait: bool) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"planned_at": call.planned_at, "wait": wait}
+    # the job flow passes it to the sandbox of the method's process (stored as failed, reason ``memory``); a
+    # run_job that predates the parameter runs without it
+    if "memory_limit_mb" in _RUN_JOB_PARAMS:
+        kwargs["memory_limit_mb"] = call.memory_limit_mb
+    return kwargs
+
+
+_RUN_JOB_PARAMS = frozenset(inspect.signature(run_job).parameters)
+
+
 def _prepare_worker(args: tuple[ReplicateSpec, _Call]) -> str | None:
     from cowbench.isolation import Lost, call_isolated
     from cowbench.locks import hold, replicate_lock_path
 
     replicate, call = args
+    _in_worker(call)
     # a second run sharing the directory waits here, then loads the models the first one trained
     with hold(replicate_lock_path(Path(call.cache_dir), replicate.id), wait=call.time_limit):
         if not call.isolate:
@@ -81,10 +183,19 @@ def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
     from cowbench.isolation import Lost, call_isolated
 
     spec, call, wait = args
-    job_args = (spec, Path(call.out), Path(call.cache_dir), call.plugins)
-    job_kwargs = {"planned_at": call.planned_at, "wait": wait}
+    _in_worker(call)
+    out = Path(call.out)
+    job_args = (spec, out, Path(call.cache_dir), call.plugins)
+    job_kwargs = _job_kwargs(call, wait)
+    starts = _mark_started(out, spec, call)
+    if starts is not None and starts >= MAX_RUN_DEATHS:
+        status = store_failure(spec, out, "killed_run",
+                               f"killed_run: the job was running when its run died {starts} times (the run killed, "
+                               "or the job killing the process that ran it); stored as failed so it cannot block "
+                               "the suite (cowbench run --retry-failed tries it again)", planned_at=call.planned_at)
+        return spec.id, _stored(out, spec, status, call)
     if not call.isolate:
-        return spec.id, run_job(*job_args, **job_kwargs)
+        return spec.id, _stored(out, spec, run_job(*job_args, **job_kwargs), call)
     # the replicate first, with its own clock (after a restart the new child reloads it): the job's time limit
     # is for the method; a preparation failure is recorded by run_job itself with its traceback
     result = call_isolated(_prepare_in_process, (spec.replicate, call.cache_dir, call.plugins),
@@ -92,9 +203,24 @@ def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
     if not isinstance(result, Lost):
         result = call_isolated(run_job, job_args, job_kwargs, time_limit=call.time_limit)
     if isinstance(result, Lost):  # the child is gone, and its lock with it: store the job's failure here
-        return spec.id, store_failure(spec, Path(call.out), result.reason, result.message, result.traceback,
-                                      planned_at=call.planned_at)
-    return spec.id, result
+        result = store_failure(spec, out, result.reason, result.message, result.traceback, planned_at=call.planned_at)
+    return spec.id, _stored(out, spec, result, call)
+
+
+def _module_in_cwd(name: str) -> str | None:
+    """The file of a plugin module found only because the working folder is on this process's import path
+    (``python -m cowbench``): workers do not have that folder on theirs (`safe_import_path`), so they load the
+    file instead. None for any other module (installed, a package, or not found)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None)
+    if not origin or spec.submodule_search_locations is not None or not origin.endswith(".py"):
+        return None
+    return origin if Path(origin).parent == Path.cwd() else None
 
 
 def default_n_jobs() -> int:
@@ -103,9 +229,13 @@ def default_n_jobs() -> int:
 
 def plan_run(suite: Suite, out: Path, *, force: bool = False, retry_failed: bool = False
              ) -> tuple[list[JobSpec], list[JobSpec], RunSummary]:
-    """(all planned jobs, the ones to run, the summary of what is already there)."""
+    """(all planned jobs, the ones to run, the summary of what is already there).
+
+    A job file the folder's ledger does not vouch for (`cowbench.ledger`) counts as not run: it is rerun.
+    """
     jobs = suite.plan()
-    status = {j.id: job_status(out, j.id) for j in jobs}
+    index = ledger.index(out)
+    status = {j.id: job_status(out, j.id, index) for j in jobs}
     done = sum(s == "ok" for s in status.values())
     failed = sum(s == "failed" for s in status.values())
     if force:
@@ -114,6 +244,46 @@ def plan_run(suite: Suite, out: Path, *, force: bool = False, retry_failed: bool
         todo = [j for j in jobs if status[j.id] is None or (retry_failed and status[j.id] == "failed")]
     failed_kept = 0 if (force or retry_failed) else failed
     return jobs, todo, RunSummary(planned=len(jobs), done_before=done, failed_before=failed_kept)
+
+
+def check_memory_limit(value: Any) -> float | None:
+    """A per-job memory limit in megabytes (a finite number of at least 64), or None for the default."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 64:
+        raise InputError(f"the memory limit must be a number of megabytes, at least 64, got {value!r}")
+    return float(value)
+
+
+def physical_memory_mb() -> float | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_memory_limit_mb(n_jobs: int) -> float | None:
+    """`DEFAULT_MEMORY_SHARE` of physical memory divided among ``n_jobs`` parallel jobs, at least
+    `MIN_MEMORY_LIMIT_MB`; None where the machine's memory is unknown."""
+    total = physical_memory_mb()
+    return None if total is None else max(MIN_MEMORY_LIMIT_MB, round(DEFAULT_MEMORY_SHARE * total / max(1, n_jobs)))
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does (KeyboardInterrupt: workers ended, one line, exit 130)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_time_limit(value: Any) -> float | None:
@@ -128,14 +298,21 @@ def check_time_limit(value: Any) -> float | None:
 def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int | None = None,
               force: bool = False, retry_failed: bool = False, plugins: Sequence[str] = (),
               progress: bool | None = None, log: Any = None, time_limit: float | None = None,
-              scheduler: str | None = None) -> RunSummary:
+              scheduler: str | None = None, memory_limit: float | None = None) -> RunSummary:
     """Run every job of ``suite`` not yet done under ``out``; see `RunSummary`.
 
     ``time_limit`` (seconds per job; default: the suite's ``time_limit``, else `DEFAULT_TIME_LIMIT`) stops a job
     that runs longer and stores it as failed with reason ``timeout``; it needs an isolating launcher (every one
-    but ``inprocess``). ``scheduler`` is the address of an existing Dask cluster (``launcher="dask"``).
+    but ``inprocess``). ``memory_limit`` (megabytes per job; default: the suite's ``memory_limit``, else
+    `default_memory_limit_mb`) is passed to the job as ``memory_limit_mb`` (a job over it fails, reason
+    ``memory``). ``scheduler`` is the address of an existing Dask cluster (``launcher="dask"``).
     ``progress``: False shows nothing; otherwise the preparation of the replicates and the jobs show their
     progress on stderr, a bar on a terminal and periodic lines elsewhere (`cowbench.progress`).
+
+    Nothing is written before the engine is up (an unreachable scheduler writes nothing). SIGTERM stops the run
+    as Ctrl-C does; engine workers end with the run even after a ``kill -9`` (`cowbench.launchers.end_with_run`).
+    A job that was running when its run died `MAX_RUN_DEATHS` times is stored as failed, reason ``killed_run``.
+    Each stored record is added to the folder's ledger (`cowbench.ledger`).
     """
     out = Path(out).absolute()  # engine workers may run elsewhere (Dask): they need the full path
     engine = get_launcher(launcher)
@@ -145,33 +322,51 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
         time_limit = getattr(suite, "time_limit", None) or DEFAULT_TIME_LIMIT
     time_limit = check_time_limit(time_limit)
     n_jobs = n_jobs or default_n_jobs()
+    if memory_limit is None:
+        memory_limit = getattr(suite, "memory_limit", None) or default_memory_limit_mb(n_jobs)
+    memory_limit = check_memory_limit(memory_limit)
     planned_at = time.time()  # a job file written after this was written by another run: not ours to redo
     jobs, todo, summary = plan_run(suite, out, force=force, retry_failed=retry_failed)
-    if log is not None:
-        log(f"{summary.planned} planned: {summary.done_before} done, {summary.failed_before} failed, "
-            f"{len(todo)} to run")
-    remove_stale_tmp(out)  # left by writers killed mid-write; live writers' files are younger
-    write_manifest(out, {"suite": suite.to_dict(), "suite_hash": suite.hash,
-                         "jobs": [j.id for j in jobs], "skipped": suite.skipped(),
-                         "sweeps": list(getattr(suite, "sweeps", ())),
-                         # draw index of every job not at its defaults (`cowbench.trials`), and the rules the
-                         # report applies (`cowbench.selection`)
-                         "trials": {j.id: j.trial for j in jobs if j.trial},
-                         "selection": list(getattr(suite, "selection", ("defaults",)))})
-    if not todo:
-        return summary
+    if retry_failed or force:  # asked for explicitly: the jobs stored as killed_run get their retry again
+        for job in todo:
+            _clear_attempts(out, job.id)
+    manifest = {"suite": suite.to_dict(), "suite_hash": suite.hash,
+                "jobs": [j.id for j in jobs], "skipped": suite.skipped(),
+                "sweeps": list(getattr(suite, "sweeps", ())),
+                # draw index of every job not at its defaults (`cowbench.trials`), and the rules the
+                # report applies (`cowbench.selection`)
+                "trials": {j.id: j.trial for j in jobs if j.trial},
+                "selection": list(getattr(suite, "selection", ("defaults",)))}
     # plugin files by absolute path: workers (Dask) may run in another directory
-    plugins = tuple(str(Path(p).absolute()) if p.endswith(".py") else p for p in plugins)
-    call = _Call(str(out), str(out / "cache"), plugins, time_limit, engine.isolates, planned_at)
+    plugins = tuple(str(Path(p).absolute()) if p.endswith(".py") else _module_in_cwd(p) or p for p in plugins)
+    run_pid, run_start = run_identity()
+    call = _Call(str(out), str(out / "cache"), plugins, time_limit, engine.isolates, planned_at,
+                 memory_limit_mb=memory_limit, run_pid=run_pid, run_start=run_start)
+
+    def begin() -> None:  # once the engine is up: an engine that cannot start must leave nothing behind
+        if log is not None:
+            log(f"{summary.planned} planned: {summary.done_before} done, {summary.failed_before} failed, "
+                f"{len(todo)} to run")
+        remove_stale_tmp(out)  # left by writers killed mid-write; live writers' files are younger
+        write_manifest(out, manifest)
+        if not ledger.start(out, plugins) and log is not None:
+            log(f"warning: {out} holds results but no ledger: run 'cowbench ledger adopt {out}' after "
+                "'cowbench verify' to start one")
+
+    if not todo:
+        begin()
+        return summary
     replicates = list({j.replicate.id: j.replicate for j in todo}.values())
     by_id = {j.id: j for j in todo}
+    unfinished = dict(by_id)
 
     from cowbench.progress import Progress
 
     show = progress is not False  # None (the default): a bar on a terminal, periodic lines elsewhere
     bar = None
     try:
-        with engine.session(n_jobs, scheduler=scheduler) as run:
+        with _sigterm_as_interrupt(), safe_import_path(), engine.session(n_jobs, scheduler=scheduler) as run:
+            begin()
             # train each replicate's subject and oracle once, in parallel, before the methods need them
             with Progress(len(replicates), "replicates prepared", enabled=show) as prep:
                 for result in run(_prepare_worker, [(r, call) for r in replicates]):
@@ -186,9 +381,11 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
                 for result in run(_job_worker, [(j, call, wait) for j in pending]):
                     if isinstance(result, EngineError):
                         spec = result.item[0]
-                        result = spec.id, store_failure(spec, out, "engine", f"the launcher lost the job: "
-                                                        f"{result.message}", planned_at=planned_at)
+                        status = store_failure(spec, out, "engine", f"the launcher lost the job: {result.message}",
+                                               planned_at=planned_at)
+                        result = spec.id, _stored(out, spec, status, call)
                     job_id, status = result
+                    unfinished.pop(job_id, None)
                     if status == "skipped":
                         held_elsewhere.append(by_id[job_id])
                         continue
@@ -209,6 +406,9 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
                         bar.update(failed=int(status == "failed"))
                 if not pending:
                     break
+    except KeyboardInterrupt:
+        _forget_interrupted(out, list(unfinished.values()), call)
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -20,11 +20,13 @@ a cache file only when its checksum matches. Anything else is named, counted as 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -42,6 +44,19 @@ LEGACY_MANIFEST = "manifest.json"
 # a temporary file untouched this long belongs to a killed writer: real writes take milliseconds
 STALE_TMP_SECONDS = 600.0
 _TMP_SUFFIX = ".tmp"
+# the harness's own temporary files: ".<target name>.cowbench-<8 random characters of mkstemp>.tmp"; cleanup
+# deletes only these (a user's "notes.tmp" in --out is not ours)
+_TMP_MARK = ".cowbench-"
+_OWN_TMP = re.compile(r"\..+\.cowbench-[a-z0-9_]{8}\.tmp")
+# files written before the mark existed (".<name>.<8 random>.tmp"): only recognised inside the harness's folders
+_LEGACY_TMP = re.compile(r"\..+\.[a-z0-9_]+\.tmp")
+_HARNESS_DIRS = ("jobs", "runs", "cache", MANIFEST_DIR)
+# the largest job or run record stored (and read): the largest published record is 36 kB, so 4 MiB leaves room
+# for any honest traceback or details while a 200 MB string fails its job as ``unstorable`` instead of slowing
+# every later `status` and `report`
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+# the largest manifest read (a manifest lists 64+4 bytes per job: 16 MiB is about 200,000 jobs)
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
 _JOB_ID = re.compile(r"[0-9a-f]{64}")
@@ -49,16 +64,37 @@ _JOB_ID = re.compile(r"[0-9a-f]{64}")
 _SUITE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to a temporary file beside ``path``, fsync it, then rename it into place."""
-    write_bytes_atomic(path, (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
+class RecordTooLarge(ValueError):
+    """A job or run record larger than `MAX_RECORD_BYTES`: the job fails as ``unstorable`` (a ValueError, which the
+    job flow already turns into that failure)."""
+
+
+def is_record_path(path: Path) -> bool:
+    """Whether ``path`` is a job or run record of a results folder (``jobs|runs/<id[:2]>/<id>.json``)."""
+    path = Path(path)
+    return (path.suffix == ".json" and path.parent.parent.name in ("jobs", "runs")
+            and bool(_JOB_ID.fullmatch(path.stem)) and path.parent.name == path.stem[:2])
+
+
+def write_json_atomic(path: Path, obj: Any, *, max_bytes: int | None = None) -> None:
+    """Write ``obj`` as JSON to a temporary file beside ``path``, fsync it, then rename it into place.
+
+    A job or run record (`is_record_path`) larger than `MAX_RECORD_BYTES` (or any file over ``max_bytes``) is
+    refused with `RecordTooLarge` before anything is written.
+    """
+    data = (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+    limit = max_bytes if max_bytes is not None else (MAX_RECORD_BYTES if is_record_path(path) else None)
+    if limit is not None and len(data) > limit:
+        raise RecordTooLarge(f"the record is {len(data) / 2**20:.1f} MiB, over the limit of {limit / 2**20:g} MiB "
+                             "(large details belong in files of the method's own, not in the record)")
+    write_bytes_atomic(path, data)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, rename it into place, fsync the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{_TMP_MARK}", suffix=_TMP_SUFFIX)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are meant to be shared
         with os.fdopen(fd, "wb") as fh:
@@ -84,11 +120,25 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def is_own_tmp(path: Path, out: Path) -> bool:
+    """Whether ``path`` (under ``out``) is a temporary file of `write_bytes_atomic`: ``.<name>.cowbench-XXXXXXXX.tmp``
+    anywhere, or the older ``.<name>.XXXXXXXX.tmp`` inside the harness's own folders (jobs, runs, cache, manifests)."""
+    path = Path(path)
+    if _OWN_TMP.fullmatch(path.name):
+        return True
+    try:
+        first = path.relative_to(out).parts[0]
+    except (ValueError, IndexError):
+        return False
+    return first in _HARNESS_DIRS and bool(_LEGACY_TMP.fullmatch(path.name))
+
+
 def remove_stale_tmp(out: Path, max_age_s: float = STALE_TMP_SECONDS) -> list[Path]:
     """Delete the temporary files of killed writes under ``out``: those not modified for ``max_age_s`` seconds.
 
-    A live writer's temporary file is younger (it is written in one go and renamed at once), so it is kept.
-    Returns the removed paths.
+    Only the harness's own temporary files are candidates (`is_own_tmp`): a user's ``notes.tmp`` is never
+    deleted. A live writer's temporary file is younger (it is written in one go and renamed at once), so it is
+    kept. Returns the removed paths.
     """
     out = Path(out)
     if not out.is_dir():
@@ -96,8 +146,10 @@ def remove_stale_tmp(out: Path, max_age_s: float = STALE_TMP_SECONDS) -> list[Pa
     now = time.time()
     removed = []
     for tmp in out.rglob(f".*{_TMP_SUFFIX}"):
+        if not is_own_tmp(tmp, out):
+            continue
         try:
-            if tmp.is_file() and now - tmp.stat().st_mtime > max_age_s:
+            if tmp.is_file() and not tmp.is_symlink() and now - tmp.stat().st_mtime > max_age_s:
                 tmp.unlink()
                 removed.append(tmp)
         except OSError:  # renamed or removed by its writer meanwhile: not stale
@@ -114,19 +166,33 @@ def checksum_path(path: Path) -> Path:
 
 def write_checked(path: Path, data: bytes) -> None:
     """Write ``data`` atomically with its sha256 in ``<path>.sha256`` (written last: its presence vouches)."""
+    digest = hashlib.sha256(data).hexdigest()
     write_bytes_atomic(path, data)
-    write_bytes_atomic(checksum_path(path), (hashlib.sha256(data).hexdigest() + "\n").encode())
+    write_bytes_atomic(checksum_path(path), (digest + "\n").encode())
+    from cowbench import ledger
+
+    ledger.record_cache(path, digest)  # in the folder's ledger, when the cache lies in a results folder
 
 
 def read_checked(path: Path) -> bytes | None:
-    """The bytes of ``path`` if its checksum file exists and matches, else None (missing, truncated, altered)."""
+    """The bytes of ``path`` if its checksum file exists and matches, else None (missing, truncated, altered).
+
+    Only regular files are read (a FIFO or a link to ``/dev/zero`` is None, never a hang). When the results
+    folder holding the cache has a ledger (`cowbench.ledger`), the file must also match the checksum the ledger
+    recorded when the run wrote it: a cache file replaced together with its ``.sha256`` is None, so it is rebuilt.
+    """
     path = Path(path)
     try:
-        expected = checksum_path(path).read_text(encoding="ascii").strip()
-        data = path.read_bytes()
+        expected = read_regular(checksum_path(path), 1024).decode("ascii").strip()
+        data = read_regular(path, None)
     except (OSError, UnicodeDecodeError):
         return None
-    return data if hashlib.sha256(data).hexdigest() == expected else None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        return None
+    from cowbench import ledger
+
+    return data if ledger.cache_matches(path, digest) else None
 
 
 # -- job records -------------------------------------------------------------------------------------------
@@ -144,10 +210,47 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"holds {name}, which is not JSON")
 
 
-def read_json(path: Path) -> Any:
-    """Parse a UTF-8 JSON file strictly (NaN and Infinity are refused, as the writer never produces them)."""
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh, parse_constant=_reject_constant)
+class NotRegularFile(OSError):
+    """A path that is not a regular file (a FIFO, a device, a folder) or is over the size limit: never read."""
+
+
+def read_regular(path: Path, max_bytes: int | None) -> bytes:
+    """The bytes of ``path`` if it is a regular file (symbolic links followed) of at most ``max_bytes`` bytes.
+
+    Opened without blocking and checked before reading, so a FIFO, ``/dev/zero`` or a huge file raises
+    `NotRegularFile` at once instead of hanging or exhausting memory.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file (a FIFO, device or folder is never read)",
+                                 str(path))
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise NotRegularFile(errno.EFBIG, f"{st.st_size} bytes, over the limit of {max_bytes} bytes", str(path))
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:  # grew while being read
+                raise NotRegularFile(errno.EFBIG, f"over the limit of {max_bytes} bytes", str(path))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path, max_bytes: int | None = MAX_RECORD_BYTES) -> Any:
+    """Parse a UTF-8 JSON file strictly (NaN and Infinity are refused, as the writer never produces them).
+
+    Only a regular file of at most ``max_bytes`` is read (`read_regular`); JSON nested too deep to parse raises
+    `ValueError`, as malformed JSON does.
+    """
+    text = read_regular(Path(path), max_bytes).decode("utf-8")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply to parse") from None
 
 
 def _is_number(value: Any) -> bool:
@@ -217,32 +320,64 @@ def invalid_message(path: Path, problem: str) -> str:
     return f"invalid job file {path}: {problem}; counted as not run, the next run reruns it"
 
 
-def job_status(out: Path, job_id: str) -> str | None:
-    """``ok``, ``failed`` or None (not run, or an invalid file, which is treated as not run)."""
+def load_trusted(path: Path, ledger_index: Any = None) -> tuple[dict[str, Any] | None, str | None]:
+    """`load_record`, then (when ``ledger_index``, a `cowbench.ledger.LedgerIndex`, is given) the ledger check:
+    a valid file that the ledger does not list, or whose bytes differ from what it lists, is (None, why)."""
+    record, problem = load_record(path)
+    if record is None or ledger_index is None:
+        return record, problem
+    problem = ledger_index.problem(path)
+    return (None, problem) if problem else (record, None)
+
+
+def job_status(out: Path, job_id: str, ledger_index: Any = None) -> str | None:
+    """``ok``, ``failed`` or None (not run, or an invalid file, which is treated as not run).
+
+    With ``ledger_index`` (`cowbench.ledger.index`), a file the ledger does not vouch for is not run either.
+    """
     path = job_path(out, job_id)
     if not path.is_file():
         return None
-    record, _ = load_record(path)
+    record, _ = load_trusted(path, ledger_index)
     return None if record is None else record["status"]
 
 
 @dataclass
 class StoreScan:
-    """Every job file under a results directory: the valid records and the invalid files with the reason."""
+    """Every job file under a results directory: the valid records and the invalid files with the reason.
+
+    ``ledger`` is the folder's `cowbench.ledger.LedgerIndex` (None: the folder has no ledger, nothing was
+    checked against one; ``warnings`` then says so).
+    """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     invalid: list[tuple[Path, str]] = field(default_factory=list)
+    ledger: Any = None
+    warnings: list[str] = field(default_factory=list)
 
     def messages(self) -> list[str]:
-        return [invalid_message(path, problem) for path, problem in self.invalid]
+        return [*self.warnings, *(invalid_message(path, problem) for path, problem in self.invalid)]
 
 
-def scan_store(out: Path) -> StoreScan:
-    """Read and validate every job file under ``out``, in file-name order."""
+def scan_store(out: Path, *, check_ledger: bool = True) -> StoreScan:
+    """Read and validate every job file under ``out``, in file-name order.
+
+    Only regular files of at most `MAX_RECORD_BYTES` are read. When ``out`` has a ledger (`cowbench.ledger`),
+    a file it does not list or whose content differs from its entry is invalid (named, left out, rerun).
+    """
+    from cowbench import ledger
+
     scan = StoreScan()
+    if check_ledger:
+        scan.ledger = ledger.index(out)
+        if scan.ledger is None and ledger.has_results(out):
+            scan.warnings.append(f"{out} has no ledger: its job files are not checked against one (adopt them "
+                                 f"with 'cowbench ledger adopt {out}' after 'cowbench verify')")
+        elif scan.ledger is not None and scan.ledger.broken:
+            scan.warnings.append(scan.ledger.broken)
     root = Path(out) / "jobs"
     for path in sorted(root.glob("*/*.json")):
-        record, problem = load_record(path)
+        record, problem = load_trusted(path, scan.ledger)
         if record is None:
             scan.invalid.append((path, problem or "invalid"))
         else:
@@ -283,7 +418,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
         return InputError(f"manifest {path} is invalid: {problem}")
 
     try:
-        manifest = read_json(path)
+        manifest = read_json(path, MAX_MANIFEST_BYTES)
     except UnicodeDecodeError:
         raise bad("not UTF-8 text") from None
     except (json.JSONDecodeError, ValueError) as exc:
@@ -297,9 +432,22 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise bad("needs a 'suite' object with a 'name'")
     if not isinstance(manifest.get("suite_hash"), str):
         raise bad("needs a 'suite_hash' string")
+    scenarios = suite.get("scenarios", [])
+    if not isinstance(scenarios, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("generator"), str) and isinstance(s.get("knobs", {}), dict)
+            for s in scenarios):
+        raise bad("'suite.scenarios' must be a list of {generator, version, knobs} objects")
+    if not isinstance(suite.get("subject", {}), dict):
+        raise bad("'suite.subject' must be an object")
     jobs = manifest.get("jobs")
     if not isinstance(jobs, list) or not all(isinstance(j, str) and _JOB_ID.fullmatch(j) for j in jobs):
         raise bad("'jobs' must be a list of job ids")
+    if len(set(jobs)) != len(jobs):
+        seen: set[str] = set()
+        twice = next(j for j in jobs if j in seen or seen.add(j))
+        raise bad(f"'jobs' lists job {twice[:12]} {jobs.count(twice)} times; each planned job is listed once")
+    if not isinstance(manifest.get("trials", {}), dict) or not isinstance(manifest.get("selection", []), list):
+        raise bad("'trials' must be an object and 'selection' a list")
     skipped = manifest.get("skipped", [])
     if not isinstance(skipped, list) or not all(
             isinstance(s, dict) and isinstance(s.get("method"), str) and isinstance(s.get("scenario"), dict)

@@ -46,7 +46,7 @@ from cowbench.store import check_suite_name
 from cowbench.trials import MAX_TRIALS
 
 _TOP_KEYS = {"suite", "subject", "scenarios", "methods"}
-_SUITE_KEYS = {"name", "description", "root_seed", "replicates", "time_limit", "trials", "selection"}
+_SUITE_KEYS = {"name", "description", "root_seed", "replicates", "time_limit", "memory_limit", "trials", "selection"}
 
 
 def builtin_suites() -> list[str]:
@@ -69,6 +69,9 @@ class Suite:
     # seconds per job before it is stopped and stored as failed (None: the runner's default); how to run, not
     # what is run, so it is left out of to_dict() and the suite hash
     time_limit: float | None = None
+    # megabytes per job before it is stopped and stored as failed with reason ``memory`` (None: the runner's
+    # default share of the machine); how to run, like time_limit: not in to_dict() nor the hash
+    memory_limit: float | None = None
     # per scenario swept by a grid: {"entry", "generator", "knobs" (the swept ones), "values", "scenario"};
     # how the report draws it (a dose-response curve), not what is run: not in to_dict() nor the hash
     sweeps: tuple[Mapping[str, Any], ...] = ()
@@ -165,6 +168,15 @@ def _time_limit(value: Any) -> float | None:
         return check_time_limit(value)
     except InputError as exc:
         raise _fail("[suite] time_limit", str(exc)) from None
+
+
+def _memory_limit(value: Any) -> float | None:
+    from cowbench.runner import check_memory_limit
+
+    try:
+        return check_memory_limit(value)
+    except InputError as exc:
+        raise _fail("[suite] memory_limit", str(exc)) from None
 
 
 def _scenarios(entries: Any, sweeps: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -291,6 +303,7 @@ def parse_suite(raw: Mapping[str, Any], *, default_name: str = "suite") -> Suite
         scenarios=tuple(_scenarios(raw.get("scenarios"), sweeps)),
         methods=methods,
         time_limit=_time_limit(head.get("time_limit")),
+        memory_limit=_memory_limit(head.get("memory_limit")),
         sweeps=tuple(sweeps),
         trials=_int(head.get("trials", 1), "[suite] trials", 1, MAX_TRIALS),
         method_trials=tuple(method_trials),
@@ -324,6 +337,9 @@ def load_suite(name_or_path: str, *, replicates: int | None = None, root_seed: i
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"suite {name_or_path!r} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise InputError(f"suite {name_or_path!r} is nested too deeply to parse (arrays or tables within "
+                         "each other thousands of levels deep); a suite needs a few levels") from None
     raw.setdefault("suite", {})
     if replicates is not None:
         raw["suite"]["replicates"] = replicates
@@ -337,4 +353,8 @@ def load_suite(name_or_path: str, *, replicates: int | None = None, root_seed: i
         if isinstance(include, list):
             raw["methods"]["include"] = [{k: v for k, v in e.items() if k != "trials"} if isinstance(e, dict) else e
                                          for e in include]
-    return parse_suite(raw, default_name=default_name)
+    try:
+        return parse_suite(raw, default_name=default_name)
+    except RecursionError:  # a value nested hundreds of levels deep, which parses but cannot be hashed
+        raise InputError(f"suite {name_or_path!r} holds a value nested too deeply; a suite needs a few levels") \
+            from None

@@ -14,6 +14,23 @@ from typing import Any
 from cowbench.errors import InputError
 from cowbench.launchers import EngineError, Launcher, Run, register_launcher
 
+CONNECT_TIMEOUT = "30s"  # how long an existing scheduler (--scheduler) may take to answer
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
 
 @contextlib.contextmanager
 def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
@@ -24,13 +41,16 @@ def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
     cluster = None
     if scheduler:
         try:
-            client = Client(scheduler, timeout="30s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
     else:
-        # one thread per worker process: jobs pin their own threads, and the isolated child does the work
-        cluster = LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        # one thread per worker process: jobs pin their own threads, and the isolated child does the work.
+        # The worker processes are started with SIGINT ignored (a disposition they keep through exec): a Ctrl-C
+        # at the terminal reaches the whole process group, and only the run must answer it, in one line
+        with _sigint_ignored():
+            cluster = LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
         def run(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
@@ -45,9 +65,28 @@ def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
 
         yield run
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with _quiet_close():
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+@contextlib.contextmanager
+def _quiet_close() -> Iterator[None]:
+    """Close the client and cluster without their shutdown chatter (a Ctrl-C ends with the run's one line)."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except Exception:  # a failing close after the results are in must not replace the run's outcome
+        pass
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 register_launcher(Launcher("dask", _session, remote=True,

@@ -30,7 +30,7 @@ from cowbench.reports.table import (
     scenario_label,
     telling_routes,
 )
-from cowbench.reports.text import cell_text, fmt, hparams_text, missing_lines, mrd_text, versions_text
+from cowbench.reports.text import cell_text, fmt, hparams_text, md_cell, missing_lines, mrd_text, versions_text
 from cowbench.stats import RANK_RULE
 
 NAME = "md"
@@ -231,7 +231,7 @@ def _table(track: str, heading: str, block: pd.DataFrame, metrics: list[str], sc
         shown, p_best = label.get(entry, ""), pb.get(entry, np.nan)
         league_cell = [str(leagues.get(entry, ""))] if show_league else []
         lines.append(f"| {shown or '—'} | {'—' if pd.isna(p_best) else f'{p_best:.2f}'} "
-                     f"| {entry} | " + " | ".join([*league_cell, access, *texts]) + " |")
+                     f"| {md_cell(entry)} | " + " | ".join([*league_cell, access, *texts]) + " |")
     if present:
         lines.append("")
     notes = []
@@ -302,6 +302,6 @@ def _across_table(agg: pd.DataFrame) -> list[str]:
         rate = "—" if math.isnan(r.win_rate) else f"{r.win_rate:.2f}"
         rank = "—" if math.isnan(r.rank) else str(int(r.rank))
         league = getattr(r, "league", "")
-        lines.append(f"| {r.track} | {league} | {rank} | {r.entry} | {r.access} | {rate} | {r.contests} | "
+        lines.append(f"| {r.track} | {league} | {rank} | {md_cell(r.entry)} | {r.access} | {rate} | {r.contests} | "
                      f"{r.scenarios}/{r.tables} |")
     return [*lines, ""]

@@ -15,6 +15,24 @@ def fmt(x: float) -> str:
     return "0.000" if text == "-0.000" else text  # a tiny negative value is zero at this precision
 
 
+def md_cell(text: object) -> str:
+    """``text`` safe inside a Markdown table cell: ``|`` escaped (it would end the cell), line breaks as spaces."""
+    return " ".join(str(text).splitlines()).replace("\\", "\\\\").replace("|", "\\|")
+
+
+# a spreadsheet runs a cell that begins with one of these as a formula (CSV injection, OWASP); tab and carriage
+# return too, as some spreadsheets strip them and then read the next character
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, prefixed with ``'`` so it is shown as text;
+    numbers (a negative mean is a number, not text) and other text are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def cell_text(mean: float, lo: float, hi: float, n: int) -> str:
     """``0.600 [0.200, 1.000] (5)``: mean, interval, replicates; ``0.600 (1)`` without an interval."""
     if math.isnan(lo) or math.isnan(hi):

@@ -166,6 +166,76 @@ SUITE_CASES = {
                                        "{tmp}/out")(tmp), "not UTF-8"),
 }
 
+PLUGIN_CLASH = b'''from cowbench.method import Method, MethodOutput, register_method
+
+
+@register_method
+class Impostor(Method):
+    """Claims a built-in's name.
+
+    References
+    ----------
+    None.
+    """
+
+    name = "logistic"
+    family = "robust_training"
+    access = frozenset({"pooled"})
+    outputs = frozenset({"edit"})
+
+    def run(self, task):
+        return MethodOutput()
+'''
+
+
+def plugin(source: bytes, *args: str) -> Callable[[Path], list[str]]:
+    """A case that writes a plugin file ``<tmp>/p.py`` and runs ``args`` with ``--plugins`` it."""
+    return with_file("p.py", source, *args, "--plugins", "{tmp}/p.py")
+
+
+def deep_manifest_case(jobs: list[str], suite: dict | None = None) -> bytes:
+    return json.dumps({"suite": suite or {"name": "m"}, "suite_hash": "0" * 12, "jobs": jobs, "skipped": []}).encode()
+
+
+HOSTILE_CASES = {
+    # plugins: every way an import can fail is one line naming the plugin, never a traceback or a silent exit
+    "plugin_syntax_error": (plugin(b"def f(:\n    pass\n", "run", "smoke", "--out", "{tmp}/o"),
+                            "has a syntax error at line 1"),
+    "plugin_missing_module": (plugin(b"import no_such_module_for_cowbench\n", "run", "smoke", "--out", "{tmp}/o"),
+                              "imports a module that is not installed: No module named 'no_such_module_for_cowbench'"),
+    "plugin_key_error": (plugin(b"{}['k']\n", "run", "smoke", "--out", "{tmp}/o"), "failed to import: KeyError: 'k'"),
+    "plugin_sys_exit": (plugin(b"import sys\nsys.exit(3)\n", "run", "smoke", "--out", "{tmp}/o"),
+                        "called sys.exit(3) while being imported"),
+    "plugin_sys_exit_list": (plugin(b"import sys\nsys.exit(3)\n", "list"), "called sys.exit(3)"),
+    "plugin_replaces_builtin": (plugin(PLUGIN_CLASH, "run", "smoke", "--out", "{tmp}/o"),
+                                "method name 'logistic' is taken by the built-in"),
+    "plugin_module_missing": (cli("list", "--plugins", "no_such_plugin_module_x"), "cannot be imported"),
+    # suite files
+    "toml_nested_50000_deep": (toml("x = " + "[" * 50_000 + "]" * 50_000 + "\n"), "nested too deeply"),
+    "memory_limit_flag_zero": (cli("run", "smoke", "--out", "{tmp}/o", "--memory-limit", "0"), "--memory-limit"),
+    "memory_limit_flag_nan": (cli("run", "smoke", "--out", "{tmp}/o", "--memory-limit", "nan"), "--memory-limit"),
+    "memory_limit_toml_string": (toml(GOOD, name_line='[suite]\nmemory_limit = "lots"\n'), "memory_limit"),
+    # results folders
+    "manifest_one_job_200000_times": (with_file("res/manifests/m.json", deep_manifest_case(["a" * 64] * 200_000),
+                                                "status", "{tmp}/res"), "lists job aaaaaaaaaaaa 200000 times"),
+    "manifest_scenarios_malformed": (with_file("res/manifests/m.json",
+                                               deep_manifest_case([], {"name": "m", "scenarios": {"cow": 1}}),
+                                               "report", "{tmp}/res"), "'suite.scenarios' must be a list"),
+    "manifest_nested_deep": (with_file("res/manifests/m.json", b"[" * 100_000 + b"]" * 100_000, "status",
+                                       "{tmp}/res"), "nested too deeply"),
+    "manifest_is_a_fifo": (lambda tmp: _fifo(tmp / "res" / "manifests" / "m.json", ["status", f"{tmp}/res"]),
+                           "not a regular file"),
+    "ledger_adopt_not_results": (with_file("res/notes.txt", b"x", "ledger", "adopt", "{tmp}/res"),
+                                 "holds no manifest"),
+}
+
+
+def _fifo(path: Path, argv: list[str]) -> list[str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return argv
+
+
 STORE_CASES = {
     "status_missing_directory": (cli("status", "{tmp}/nowhere"), "does not exist"),
     "status_of_a_file": (with_file("f.json", b"{}", "status", "{tmp}/f.json"), "not a directory"),
@@ -240,7 +310,7 @@ def _check_one_line(err: str, message: str) -> None:
 
 
 ALL_CLI = {**CLI_CASES, **{f"suite_{k}": v for k, v in SUITE_CASES.items()},
-           **{f"store_{k}": v for k, v in STORE_CASES.items()}}
+           **{f"store_{k}": v for k, v in STORE_CASES.items()}, **{f"hostile_{k}": v for k, v in HOSTILE_CASES.items()}}
 
 
 def test_the_table_holds_at_least_60_cases():
@@ -308,3 +378,18 @@ def test_an_output_directory_without_write_permission_is_refused(tmp_path, capsy
         assert code == 2 and tree(tmp_path) == before
     finally:
         undo()
+
+
+def test_an_unreachable_dask_scheduler_writes_nothing(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("dask.distributed")
+    from cowbench.launchers import dask_cluster
+
+    monkeypatch.setattr(dask_cluster, "CONNECT_TIMEOUT", "2s")  # the default waits 30 s for a slow scheduler
+    monkeypatch.chdir(tmp_path)
+    before = tree(tmp_path)
+    code = main(["run", "smoke", "--replicates", "1", "--out", str(tmp_path / "o"), "--launcher", "dask",
+                 "--scheduler", "tcp://127.0.0.1:9"])
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    _check_one_line(captured.err, "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'")
+    assert tree(tmp_path) == before  # no manifest, no ledger, no folder

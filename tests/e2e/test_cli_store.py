@@ -166,3 +166,152 @@ def test_an_old_single_manifest_is_still_read(out):
     report = cowbench("report", out)
     assert report.returncode == 0 and "report: alpha" in report.stdout and "logistic" in report.stdout
     assert "2 planned, 2 ok" in cowbench("status", out).stdout
+
+
+# -- the ledger: what a run did not store is named, left out and rerun --------------------------------------
+
+
+def _alarm(seconds: int = 600):
+    """Fail instead of hanging (a FIFO read blocks forever without a writer)."""
+    import signal
+
+    def boom(*_):
+        raise TimeoutError("blocked on a file that should have been refused")
+
+    signal.signal(signal.SIGALRM, boom)
+    signal.alarm(seconds)
+
+
+def test_a_forged_file_and_a_hand_edited_metric_are_named_left_out_and_rerun(out, base):
+    from cowbench import ledger
+
+    files = job_files(out)
+    want = {r: p.read_bytes() for r, p in job_files(base / "out").items()}
+    # replicate 1's file is forged: written into the folder by hand, the ledger never saw it
+    files[1].unlink()
+    (out / "ledger.jsonl").unlink()
+    ledger.adopt(out)  # a ledger that holds replicate 0 only
+    forged = json.loads(want[1])
+    forged["metrics"] = {k: 1.0 for k in forged["metrics"]}  # ranks first with P(best) 1.00 if trusted
+    files[1].write_text(json.dumps(forged))
+    # replicate 0's metric edited by hand
+    edited = json.loads(files[0].read_bytes())
+    edited["metrics"]["world_cos"] = 0.999
+    files[0].write_text(json.dumps(edited, indent=1, sort_keys=True) + "\n")
+    for command in ("status", "report"):
+        result = cowbench(command, out)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        assert f"{files[1]}: is not in the folder's ledger" in result.stderr
+        assert f"{files[0]}: differs from the content ledger entry" in result.stderr
+    assert "0 ok, 0 failed, 2 not run (2 of them invalid files)" in cowbench("status", out).stdout
+    assert replicates_reported(out) == []  # neither is reported
+    again = run(base / "alpha.toml", out)
+    assert again.returncode == 0 and "2 to run" in again.stderr, again.stderr
+    assert {r: p.read_bytes() for r, p in job_files(out).items()} == want
+    assert cowbench("ledger", "check", out).returncode == 0
+
+
+def test_a_fifo_or_dev_zero_as_a_job_file_never_hangs_and_is_rerun(out, base):
+    files = job_files(out)
+    want = {r: p.read_bytes() for r, p in job_files(base / "out").items()}
+    files[0].unlink()
+    os.mkfifo(files[0])
+    files[1].unlink()
+    files[1].symlink_to("/dev/zero")
+    users = [out / "notes.tmp", out / ".draft.tmp"]  # a user's temporary files, old: never the harness's to delete
+    for p in users:
+        p.write_text("mine")
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+    _alarm()
+    try:
+        for command in ("status", "report"):
+            result = cowbench(command, out)
+            assert "Traceback" not in result.stderr and "not a regular file" in result.stderr, result.stderr
+            assert str(files[0]) in result.stderr and str(files[1]) in result.stderr
+        again = run(base / "alpha.toml", out)
+    finally:
+        import signal
+
+        signal.alarm(0)
+    assert again.returncode == 0 and "2 to run" in again.stderr, again.stderr
+    assert {r: p.read_bytes() for r, p in job_files(out).items()} == want
+    assert all(p.read_text() == "mine" for p in users)
+
+
+def test_a_cache_file_replaced_with_its_checksum_or_failing_to_load_is_rebuilt(out, base):
+    import hashlib
+
+    subjects = sorted((out / "cache").glob("*/subject.pt"))
+    oracles = sorted((out / "cache").glob("*/oracle.pt"))
+    # replicate A's subject replaced by replicate B's, checksum and all: a consistent pair, the wrong model
+    shutil.copy(subjects[1], subjects[0])
+    shutil.copy(checksum_path(subjects[1]), checksum_path(subjects[0]))
+    # an oracle that cannot load (not a torch file) with a matching checksum
+    oracles[0].write_bytes(b"not a torch file")
+    checksum_path(oracles[0]).write_text(hashlib.sha256(b"not a torch file").hexdigest() + "\n")
+    assert read_checked(subjects[0]) is None and read_checked(oracles[0]) is None  # the ledger disagrees
+    for path in job_files(out).values():
+        path.unlink()
+    again = run(base / "alpha.toml", out)
+    assert again.returncode == 0, again.stderr
+    # rebuilt from the seeds, so the jobs are scored on the right models: byte-identical to the first run
+    assert {r: p.read_bytes() for r, p in job_files(out).items()} == \
+           {r: p.read_bytes() for r, p in job_files(base / "out").items()}
+    assert read_checked(subjects[0]) is not None and read_checked(oracles[0]) is not None
+
+
+def test_an_older_folder_without_a_ledger_is_warned_about_and_adopted(out):
+    from cowbench import ledger
+
+    (out / "ledger.jsonl").unlink()
+    status = cowbench("status", out)
+    assert status.returncode == 0 and "has no ledger" in status.stderr and "cowbench ledger adopt" in status.stderr
+    assert "2 ok" in status.stdout  # read unchecked, as before the ledger
+    assert cowbench("ledger", "check", out).returncode == 1
+    adopted = cowbench("ledger", "adopt", out)
+    assert adopted.returncode == 0 and "adopted 2 job file(s) and 4 cache file(s)" in adopted.stdout, adopted
+    check = cowbench("ledger", "check", out)
+    assert check.returncode == 0 and f"ledger head `{ledger.head(out)[:16]}`" in check.stdout
+    assert cowbench("ledger", "adopt", out).returncode == 2  # once
+
+
+BIG_DETAILS = b'''
+from cowbench.method import Method, MethodOutput, register_method
+
+
+@register_method
+class Chatty(Method):
+    """Returns 5 MB of details.
+
+    References
+    ----------
+    None: a test fixture.
+    """
+
+    name = "test_chatty_details"
+    family = "robust_training"
+    access = frozenset({"pooled"})
+    outputs = frozenset({"world"})
+
+    def __init__(self, *, random_state=None):
+        self.random_state = random_state
+
+    def run(self, task):
+        return MethodOutput(world_coef={v: 0.0 for v in task.variables}, details={"log": "x" * 5_000_000})
+'''
+
+
+def test_a_record_over_the_size_limit_fails_its_job_as_unstorable(out, base, tmp_path):
+    plugin = tmp_path / "chatty.py"
+    plugin.write_bytes(BIG_DETAILS)
+    suite = tmp_path / "chatty.toml"
+    suite.write_text(ALPHA.replace('"alpha"', '"chatty"').replace('"logistic"', '"test_chatty_details"')
+                     .replace("replicates = 2", "replicates = 1"))
+    done = cowbench("run", suite, "--out", out, "--launcher", "serial", "--plugins", plugin)
+    assert done.returncode == 1, done.stderr
+    (record,) = [json.loads(p.read_bytes()) for p in (out / "jobs").glob("*/*.json")
+                 if json.loads(p.read_bytes())["spec"]["method"] == "test_chatty_details"]
+    assert record["status"] == "failed" and record["reason"] == "unstorable", record.get("error")
+    assert "over the limit of 4 MiB" in record["error"]
+    assert cowbench("status", out, "--suite", "chatty").returncode == 1  # counted as failed, and small on disk
+    assert all(p.stat().st_size < 1_000_000 for p in (out / "jobs").glob("*/*.json"))

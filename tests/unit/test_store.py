@@ -4,13 +4,16 @@ stale temporary files, and one manifest per suite."""
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 from cowbench.errors import InputError
 from cowbench.seeds import stable_hash
 from cowbench.store import (
+    MAX_RECORD_BYTES,
     SCHEMA_VERSION,
+    RecordTooLarge,
     check_suite_name,
     checksum_path,
     iter_records,
@@ -172,6 +175,31 @@ def test_only_old_temporary_files_are_removed(tmp_path):
     assert remove_stale_tmp(tmp_path / "missing") == []
 
 
+def test_stale_cleanup_deletes_only_the_harness_own_temporary_files(tmp_path):
+    # the harness's pattern anywhere; a user's .tmp files (even dot-files, even old) are never touched
+    ours = tmp_path / "report" / ".report.md.cowbench-ab12cd_3.tmp"
+    theirs = [tmp_path / "notes.tmp", tmp_path / ".notes.tmp", tmp_path / ".draft.v2.tmp",
+              tmp_path / "mine" / ".x.json.k1.tmp", tmp_path / "jobs" / "ab" / "notes.tmp"]
+    for p in (ours, *theirs):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x")
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+    assert remove_stale_tmp(tmp_path, max_age_s=600) == [ours]
+    assert all(p.exists() for p in theirs)
+
+
+def test_the_writer_s_temporary_files_carry_the_harness_pattern(tmp_path, monkeypatch):
+    import tempfile
+
+    from cowbench.store import is_own_tmp
+
+    made = []
+    real = tempfile.mkstemp
+    monkeypatch.setattr(tempfile, "mkstemp", lambda **kw: made.append(real(**kw)) or made[-1])
+    write_json_atomic(tmp_path / "a.json", {"x": 1})
+    assert made and is_own_tmp(Path(made[0][1]), tmp_path)
+
+
 # -- manifests -------------------------------------------------------------------------------------------
 
 
@@ -207,6 +235,13 @@ BAD_MANIFESTS = {
     "jobs_not_ids": (json.dumps(manifest("m", ["x"])).encode(), "list of job ids"),
     "no_hash": (json.dumps({"suite": {"name": "m"}, "jobs": []}).encode(), "suite_hash"),
     "skipped_not_list": (json.dumps({**manifest("m"), "skipped": 3}).encode(), "skipped"),
+    "one_job_200000_times": (json.dumps(manifest("m", ["a" * 64] * 200_000)).encode(),
+                             "lists job aaaaaaaaaaaa 200000 times"),
+    "scenarios_a_string": (json.dumps({**manifest("m"), "suite": {"name": "m", "scenarios": "cow"}}).encode(),
+                           "'suite.scenarios' must be a list"),
+    "scenario_without_generator": (json.dumps({**manifest("m"), "suite": {"name": "m", "scenarios": [{}]}}).encode(),
+                                   "'suite.scenarios' must be a list"),
+    "nested_50000_deep": (b'{"suite": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "nested too deeply"),
 }
 
 
@@ -241,3 +276,72 @@ def test_text_outputs_are_replaced_by_rename(tmp_path):
     assert path.read_text(encoding="utf-8") == "second ✓\n"
     assert path.stat().st_ino != inode  # a new file renamed over the old one, never a torn rewrite
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+# -- hostile files: FIFOs, devices, oversized records, deep nesting, duplicated job ids ---------------------
+
+
+@pytest.fixture
+def alarm():
+    """Fail instead of hanging: a FIFO opened for reading blocks forever without a writer."""
+    import signal
+
+    def boom(*_):
+        raise TimeoutError("the store blocked on a file it should have refused")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def _hostile(tmp_path, kind):
+    job_id = record()["job_id"]
+    path = job_path(tmp_path, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev_zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "oversized":
+        path.write_bytes(b" " * (MAX_RECORD_BYTES + 1))
+    return job_id, path
+
+
+@pytest.mark.parametrize("kind,reason", [("fifo", "not a regular file"), ("dev_zero", "not a regular file"),
+                                         ("folder", "not a regular file"), ("oversized", "over the limit")])
+def test_a_job_file_that_is_not_a_small_regular_file_is_named_and_never_read(tmp_path, alarm, kind, reason):
+    job_id, path = _hostile(tmp_path, kind)
+    store(tmp_path, record(1))  # a good neighbour is still read
+    scan = scan_store(tmp_path)
+    assert [r["job_id"] for r in scan.records] == [record(1)["job_id"]]
+    ((named, problem),) = scan.invalid
+    assert named == path and reason in problem
+    assert job_status(tmp_path, job_id) is None
+
+
+def test_a_cache_file_that_is_a_fifo_or_dev_zero_is_not_trusted(tmp_path, alarm):
+    fifo, zero = tmp_path / "a.pt", tmp_path / "b.pt"
+    os.mkfifo(fifo)
+    zero.symlink_to("/dev/zero")
+    for p in (fifo, zero):
+        checksum_path(p).write_text("0" * 64)
+        assert read_checked(p) is None
+
+
+def test_a_record_over_the_size_limit_is_refused_before_anything_is_written(tmp_path):
+    rec = record(details="x" * (MAX_RECORD_BYTES + 10))
+    with pytest.raises(RecordTooLarge, match="over the limit of 4 MiB") as info:
+        store(tmp_path, rec)
+    assert isinstance(info.value, ValueError)  # the job flow turns a ValueError at write time into `unstorable`
+    assert not job_path(tmp_path, rec["job_id"]).exists() and not any(tmp_path.rglob("*.tmp"))
+    write_json_atomic(tmp_path / "report.json", rec)  # other files (reports) are not records: no limit
+
+
+def test_a_deeply_nested_job_file_is_named_not_a_crash(tmp_path):
+    job_id = _raw(tmp_path, b"[" * 100_000 + b"]" * 100_000)
+    (path, problem), = scan_store(tmp_path).invalid
+    assert path.stem == job_id and "nested too deeply" in problem
