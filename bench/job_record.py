@@ -210,7 +210,7 @@ def _write_record(out: Path, spec: JobSpec, record: dict[str, Any], run_info: di
 
 def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tuple[str, ...] = (), *,
             planned_at: float | None = None, wait: bool = False,
-            run_method: Callable[[Any], Any] | None = None) -> str:
+            run_method: Callable[[Any], Any] | None = None, memory_limit_mb: float | None = None) -> str:
     """Run one job under its lock and store its record; a failure is stored as a failed job with its traceback.
 
     The job runs in three steps: prepare (here, in the worker), the method's run through ``run_method`` (default
@@ -219,10 +219,15 @@ def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tu
     Returns ``ok`` or ``failed``, or ``skipped`` when another process holds the job's lock (``wait=False``) or
     stored the job at or after ``planned_at`` (another run sharing ``out`` did it). Never raises for a failure
     of the method. A job that changes its replicate's shared data or models fails, and the replicate is
-    dropped from the cache so the next job loads it clean.
+    dropped from the cache so the next job loads it clean. ``memory_limit_mb`` bounds the method's process
+    (the default runner's; a job over it fails with reason ``memory``).
     """
     from cowbench.locks import hold, job_lock_path
 
+    if run_method is None and memory_limit_mb is not None:
+        import functools
+
+        run_method = functools.partial(default_run_method(), memory_limit_mb=int(memory_limit_mb))
     with hold(job_lock_path(out, spec.id), wait=None if wait else 0.0) as held:
         if not held or _stored_since(out, spec.id, planned_at):
             return "skipped"

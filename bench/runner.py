@@ -194,8 +194,10 @@ def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
                                "or the job killing the process that ran it); stored as failed so it cannot block "
                                "the suite (cowbench run --retry-failed tries it again)", planned_at=call.planned_at)
         return spec.id, _stored(out, spec, status, call)
-    if not call.isolate:
-        return spec.id, _stored(out, spec, run_job(*job_args, **job_kwargs), call)
+    if not call.isolate:  # the debugger shortcut: the method runs in this process (its records say unsafe)
+        from cowbench.blind_run import run_inprocess
+
+        return spec.id, _stored(out, spec, run_job(*job_args, **{**job_kwargs, "run_method": run_inprocess}), call)
     # the replicate first, with its own clock (after a restart the new child reloads it): the job's time limit
     # is for the method; a preparation failure is recorded by run_job itself with its traceback
     result = call_isolated(_prepare_in_process, (spec.replicate, call.cache_dir, call.plugins),
