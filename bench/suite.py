@@ -153,9 +153,10 @@ def track_undefined(track: str, scenario: Any) -> str | None:
     """Why no job on ``scenario`` can ever have a value of ``track``'s primary metric, or None if one can.
 
     The rule "plan only what can score" (issue 16): ``edit_score`` compares accuracies, so it needs a binary label;
-    the world track needs a defined world truth; detection needs a spurious and a causal variable to rank (where
-    the scenario is not identifiable at a method's access, ``detect_score`` is missing but ``abstain_right``, the
-    detect track's measure of knowing when to abstain, is defined, so the pair is planned); the model track is
+    the world track needs a defined, nonzero world truth (``world_err`` is relative to ``||theta||``); detection
+    needs a spurious and a causal variable to rank (where the scenario is not identifiable at a method's access,
+    ``detect_score`` is missing but ``abstain_right``, the detect track's measure of knowing when to abstain, is
+    defined, so the pair is planned); the model track is
     defined wherever the subject has a reliance, i.e. always.
     """
     truth = scenario.truth
@@ -163,6 +164,8 @@ def track_undefined(track: str, scenario: Any) -> str | None:
         return f"edit_score needs a binary label (accuracies on test_bal); this one is {scenario.scm.label_kind}"
     if track == "world" and not truth.world_defined:
         return f"the world truth is undefined: {truth.world_undefined}"
+    if track == "world" and not any(truth.world_coef.values()):
+        return "every world coefficient is 0 (no linear index): world_err divides by ||theta||"
     if track == "detect" and not (truth.of_role("spurious") and truth.keep):
         return "no spurious and causal variables to rank"
     return None

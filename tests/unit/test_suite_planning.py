@@ -37,6 +37,7 @@ def test_a_method_is_planned_where_any_of_its_tracks_can_score():
     assert track_undefined("edit", linear_sem) and track_undefined("edit", cow) is None
     assert unscorable(frozenset({"edit"}), linear_sem) is not None
     assert unscorable(frozenset({"edit", "model"}), linear_sem) is None
+    assert "every world coefficient is 0" in track_undefined("world", cb.make_scenario("cow_xor"))
     undefined = cb.make_scenario("cow", causal_form="and", sparsity=0.5)  # world truth undefined
     assert not undefined.truth.world_defined
     assert "world truth is undefined" in unscorable(frozenset({"world"}), undefined)
@@ -68,3 +69,29 @@ def test_every_builtin_suite_runs_the_controls_of_the_tracks_its_methods_cover(n
             missing -= {"random_direction_ablation", "random_neuron_ablation"}
         assert not missing, f"suite {name} covers {track} but lacks its control(s) {sorted(missing)}"
     assert all(METHODS.get(m).control for c in CONTROLS.values() for m in c)
+
+
+@pytest.mark.slow
+def test_the_standard_suite_plans_no_job_that_cannot_score():
+    """The standard suite (planning only, about 30 s): no edit-only method on a continuous label, no
+    group_subsample on cow_separable, every control of every track planned on every scenario it can score."""
+    from cowbench.jobs import scenario_from_spec
+    from cowbench.suite import load_suite
+
+    suite = load_suite("standard")
+    kinds = {}
+    for job in suite.plan():
+        spec = job.replicate.scenario
+        key = repr(spec)
+        if key not in kinds:
+            kinds[key] = scenario_from_spec(spec)
+        outputs = METHODS.get(job.method).outputs
+        if kinds[key].scm.label_kind == "continuous":
+            assert outputs != frozenset({"edit"}), (job.method, spec["generator"])
+        assert not (job.method == "group_subsample" and spec["generator"] == "cow_separable")
+    planned = {(repr(j.replicate.scenario), j.method) for j in suite.plan()}
+    for key, scn in kinds.items():
+        for track in ("world", "model", "detect"):
+            for control in CONTROLS[track]:
+                assert ((key, control) in planned) == (track_undefined(track, scn) is None), (key, control)
+    assert any(track_undefined("world", scn) for scn in kinds.values())  # cow_xor: no linear world truth
