@@ -287,13 +287,14 @@ class SCM:
         return 2 * y_bin + (s > 0.5 if binary else s > 0).astype(np.int64)
 
     def missing_train_groups(self, seed: int = 0) -> tuple[int, ...]:
-        """The group labels (`groups`) that no training unit has in a draw of the training split's environments
-        and size (seed ``seed``, structural equations only, no rendering): a group whose probability is 0 by
-        construction (``agreement_train = 1.0``) is missing from every draw."""
+        """The group labels that no training unit has in a draw of the training split (its environments and size,
+        seed ``seed``): a group whose probability is 0 by construction (``agreement_train = 1.0``) is missing from
+        every draw. Made by `make_split`, so a family that defines its groups otherwise (four_groups, the unit
+        tests' background attribute) is read as it labels them."""
         rng = np.random.default_rng(seed)
         env = self._env_plan("train")
         exogenous = self.draw_exogenous(rng, env.shape[0]) if self.selection is None else self._draw_selected(rng, env)
-        present = set(np.unique(self.groups(self.evaluate(exogenous, env))).tolist())
+        present = set(np.unique(self.make_split("train", exogenous, env).group).tolist())
         every = range(4) if self.truth.of_role("spurious") else range(2)
         return tuple(g for g in every if g not in present)
 
