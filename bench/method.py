@@ -434,6 +434,9 @@ class Method:
     needs_input_map: ClassVar[bool] = False  # reads per-variable answers off input columns (identity rendering)
     label_kinds: ClassVar[frozenset[str]] = frozenset({"binary", "continuous"})
     min_environments: ClassVar[int] = 1
+    # trains on every (label x spurious value) group: cannot run where training lacks one by construction
+    # (`Scenario.missing_train_groups`, e.g. cow_separable)
+    needs_every_group: ClassVar[bool] = False
     # a control (no edit, random ablations): scored and shown so others can be read against it, marked, and
     # not a competitor in rankings
     control: ClassVar[bool] = False
@@ -530,6 +533,10 @@ class Method:
             return f"needs a {' or '.join(sorted(cls.label_kinds))} label; this one is {scenario.scm.label_kind}"
         if len(scenario.scm.train_envs) < cls.min_environments:
             return f"needs at least {cls.min_environments} training environments"
+        if cls.needs_every_group and scenario.missing_train_groups:
+            return (f"needs every (label x spurious value) group in train; group(s) "
+                    f"{', '.join(map(str, scenario.missing_train_groups))} (2 y + s) have no training unit by "
+                    "construction")
         return None
 
     def run(self, task: Any) -> MethodOutput:

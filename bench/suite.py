@@ -107,7 +107,8 @@ class Suite:
         for spec in self.scenarios:
             scenario = scenario_from_spec(spec)
             for name, params in self.methods:
-                out.append((spec, name, params, METHODS.get(name).applicable(scenario)))
+                cls = METHODS.get(name)
+                out.append((spec, name, params, cls.applicable(scenario) or unscorable(cls.outputs, scenario)))
         return out
 
     def skipped(self) -> list[dict[str, Any]]:
@@ -149,6 +150,37 @@ class Suite:
                             seen.add(job.id)
                             jobs.append(job)
         return jobs
+
+
+def track_undefined(track: str, scenario: Any) -> str | None:
+    """Why no job on ``scenario`` can ever have a value of ``track``'s primary metric, or None if one can.
+
+    The rule "plan only what can score" (issue 16): ``edit_score`` compares accuracies, so it needs a binary label;
+    the world track needs a defined, nonzero world truth (``world_err`` is relative to ``||theta||``); detection
+    needs a spurious and a causal variable to rank (where the scenario is not identifiable at a method's access,
+    ``detect_score`` is missing but ``abstain_right``, the detect track's measure of knowing when to abstain, is
+    defined, so the pair is planned); the model track is
+    defined wherever the subject has a reliance, i.e. always.
+    """
+    truth = scenario.truth
+    if track == "edit" and scenario.scm.label_kind != "binary":
+        return f"edit_score needs a binary label (accuracies on test_bal); this one is {scenario.scm.label_kind}"
+    if track == "world" and not truth.world_defined:
+        return f"the world truth is undefined: {truth.world_undefined}"
+    if track == "world" and not any(truth.world_coef.values()):
+        return "every world coefficient is 0 (no linear index): world_err divides by ||theta||"
+    if track == "detect" and not (truth.of_role("spurious") and truth.keep):
+        return "no spurious and causal variables to rank"
+    return None
+
+
+def unscorable(outputs: frozenset[str], scenario: Any) -> str | None:
+    """The reason to skip a method with ``outputs`` on ``scenario``: every track it outputs is undefined there
+    (`track_undefined`), or None if some track can score."""
+    reasons = [track_undefined(track, scenario) for track in sorted(outputs)]
+    if not reasons or any(r is None for r in reasons):
+        return None
+    return "; ".join(f"{track}: {r}" for track, r in zip(sorted(outputs), reasons, strict=True))
 
 
 def _fail(where: str, message: str) -> InputError:

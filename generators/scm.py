@@ -10,6 +10,7 @@ noise: every variable that is not intervened on is recomputed from its parents, 
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -265,14 +266,7 @@ class SCM:
         x = self.rendering.render(values, exogenous, self.row_params(env))
         label = values[self.truth.label]
         y = label.astype(np.int64) if self.label_kind == "binary" else label.astype(np.float32)
-        y_bin = y if self.label_kind == "binary" else (label > 0).astype(np.int64)
-        spurious = self.truth.of_role("spurious")
-        if spurious:
-            s = values[spurious[0]]
-            binary = next(v.kind for v in self.variables if v.name == spurious[0]) == "binary"
-            group = 2 * y_bin + (s > 0.5 if binary else s > 0).astype(np.int64)
-        else:
-            group = y_bin.copy()
+        group = self.groups(values)
         kinds = {v.name: v.kind for v in self.variables}
         concepts = pd.DataFrame({
             v: (values[v].astype(np.int64) if kinds[v] == "binary" else values[v])
@@ -280,6 +274,29 @@ class SCM:
         })
         return Split(name=name, x=x, y=y, env=env, group=group, concepts=concepts, exogenous=exogenous,
                      do=dict(do or {}))
+
+    def groups(self, values: Arrays) -> np.ndarray:
+        """Group labels ``2 y + s`` (label x first spurious variable, both binarised; ``y`` alone without one)."""
+        label = values[self.truth.label]
+        y_bin = label.astype(np.int64) if self.label_kind == "binary" else (label > 0).astype(np.int64)
+        spurious = self.truth.of_role("spurious")
+        if not spurious:
+            return y_bin.copy()
+        s = values[spurious[0]]
+        binary = next(v.kind for v in self.variables if v.name == spurious[0]) == "binary"
+        return 2 * y_bin + (s > 0.5 if binary else s > 0).astype(np.int64)
+
+    def missing_train_groups(self, seed: int = 0) -> tuple[int, ...]:
+        """The group labels that no training unit has in a draw of the training split (its environments and size,
+        seed ``seed``): a group whose probability is 0 by construction (``agreement_train = 1.0``) is missing from
+        every draw. Made by `make_split`, so a family that defines its groups otherwise (four_groups, the unit
+        tests' background attribute) is read as it labels them."""
+        rng = np.random.default_rng(seed)
+        env = self._env_plan("train")
+        exogenous = self.draw_exogenous(rng, env.shape[0]) if self.selection is None else self._draw_selected(rng, env)
+        present = set(np.unique(self.make_split("train", exogenous, env).group).tolist())
+        every = range(4) if self.truth.of_role("spurious") else range(2)
+        return tuple(g for g in every if g not in present)
 
     def _draw_selected(self, rng: np.random.Generator, env: np.ndarray) -> dict[str, np.ndarray]:
         """Exogenous noise of the selected units, ``len(env)`` of them with the given environments."""
@@ -407,6 +424,13 @@ class Scenario:
         """Draw the five splits; the same seed gives bit-identical arrays."""
         return self._scm.sample(seed)
 
+    @property
+    def missing_train_groups(self) -> tuple[int, ...]:
+        """Group labels ``2 y + s`` that the training split lacks by construction (e.g. ``cow_separable``, whose
+        ``agreement_train = (1.0, 1.0)`` leaves only 2 of 4 groups): methods that need every group cannot run.
+        Read from one draw of the structural equations (`SCM.missing_train_groups`), computed once."""
+        return _missing_train_groups(self)
+
     def intervene(self, split: Split, do: Mapping[str, Any]) -> Split:
         """The same units (same exogenous noise) under ``do``; descendants are recomputed, then re-rendered.
 
@@ -435,3 +459,8 @@ class Scenario:
     def __repr__(self) -> str:
         knobs = ", ".join(f"{k}={v!r}" for k, v in self._spec["knobs"].items())
         return f"Scenario({self.name!r}, {knobs})"
+
+
+@functools.lru_cache(maxsize=256)
+def _missing_train_groups(scenario: Scenario) -> tuple[int, ...]:
+    return scenario.scm.missing_train_groups()

@@ -35,6 +35,7 @@ class GroupSubsample(RetrainMethod):
     name = "group_subsample"
     version = "1"
     access = frozenset({"pooled", "group"})
+    needs_every_group = True  # the balanced subsample of an empty group is empty: skipped at plan time
     label_kinds = frozenset({"binary"})
 
     def __init__(self, *, epochs: int | None = None, random_state: int | None = None):

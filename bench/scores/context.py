@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cowbench.access import identifiable, levels_read, told_routes
+from cowbench.access import IDENTIFICATION_ORDER, identifiable, levels_read, told_routes
 from cowbench.data import Dataset, Truth
 from cowbench.method import MethodOutput
 
@@ -43,6 +43,7 @@ class ScoreContext:
     known_base_units: dict[str, np.ndarray] | None = field(default=None, repr=False)  # from the replicate, if any
     unit_truth: Any = field(default=None, repr=False)  # a planted subject's `PlantedTruth`, for localization scores
     _correct: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    _logits: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def truth(self) -> Truth:
@@ -75,6 +76,19 @@ class ScoreContext:
         return levels_read(self.used) | {"pooled"}
 
     @property
+    def read_access(self) -> frozenset[str]:
+        """The identifying access levels the method read: ``pooled`` (always) and those of ``used``.
+
+        A level declared but never read does not count: a verdict is only as good as the data behind it.
+        """
+        return frozenset({"pooled"} | (set(self.used) & set(IDENTIFICATION_ORDER)))
+
+    @property
+    def identifiable_read(self) -> bool:
+        """Whether the spurious role is identifiable at the access the method read (`read_access`)."""
+        return identifiable(self.truth.identifiable_with, self.read_access)
+
+    @property
     def told(self) -> list[str]:
         """The routes in ``used`` that named the spurious variable to the method (group labels, edit target)."""
         return told_routes(self.used)
@@ -83,9 +97,15 @@ class ScoreContext:
 
     @cached_property
     def edited_ace(self) -> dict[str, float]:
-        from cowbench.model_truth import reliance
+        """The edited model's ``ace`` on test_id: the means of `edited_ace_units`."""
+        return {v: float(np.mean(u)) for v, u in self.edited_ace_units.items()}
 
-        return reliance(self.output.edited, self.scenario, self.data.test_id, seed=self.reliance_seed)
+    @cached_property
+    def edited_ace_units(self) -> dict[str, np.ndarray]:
+        """Per-unit contributions to the edited model's ``ace`` on test_id, for SEs."""
+        from cowbench.model_truth import reliance_units
+
+        return reliance_units(self.output.edited, self.scenario, self.data.test_id, seed=self.reliance_seed)
 
     @cached_property
     def base_ace_units(self) -> dict[str, np.ndarray]:
@@ -101,14 +121,20 @@ class ScoreContext:
         """Whether the label is binary; accuracy-based edit scores are missing for a continuous label."""
         return self.scenario.scm.label_kind == "binary"
 
-    def correct(self, which: str, split: str) -> np.ndarray:
-        """Per-unit correctness (bool, shape (n,)) of the ``edited``, ``base`` or ``oracle`` model on ``split``."""
+    def logits(self, which: str, split: str) -> np.ndarray:
+        """Logits (float64, shape (n,)) of the ``edited``, ``base`` or ``oracle`` model on ``split`` (computed once)."""
         from cowbench.models import logits
 
         key = (which, split)
+        if key not in self._logits:
+            self._logits[key] = logits(self._model(which), self.data.split(split).x)
+        return self._logits[key]
+
+    def correct(self, which: str, split: str) -> np.ndarray:
+        """Per-unit correctness (bool, shape (n,)) of the ``edited``, ``base`` or ``oracle`` model on ``split``."""
+        key = (which, split)
         if key not in self._correct:
-            s = self.data.split(split)
-            self._correct[key] = (logits(self._model(which), s.x) > 0) == (np.asarray(s.y) == 1)
+            self._correct[key] = (self.logits(which, split) > 0) == (np.asarray(self.data.split(split).y) == 1)
         return self._correct[key]
 
     def accuracy(self, which: str, split: str) -> float:

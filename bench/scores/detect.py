@@ -2,9 +2,18 @@
 
 A method that was told which variable is spurious (it read group labels or the edit target: ``ctx.told``)
 is not ranked against methods that were not: every detection metric of its job is missing, and the job
-record names the route (``told``). Abstentions are counted: the primary ``detect_score`` gives a correct
-abstention (the scenario is not identifiable at the method's access level, `cowbench.access.identifiable`)
-full credit and an abstention on an identifiable scenario chance.
+record names the route (``told``).
+
+Two questions, two metrics, never averaged:
+
+- *Is the verdict right?* The primary ``detect_score`` is defined only where the scenario is identifiable at
+  the access the method **read** (``ctx.read_access``: pooled plus the identifying levels in ``ctx.used``).
+  Elsewhere no ranking is supported by the data the method saw, so there is nothing to grade (a pooled
+  detector on a scenario that needs environments has no ``detect_score``, whatever it outputs).
+- *Does it know when to abstain?* ``abstain_right`` grades the decision to give a verdict or to abstain.
+
+So a blanket abstainer cannot win the primary (it scores chance wherever the primary is defined), and a
+correct abstention is rewarded only on ``abstain_right``.
 """
 
 from __future__ import annotations
@@ -39,25 +48,41 @@ def _auroc(ctx, s: dict[str, float]) -> float | None:
 
 
 @score("detect_score", track="detect", higher_is_better=True, primary=True, bounds=(0, 1), chance=0.5,
-       version="1")
+       version="2")
 def detect_score(ctx) -> float | None:
-    """Detection counting abstentions; with ``I`` = identifiable at the method's access level:
+    """Detection where the data the method read can answer it; with ``I_read`` = the scenario is identifiable
+    at the access the method read (pooled plus the identifying levels it read, ``ctx.read_access``):
 
-    ``detect_score = AUROC`` for a verdict where ``I``; ``0.5`` (chance) for a verdict where not ``I`` (no
-    ranking can be supported by the data the method sees, so none is worth more than a coin); ``1`` for a
-    correct abstention (not ``I``); ``0.5`` for an abstention where ``I`` (declining a question the data
-    can answer is worth no more than guessing). Missing if the method gives no verdict, or was told the
-    answer (``ctx.told``: group labels, the edit target). A random ranking and a blanket abstainer both
-    get 0.5 in expectation over identifiable scenarios; only a correct verdict or a correct abstention
-    scores above chance.
+    ``detect_score = AUROC`` for a verdict where ``I_read``; ``0.5`` (chance) for an abstention where
+    ``I_read`` (declining a question the data it read can answer is worth no more than guessing); not defined
+    (None) where not ``I_read``: no verdict can be supported there, and an abstention there is graded by
+    ``abstain_right``, not here. Missing if the method gives no verdict, or was told the answer (``ctx.told``:
+    group labels, the edit target). A random ranking and a blanket abstainer both get 0.5 in expectation;
+    only a correct ranking scores above it.
+    """
+    if _told(ctx) or not _gives_verdict(ctx) or not ctx.identifiable_read:
+        return None
+    if ctx.output.abstain:
+        return 0.5
+    return _auroc(ctx, ctx.output.spurious_score)
+
+
+@score("abstain_right", track="detect", higher_is_better=True, bounds=(0, 1))
+def abstain_right(ctx) -> float | None:
+    """Knowing when to abstain: 1 if the decision to give a verdict or abstain was right, else 0.
+
+    A verdict is right iff the scenario is identifiable at the access the method **read** (``ctx.read_access``):
+    only then can the data behind it support a ranking. An abstention is right iff the scenario is not
+    identifiable at the access the method **declared** (``ctx.access``): data it could have read and did not is
+    no excuse. Identifiability counts only levels that do not reveal the answer (`cowbench.access.identifiable`).
+    Missing if the method gives no verdict, or was told. No fixed chance level: a blanket abstainer gets the
+    share of non-identifiable jobs, a blanket guesser the rest; the detection controls measure both.
     """
     if _told(ctx) or not _gives_verdict(ctx):
         return None
     if ctx.output.abstain:
-        return 0.5 if ctx.identifiable else 1.0
-    if not ctx.identifiable:
-        return 0.5
-    return _auroc(ctx, ctx.output.spurious_score)
+        return float(not ctx.identifiable)
+    return float(ctx.identifiable_read)
 
 
 @score("detect_auroc", track="detect", higher_is_better=True, bounds=(0, 1), chance=0.5)

@@ -86,11 +86,63 @@ def edit_score(ctx) -> float | Missing | None:
     return (ctx.accuracy("edited", "test_bal") - float(base.mean())) / denom
 
 
-@score("residual_spurious", track="edit", higher_is_better=False, version="2", bounds=(0, math.inf), chance=1.0)
-def residual_spurious(ctx) -> float | Missing | None:
-    """``sum_S |ace_edited| / sum_S |ace_base|`` on test_id (0 is a clean edit, 1 is no change).
+@score("logloss_bal", track="edit", higher_is_better=False, bounds=(0, math.inf))
+def logloss_bal(ctx) -> float | None:
+    """Log loss of the edited model on test_bal, in nats: ``mean_i log(1 + exp(-(2 y_i - 1) z_i))`` with ``z_i``
+    its logit (computed stably as a softplus).
 
-    Guards (both must hold, else missing):
+    Calibration beside ``edit_score``, which reads only the sign of the logit: an edit that destroys the
+    logit's scale keeps its accuracy but not its log loss (multiplying the logits by 0.01 pushes every
+    probability to 1/2, about log 2 = 0.693; a constant prediction gets at least the label's entropy). Log loss
+    rather than ECE because it is a proper scoring rule: ECE gives a constant prediction at the base rate a
+    perfect 0, and depends on a binning. Missing (None) for a continuous label. No chance level: it depends on
+    the label's balance on test_bal.
+    """
+    if ctx.output.edited is None or not ctx.classification:
+        return None
+    z = ctx.logits("edited", "test_bal")
+    sign = 2.0 * (np.asarray(ctx.data.test_bal.y, dtype=np.float64) == 1) - 1.0
+    return float(np.mean(np.logaddexp(0.0, -sign * z)))
+
+
+def total_reliance_guard(ctx, over: list[str] | None = None) -> Missing | None:
+    """`Missing` unless the edited model's total reliance ``T_e = sum_W |ace_edited|`` over ``over`` (W, default
+    every observed variable V) exceeds 3 standard errors of itself (per-unit contributions
+    ``g_i = sum_W sign(ace_edited[v]) * slope_i[v]`` on test_id).
+
+    A model that relies on nothing (a constant prediction: every slope 0) has no shares to compare; the guard is
+    scale-free, so multiplying a model by 0.01 neither passes nor fails it.
+    """
+    over = list(ctx.variables) if over is None else over
+    edited = {v: ctx.edited_ace[v] for v in over}
+    total = sum(abs(a) for a in edited.values())
+    units = combination_units({v: ctx.edited_ace_units[v] for v in over}, {v: np.sign(a) for v, a in edited.items()})
+    return se_guard(f"sum_{{{','.join(over)}}} |ace_edited| (the edited model's total reliance)", total,
+                    mean_se(units), units.size)
+
+
+def share_ratio(ctx, variables: list[str], over: list[str] | None = None) -> float:
+    """``(sum_O |ace_edited| / sum_W |ace_edited|) / (sum_O |ace_base| / sum_W |ace_base|)``: the share of
+    ``variables`` O in the total reliance over ``over`` W (default every observed variable), edited against base."""
+    over = list(ctx.variables) if over is None else over
+    base_total = sum(abs(ctx.base_ace[v]) for v in over)
+    edited_total = sum(abs(ctx.edited_ace[v]) for v in over)
+    base_share = sum(abs(ctx.base_ace[v]) for v in variables) / base_total
+    return sum(abs(ctx.edited_ace[v]) for v in variables) / edited_total / base_share
+
+
+@score("residual_spurious", track="edit", higher_is_better=False, version="3", bounds=(0, math.inf), chance=1.0)
+def residual_spurious(ctx) -> float | Missing | None:
+    """``(sum_S |ace_edited| / sum_V |ace_edited|) / (sum_S |ace_base| / sum_V |ace_base|)`` on test_id: the
+    spurious variables' share of the edited model's total reliance, relative to their share in the subject
+    (0 is a clean edit, 1 is no change in the mix).
+
+    Relative to the model's total reliance so that scale is not an edit: multiplying any model by 0.01 leaves
+    its value unchanged (an erase-then-shrink scores what the erase alone scores; the shrink shows in
+    ``causal_kept`` and ``logloss_bal``), and a constant prediction, which relies on nothing, is missing
+    instead of a perfect 0.
+
+    Guards (all must hold, else missing):
 
     1. ``sum_S |ace_base|`` exceeds 3 standard errors of itself, from the per-unit contributions
        ``g_i = sum_S sign(ace_base[v]) * slope_i[v]`` on test_id (``SE = sd(g) / sqrt(n)``).
@@ -101,6 +153,8 @@ def residual_spurious(ctx) -> float | Missing | None:
        barely uses the spurious variable (``proxy_sem``: 0.001 to 0.01 against 1.0 for each cause) passes
        it and gives ratios of 7 to 95. (Comparing with the oracle's spurious reliance, one draw of the
        same training noise, was tried and rejected: it lets about 1 in 5 such bases through.)
+    3. ``sum_V |ace_edited|`` exceeds 3 standard errors of itself (`total_reliance_guard`): the edited model
+       relies on something.
     """
     if ctx.output.edited is None:
         return None
@@ -117,7 +171,10 @@ def residual_spurious(ctx) -> float | Missing | None:
     if not denom > floor:
         return Missing(f"sum_S |ace_base| = {denom:.4g} does not exceed {GUARD_SE:g} x sum_V |ace_base| / "
                        f"sqrt(n_train) = {floor:.4g} (n_train = {n_train}): no measurable shortcut to remove")
-    return sum(abs(ctx.edited_ace[v]) for v in spurious) / denom
+    refused = total_reliance_guard(ctx)
+    if refused is not None:
+        return refused
+    return share_ratio(ctx, spurious)
 
 
 @score("causal_kept", track="edit", higher_is_better=True, version="2", bounds=(0, 1))

@@ -36,7 +36,8 @@ def model_rank(ctx) -> float | Missing | None:
     1e-12`` (float noise such as -6.9e-17 vs 5.9e-17). Pairs tied in the truth do not count; an estimate tie
     on an ordered pair counts 0, so a constant estimate scores 0 and a reversed one -1. Chosen over
     Kendall's tau-b because the truth is the reference: ties in the estimate must cost, ties in the truth
-    must not. Missing when the truth orders fewer than 2 pairs.
+    must not. Missing when the truth orders fewer than 2 pairs. Sign-blind by design (it ranks how much, not
+    which way): read it with ``model_sign``, which gives a sign-reversed attribution 0.
     """
     if ctx.output.model_coef is None:
         return None
@@ -47,3 +48,26 @@ def model_rank(ctx) -> float | Missing | None:
         return Missing(f"|r| orders {pairs} pair(s) of variables (the rest are ties within "
                        f"{resolution:.3g} = 3 sum_V |r| / sqrt(n_train)): fewer than 2 to rank")
     return d
+
+
+@score("model_sign", track="model", higher_is_better=True, bounds=(0, 1))
+def model_sign(ctx) -> float | Missing | None:
+    """Sign agreement, weighted by reliance: ``sum_R |r_v| 1[sign(r_hat_v) = sign(r_v)] / sum_R |r_v|`` over the
+    variables R whose true reliance is resolved, ``|r_v| > 3 sum_V |r| / sqrt(n_train)`` (the resolution of
+    ``model_rank``); an estimate of exactly 0 agrees with no sign.
+
+    Beside ``model_rank``, which ranks magnitudes and so gives a sign-reversed attribution 1: that one scores 0
+    here. A random attribution gets 1/2 in expectation; a constant positive one gets the share of positive
+    reliance (no fixed chance level: the model controls measure it). Missing when no reliance is resolved.
+    """
+    if ctx.output.model_coef is None:
+        return None
+    truth = ctx.model_truth
+    resolution = training_resolution(np.abs(truth), len(ctx.data.train))
+    resolved = np.abs(truth) > resolution
+    if not resolved.any():
+        return Missing(f"no reliance exceeds {resolution:.3g} = 3 sum_V |r| / sqrt(n_train): no sign to agree with")
+    est = ctx.vector(ctx.output.model_coef)
+    weight = np.abs(truth[resolved])
+    agree = np.sign(est[resolved]) == np.sign(truth[resolved])
+    return float(np.sum(weight * agree) / np.sum(weight))

@@ -12,15 +12,23 @@ import numpy as np
 
 from cowbench.scores import Missing, score
 from cowbench.scores._guards import combination_units, mean_se, se_guard
+from cowbench.scores.edit import share_ratio, total_reliance_guard
 
 
-@score("other_spurious_ratio", track="edit", higher_is_better=False, bounds=(0, float("inf")), chance=1.0)
+@score("other_spurious_ratio", track="edit", higher_is_better=False, version="2", bounds=(0, float("inf")),
+       chance=1.0)
 def other_spurious_ratio(ctx) -> float | Missing | None:
-    """``sum_O |ace_edited| / sum_O |ace_base|`` over the spurious variables O that are not the edit target,
-    on test_id (1: untouched; above 1: the edit amplified another shortcut; below 1: it removed it too).
+    """``(sum_O |ace_edited| / sum_W |ace_edited|) / (sum_O |ace_base| / sum_W |ace_base|)`` on test_id, over the
+    spurious variables O that are not the edit target, with W every observed variable but the edit target: O's
+    share of the model's total reliance on what the edit should not remove, edited against the subject
+    (1: untouched; above 1: the edit amplified another shortcut; below 1: it removed it too).
 
-    None where every spurious variable is a target. Guard: ``sum_O |ace_base|`` exceeds 3 standard errors
-    of itself, from the per-unit contributions ``g_i = sum_O sign(ace_base[v]) * slope_i[v]``; else missing.
+    A share, as ``residual_spurious``: shrinking the model does not remove a shortcut, and a constant prediction
+    is missing rather than best. The target is left out of W so that removing it, and only it, leaves 1.
+    None where every spurious variable is a target. Guards (else missing): ``sum_O |ace_base|`` exceeds 3
+    standard errors of itself, from the per-unit contributions ``g_i = sum_O sign(ace_base[v]) * slope_i[v]``;
+    and the edited model's total reliance ``sum_W |ace_edited|`` exceeds 3 standard errors of itself
+    (`cowbench.scores.edit.total_reliance_guard`).
     """
     if ctx.output.edited is None:
         return None
@@ -33,4 +41,8 @@ def other_spurious_ratio(ctx) -> float | Missing | None:
     refused = se_guard("sum_O |ace_base|", denom, mean_se(units), units.size)
     if refused is not None:
         return refused
-    return sum(abs(ctx.edited_ace[v]) for v in others) / denom
+    kept = [v for v in ctx.variables if v not in targets]
+    refused = total_reliance_guard(ctx, kept)
+    if refused is not None:
+        return refused
+    return share_ratio(ctx, others, kept)

@@ -21,12 +21,32 @@ def world_cos(ctx) -> float | None:
     return cosine(ctx.vector(ctx.output.world_coef), ctx.world_truth)
 
 
-@score("world_err", track="world", higher_is_better=False, primary=True, bounds=(0, 1), chance=1.0)
+def scale_identified(ctx) -> bool:
+    """Whether the label's scale is identified: a continuous label with an identity link (``y = theta'x + noise``),
+    where a coefficient of 3.5 against a true 2 is simply wrong. A binary label's index has no fixed scale
+    (probit, logit and gradient scales differ)."""
+    return not ctx.classification and ctx.truth.link == "identity"
+
+
+@score("world_err", track="world", higher_is_better=False, primary=True, version="2", bounds=(0, math.inf),
+       chance=1.0)
 def world_err(ctx) -> float | None:
-    """``min_{s>=0} ||s*theta_hat - theta|| / ||theta||`` (scale-free: probit, logit and gradient scales differ)."""
+    """Where the label's scale is identified (continuous label, identity link: `scale_identified`), the
+    absolute error ``||theta_hat - theta|| / ||theta||``; elsewhere the scale-free
+    ``min_{s>=0} ||s*theta_hat - theta|| / ||theta||`` (probit, logit and gradient scales differ).
+
+    Both are 0 for the truth and 1 for a zero estimate. Where the scale is identified, rescaling is an error:
+    the truth x1000 scores 999, not 0. The absolute form is ``sqrt(sum_V (theta_hat - theta)^2) / ||theta||``,
+    the root of the total of ``world_mse_causal`` and ``world_mse_noncausal`` (times their variable counts)
+    over ``||theta||``, so it ranks as the squared errors do and keeps the zero estimate at 1.
+    """
     if ctx.output.world_coef is None or not ctx.truth.world_defined:  # undefined truth: track not scored
         return None
-    return scale_free_error(ctx.vector(ctx.output.world_coef), ctx.world_truth)
+    est, truth = ctx.vector(ctx.output.world_coef), ctx.world_truth
+    if scale_identified(ctx):
+        norm = float(np.linalg.norm(truth))
+        return None if norm == 0 else float(np.linalg.norm(est - truth) / norm)
+    return scale_free_error(est, truth)
 
 
 @score("world_spurious_mass", track="world", higher_is_better=False, bounds=(0, 1))

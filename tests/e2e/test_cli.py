@@ -50,19 +50,19 @@ def test_smoke_runs_prints_ranked_tables_and_a_rerun_skips_every_job(tmp_path):
     assert "| rank | P(best) | method | access |" in first.stdout
     assert "env_instability" in first.stdout and "] (3)" in first.stdout and "±" not in first.stdout
     files = job_files(out)
-    assert len(files) == 15
+    assert len(files) == 36  # 12 methods (7 of them controls) x 3 replicates
     assert all(json.loads(b)["status"] == "ok" for b in files.values())
     assert (out / "report.md").is_file()
 
     again = cowbench("run", "smoke", "--out", out)
     assert again.returncode == 0
-    assert "15 planned: 15 done, 0 failed, 0 to run" in again.stderr
+    assert "36 planned: 36 done, 0 failed, 0 to run" in again.stderr
     assert job_files(out) == files
 
     report = cowbench("report", out)
     assert report.returncode == 0 and report.stdout.strip() == first.stdout.strip()
     status = cowbench("status", out)
-    assert "15 planned, 15 ok, 0 failed, 0 not run" in status.stdout
+    assert "36 planned, 36 ok, 0 failed, 0 not run" in status.stdout
 
 
 def test_results_are_byte_identical_whatever_the_launcher(tmp_path):

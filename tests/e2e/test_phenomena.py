@@ -47,10 +47,12 @@ def test_env_instability_abstains_with_a_single_environment():
     m = cb.evaluate(scn, cb.get_method("env_instability")(), seed=0)
     # the collider at cow identifies grass from pooled data, so declining is worth chance, not full credit
     assert m["abstained"] == 1.0 and m["abstain_correct"] == 0.0 and m["detect_score"] == 0.5
-    # with one effective cause there is no collider: only interventions identify grass, and abstaining is right
+    # with one effective cause there is no collider: only interventions identify grass, and abstaining is right;
+    # the primary is not defined there (nothing the method read can answer), abstain_right credits the abstention
     scn = cb.make_scenario("cow", agreement_train=(0.9,), coef_tail=0.0)
     m = cb.evaluate(scn, cb.get_method("env_instability")(), seed=0)
-    assert m["abstained"] == 1.0 and m["abstain_correct"] == 1.0 and m["detect_score"] == 1.0
+    assert m["abstained"] == 1.0 and m["abstain_correct"] == 1.0 and m["detect_score"] is None
+    assert m["abstain_right"] == 1.0
 
 
 @pytest.mark.parametrize("seed", SEEDS)

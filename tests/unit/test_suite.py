@@ -4,13 +4,14 @@ from cowbench.errors import InputError
 from cowbench.suite import builtin_suites, load_suite, parse_suite
 
 
-def test_builtin_smoke_suite_plans_15_jobs_with_distinct_ids():
+def test_builtin_smoke_suite_plans_36_jobs_with_distinct_ids():
     suite = load_suite("smoke")
     jobs = suite.plan()
     assert "smoke" in builtin_suites()
-    assert len(jobs) == 15 and len({j.id for j in jobs}) == 15
+    assert len(jobs) == 36 and len({j.id for j in jobs}) == 36  # 12 methods (7 of them controls) x 3 replicates
     assert {j.method for j in jobs} == {"logistic", "env_instability", "input_gradient", "erase_spurious",
-                                        "group_reweight"}
+                                        "group_reweight", "zero_world", "random_world", "constant_attribution",
+                                        "random_attribution", "random_detect", "always_abstain", "no_edit"}
 
 
 def test_data_seed_is_shared_by_methods_and_fit_seed_is_not():

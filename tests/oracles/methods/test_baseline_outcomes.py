@@ -19,8 +19,11 @@ def mean_metric(scenario: str, method: str, metric: str, **knobs) -> float:
 def test_group_reweighting_leaves_reliance_on_a_proxy_of_a_noisy_cause():
     # catalog §4.2 (f)(iii): balancing (cow x grass) does not decorrelate grass from moo, so a model that sees
     # moo through noise keeps using grass as its proxy; on the anti-causal cow the same method removes it
-    assert mean_metric("cow_proxy", "group_reweight", "residual_spurious") > 0.2
-    assert mean_metric("cow", "group_reweight", "residual_spurious") < 0.1
+    # (residual_spurious is a share of the model's total reliance since issue 16: a retrained model that is less
+    # confident overall keeps a larger share, so the contrast is asserted, not the old absolute 0.1)
+    proxy = mean_metric("cow_proxy", "group_reweight", "residual_spurious")
+    assert proxy > 0.2
+    assert mean_metric("cow", "group_reweight", "residual_spurious") < proxy / 2
 
 
 def test_linear_erasure_fails_under_superposition():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -129,22 +130,46 @@ def test_residual_spurious_is_missing_on_proxy_sem_and_scored_on_cow(arch):
     assert m["residual_spurious"] < 0.1
 
 
-def test_shrinking_the_whole_model_is_seen_by_the_pair_of_scores(cow_rep):
-    """Attack: halve every logit. Predictions do not change (edit_score exactly 0); residual_spurious alone
-    would call it half an edit, and causal_kept shows the causes were halved too."""
-    shrunk = copy.deepcopy(cow_rep.subject)
+def shrink(model, factor: float):
+    """``model`` with its logit multiplied by ``factor`` (last layer's weight and bias): same predictions."""
+    shrunk = copy.deepcopy(model)
     last = [m for m in shrunk.modules() if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():
-        last.weight *= 0.5
-        last.bias *= 0.5
-    m, _ = score(cow_rep, shrunk)
+        last.weight *= factor
+        last.bias *= factor
+    return shrunk
+
+
+def test_shrinking_the_whole_model_is_not_an_edit_and_shows_in_causal_kept_and_log_loss(cow_rep):
+    """Attack: halve every logit. Predictions do not change (edit_score exactly 0); the spurious share of the
+    model's reliance does not change either (residual_spurious 1, not 0.5), causal_kept shows the causes were
+    halved and the log loss on test_bal rises."""
+    m, _ = score(cow_rep, shrink(cow_rep.subject, 0.5))
+    base, _ = score(cow_rep, copy.deepcopy(cow_rep.subject))
     assert m["edit_score"] == 0.0
-    assert m["residual_spurious"] == pytest.approx(0.5, abs=1e-3)
+    assert m["residual_spurious"] == pytest.approx(1.0, abs=1e-3)
     assert m["causal_kept"] == pytest.approx(0.5, abs=1e-3)
+    assert m["logloss_bal"] != pytest.approx(base["logloss_bal"], abs=1e-3)
 
 
-def test_a_constant_prediction_scores_below_zero(cow_rep):
-    """Attack: a model that answers the same class for every unit gains nothing on test_bal."""
+def test_erase_then_shrink_wins_nothing_over_the_erase_and_its_scale_damage_shows(cow_rep):
+    """Attack (issue 16): erase grass, then multiply the model by 0.01. It scored residual_spurious 0.010 and tied
+    rank 1 on cow_confounded. Its residual is now the erase's own, causal_kept shows the x0.01, and the log loss
+    on test_bal goes to about log 2 (every probability near 1/2), far above the erase's."""
+    erased = scale_input(cow_rep.subject, cow_rep, "grass", 0.0)
+    e, _ = score(cow_rep, erased)
+    s, _ = score(cow_rep, shrink(erased, 0.01))
+    assert s["edit_score"] == pytest.approx(e["edit_score"])  # the same predictions: accuracy cannot see it
+    assert s["residual_spurious"] == pytest.approx(e["residual_spurious"], rel=1e-3, abs=1e-4)
+    assert s["causal_kept"] < 0.02 < 0.5 < e["causal_kept"]
+    assert s["logloss_bal"] == pytest.approx(np.log(2), abs=0.01)
+    assert e["logloss_bal"] < np.log(2) - 0.1
+
+
+def test_a_constant_prediction_scores_below_zero_and_wins_no_ratio(cow_rep):
+    """Attack: a model that answers the same class for every unit gains nothing on test_bal, relies on nothing
+    (residual_spurious missing with the reason, not a perfect 0), and its log loss is no better than the
+    label's entropy on test_bal."""
     constant = copy.deepcopy(cow_rep.subject)
     last = [m for m in constant.modules() if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():
@@ -152,7 +177,11 @@ def test_a_constant_prediction_scores_below_zero(cow_rep):
         last.bias.fill_(1.0)
     m, _ = score(cow_rep, constant)
     assert m["edit_score"] < 0
-    assert m["residual_spurious"] == 0.0 and m["causal_kept"] == 0.0
+    assert m["residual_spurious"] is None and "total reliance" in m.missing["residual_spurious"]
+    assert m["causal_kept"] == 0.0
+    p = float(np.mean(cow_rep.data.test_bal.y == 1))
+    entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p))
+    assert m["logloss_bal"] >= entropy
 
 
 def test_a_gap_only_pairing_resolves_is_missing_not_minus_165():

@@ -210,7 +210,7 @@ def test_somers_d_matches_scipy():
 # -- absolute world error where the scale is identified --------------------------------------------
 
 
-def test_world_mse_shows_the_ols_bias_the_scale_free_error_hides():
+def test_world_mse_and_the_primary_show_the_ols_bias_a_scale_free_error_hides():
     """y = 2 x1 + 3 h + e, x1 = e1 + h (all unit variance), x2 pure noise: OLS on x1 -> 2 + 3 / 2 = 3.5."""
     scn = cb.make_scenario("linear_sem", beta=2, hidden_to_x1=1, hidden_to_y=3, x1_sd_train=(1,),
                            y_noise_train=(1,), x2_coef_train=(0,))
@@ -220,7 +220,9 @@ def test_world_mse_shows_the_ols_bias_the_scale_free_error_hides():
     se = np.sqrt(5.5 / (2 * n))  # residual variance 1.5^2 + 1.5^2 + 1 over var(x1) = 2
     assert abs(np.sqrt(m["world_mse_causal"]) - 1.5) < 4 * se
     assert m["world_mse_noncausal"] < (4 * np.sqrt(5.5 / n)) ** 2
-    assert m["world_err"] < 0.05  # the scale-free error cannot see it
+    # the primary is the absolute error here (continuous label): sqrt(1 x mse_causal + 1 x mse_noncausal) / |2|
+    assert m["world_err"] == pytest.approx(np.sqrt(m["world_mse_causal"] + m["world_mse_noncausal"]) / 2.0)
+    assert abs(m["world_err"] - 1.5 / 2) < 4 * se  # a scale-free error would be near 0: 3.5 is parallel to 2
 
 
 def test_world_mse_only_where_the_scale_is_identified(cow_small):

@@ -8,7 +8,7 @@ import torch
 import cowbench as cb
 from cowbench import surgery
 from cowbench.jobs import ReplicateSpec, execute, prepare
-from cowbench.method import Method, MethodOutput
+from cowbench.method import Method, MethodOutput, Real
 from cowbench.scores.localize import auroc, subspace_overlap
 from cowbench.subject import SubjectConfig
 
@@ -153,12 +153,14 @@ class _DropInput(Method):
     """
 
     name = "drop_input_test_double"
+    param_constraints = {"scale": Real(0.0)}
     family = "editing"
     access = frozenset({"pooled", "internals"})
     outputs = frozenset({"edit"})
 
-    def __init__(self, *, columns=(), random_state=None):
+    def __init__(self, *, columns=(), scale=1.0, random_state=None):
         self.columns = columns
+        self.scale = scale
         self.random_state = random_state
 
     def run(self, task):
@@ -166,6 +168,7 @@ class _DropInput(Method):
         w = surgery.reader(model, "input").weight
         with torch.no_grad():
             w[:, list(self.columns)] = 0.0
+            w *= self.scale
         return MethodOutput(edited=model)
 
 
@@ -180,6 +183,11 @@ def test_other_spurious_ratio_watches_the_shortcut_that_is_not_the_target():
     assert m["other_spurious_ratio"] == pytest.approx(1.0)
     _, m, _ = execute(rep, _DropInput(columns=[3]), 0)  # remove sky, the watched one
     assert m["other_spurious_ratio"] == pytest.approx(0.0, abs=1e-6)
+    # attacks: shrinking the model is not removing sky; a model that relies on nothing is not best
+    _, m, _ = execute(rep, _DropInput(columns=[2], scale=0.01), 0)
+    assert m["other_spurious_ratio"] == pytest.approx(1.0)
+    _, m, _ = execute(rep, _DropInput(scale=0.0), 0)
+    assert m["other_spurious_ratio"] is None and "total reliance" in m.missing["other_spurious_ratio"]
     cow = cb.make_scenario("cow", **SMALL)  # one shortcut, and it is the target: nothing to watch
     rep = prepare(ReplicateSpec(cow.spec, 0, 0, SubjectConfig(arch="linear").to_dict()))
     _, m, _ = execute(rep, _DropInput(columns=[2]), 0)

@@ -18,7 +18,7 @@ def test_every_score_has_bounds_and_a_chance_inside_them():
 
 
 @pytest.mark.parametrize(("name", "bounds", "chance"), [
-    ("world_cos", (-1.0, 1.0), 0.0), ("world_err", (0.0, 1.0), 1.0), ("model_err", (0.0, 1.0), 1.0),
+    ("world_cos", (-1.0, 1.0), 0.0), ("world_err", (0.0, math.inf), 1.0), ("model_err", (0.0, 1.0), 1.0),
     ("model_cos", (-1.0, 1.0), 0.0), ("edit_score", (-math.inf, math.inf), 0.0), ("acc_ood", (0.0, 1.0), None),
     ("residual_spurious", (0.0, math.inf), 1.0),
 ])

@@ -100,7 +100,8 @@ def test_edit_scores_by_hand(cow, cow_data):
     assert m["acc_ood"] == pytest.approx(ood["edited"]) and m["acc_bal"] == pytest.approx(bal["edited"])
     # the edit score is computed on test_bal (where the oracle is optimal), not on the flipped test_ood
     assert m["edit_score"] == pytest.approx((bal["edited"] - bal["base"]) / (bal["oracle"] - bal["base"]))
-    assert m["residual_spurious"] == pytest.approx(0.1, rel=1e-4)  # |0.3| / |3.0|
+    # the spurious share of the total reliance, edited against base: (0.3 / 1.3) / (3.0 / 5.0)
+    assert m["residual_spurious"] == pytest.approx((0.3 / 1.3) / (3.0 / 5.0), rel=1e-4)
     # magnitude-aware: (0.5, 0.5) is parallel to (1, 1) but half of it: 1 - ||(0.5, 0.5)|| / ||(1, 1)||
     assert m["causal_kept"] == pytest.approx(0.5, abs=1e-6)
     assert m.missing == {}
