@@ -160,7 +160,8 @@ def track_undefined(track: str, scenario: Any) -> str | None:
     needs a spurious and a causal variable to rank (where the scenario is not identifiable at a method's access,
     ``detect_score`` is missing but ``abstain_right``, the detect track's measure of knowing when to abstain, is
     defined, so the pair is planned); the model track is
-    defined wherever the subject has a reliance, i.e. always.
+    defined wherever the subject has a reliance, i.e. always; the discover track only where the subject is
+    planted (the only place feature directions are known).
     """
     truth = scenario.truth
     if track == "edit" and scenario.scm.label_kind != "binary":
@@ -171,6 +172,11 @@ def track_undefined(track: str, scenario: Any) -> str | None:
         return "every world coefficient is 0 (no linear index): world_err divides by ||theta||"
     if track == "detect" and not (truth.of_role("spurious") and truth.keep):
         return "no spurious and causal variables to rank"
+    if track == "discover":
+        from cowbench.subject import subject_for
+
+        if subject_for(scenario.spec, {}).get("arch") != "planted":
+            return "direction-level truth exists only for planted subjects"
     return None
 
 
