@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -651,6 +652,9 @@ class Task:
         self._need(level, what)
         if entry not in self._log:
             self._log.append(entry)
+            # announced to the sandbox's audit hook (`cowbench.audit.READ_EVENT`), which streams it out of the
+            # method's process at once: a method that later rewrites ``_log`` cannot take the read back
+            sys.audit("cowbench.task.read", entry)
 
     @property
     def read_log(self) -> list[str]:

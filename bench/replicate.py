@@ -81,7 +81,7 @@ def _load_or_train(path: Path | None, train: Any) -> nn.Module:
         try:
             model.load_state_dict(torch.load(io.BytesIO(data), weights_only=True))
             return model.eval()
-        except (RuntimeError, ValueError, KeyError, EOFError):  # written by an incompatible model: rebuild
+        except Exception:  # written by an incompatible model, or unreadable: rebuild it from the seed
             pass
     model = train(fit=True)
     if path is not None:

@@ -229,13 +229,13 @@ def default_n_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def plan_run(suite: Suite, out: Path, *, force: bool = False, retry_failed: bool = False
-             ) -> tuple[list[JobSpec], list[JobSpec], RunSummary]:
+def plan_run(suite: Suite, out: Path, *, force: bool = False, retry_failed: bool = False,
+             plugins: Sequence[str] = ()) -> tuple[list[JobSpec], list[JobSpec], RunSummary]:
     """(all planned jobs, the ones to run, the summary of what is already there).
 
     A job file the folder's ledger does not vouch for (`cowbench.ledger`) counts as not run: it is rerun.
     """
-    jobs = suite.plan()
+    jobs = suite.plan(plugins)
     index = ledger.index(out)
     status = {j.id: job_status(out, j.id, index) for j in jobs}
     done = sum(s == "ok" for s in status.values())
@@ -328,7 +328,7 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
         memory_limit = getattr(suite, "memory_limit", None) or default_memory_limit_mb(n_jobs)
     memory_limit = check_memory_limit(memory_limit)
     planned_at = time.time()  # a job file written after this was written by another run: not ours to redo
-    jobs, todo, summary = plan_run(suite, out, force=force, retry_failed=retry_failed)
+    jobs, todo, summary = plan_run(suite, out, force=force, retry_failed=retry_failed, plugins=plugins)
     if retry_failed or force:  # asked for explicitly: the jobs stored as killed_run get their retry again
         for job in todo:
             _clear_attempts(out, job.id)

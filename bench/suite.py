@@ -124,8 +124,11 @@ class Suite:
                     out.append({"scenario": dict(spec), "method": name, "reason": f"no loeo selection: {why}"})
         return out
 
-    def plan(self) -> list[JobSpec]:
-        """Every applicable job, in a fixed order: scenario, replicate, method, hyperparameter draw."""
+    def plan(self, plugins: Sequence[str] = ()) -> list[JobSpec]:
+        """Every applicable job, in a fixed order: scenario, replicate, method, hyperparameter draw.
+
+        ``plugins``: the run's plugin files or modules; their source hashes enter every job's spec (a run with
+        plugins never shares job ids with one without, or with other plugins)."""
         from cowbench.selection import loeo_applies
         from cowbench.trials import trial_settings
 
@@ -145,7 +148,7 @@ class Suite:
                 seen: set[str] = set()  # two entries of one method can draw the same setting: one job
                 for name, drawn, loeo in by_scenario.get(stable_hash(spec), []):
                     for index, hparams in drawn:
-                        job = make_job(replicate, name, hparams, trial=index, loeo=loeo)
+                        job = make_job(replicate, name, hparams, trial=index, loeo=loeo, plugins=plugins)
                         if job.id not in seen:
                             seen.add(job.id)
                             jobs.append(job)

@@ -127,7 +127,8 @@ def job_spec_from_record(record: dict[str, Any]) -> Any:
     versions = spec.get("versions") or {}
     rspec = ReplicateSpec(spec["scenario"], spec["replicate"], spec["root_seed"], spec["subject"])
     job = JobSpec(rspec, spec["method"], spec.get("hparams") or {}, versions.get("method"), versions.get("scorer"),
-                  loeo=bool(spec.get("loeo", False)))  # jobs of a suite that selects by loeo carry the flag
+                  loeo=bool(spec.get("loeo", False)),  # jobs of a suite that selects by loeo carry the flag
+                  plugins=tuple(spec.get("plugins", ())))  # a run with plugins: their hashes are in the id
     if job.id != record["job_id"]:
         raise InputError(f"job {record['job_id'][:12]}: its spec does not hash to its id (another record format)")
     installed = {
