@@ -78,6 +78,12 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
     fingerprint = machine_line(res.runs)
     if fingerprint:
         lines.append(f"- machine: {fingerprint}")
+    if res.ledger:
+        lines.append(f"- {res.ledger}")
+    unsafe = int((res.jobs["run_mode"] != "blind").sum()) if "run_mode" in res.jobs else 0
+    if unsafe:
+        lines.append(f"- **{unsafe} job(s) ran in-process (the debugger launcher): their methods shared a process "
+                     "with the harness's truth; not for published results**")
     return [*lines, ""]
 
 

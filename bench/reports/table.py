@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cowbench import ledger
 from cowbench.access import ACCESS_LEVELS, TELLING_ROUTES
 from cowbench.errors import InputError
 from cowbench.stats import ALPHA, RANK_RULE, holm, min_resolvable_difference, paired_t_test
@@ -215,6 +216,8 @@ class RunResults:
     failed: list[dict[str, Any]] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
+    # one line on the folder's ledger (`cowbench.ledger.head_line`): its head hash identifies the stored history
+    ledger: str | None = None
 
 
 def _manifest(out: Path, suite: str | None) -> dict[str, Any] | None:
@@ -254,13 +257,16 @@ def load_results(out: Path, suite: str | None = None, *, select: bool = True) ->
         jobs.append(job)
         rows.extend({**job, "metric": m, "value": v} for m, v in rec["metrics"].items() if v is not None)
         missing.extend({**job, "metric": m, "reason": str(reason)} for m, reason in (rec.get("missing") or {}).items())
+        job["run_mode"] = str(rec.get("run_mode") or "blind")
         if run_path(out, rec["job_id"]).is_file():
             try:
                 runs.append(read_json(run_path(out, rec["job_id"])))
             except (OSError, ValueError):  # ValueError: undecodable or non-JSON constants
                 pass  # run records are provenance only; a broken one must not hide the results
+        elif isinstance(rec.get("provenance"), dict):  # a clone has no runs/: the job keeps its own provenance
+            runs.append(rec["provenance"])
     job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate", "detects", "scorer",
-                   "selection", "generator", "generator_version", "method_version"]
+                   "selection", "generator", "generator_version", "method_version", "run_mode"]
     jobs_frame = pd.DataFrame(jobs, columns=job_columns)
     # entries are decided over every job, so a method's label does not depend on which metric is looked at
     jobs_frame = add_entries(jobs_frame)
@@ -271,7 +277,7 @@ def load_results(out: Path, suite: str | None = None, *, select: bool = True) ->
     missing_frame["entry"] = missing_frame["job_id"].map(entry).astype(object)
     from cowbench.selection import apply_selection  # the manifest's selection rules (unchanged for defaults only)
 
-    res = RunResults(frame, jobs_frame, missing_frame, failed, manifest, runs)
+    res = RunResults(frame, jobs_frame, missing_frame, failed, manifest, runs, ledger.head_line(out))
     return apply_selection(res) if select else res
 
 
