@@ -42,11 +42,17 @@ def fisher_z_pvalue(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def dag_marks(weights: np.ndarray) -> np.ndarray:
-    """Endpoint matrix of the DAG with ``weights[i, j] != 0`` meaning ``i -> j``."""
+    """Endpoint matrix of the graph with ``weights[i, j] != 0`` meaning ``i -> j``.
+
+    A pair with weights both ways (a 2-cycle a thresholded continuous optimiser can leave) becomes an
+    undirected edge (tails at both ends): its orientation is not identified.
+    """
     w = np.asarray(weights) != 0
+    np.fill_diagonal(w, False)
     marks = np.zeros(w.shape, dtype=np.int64)
     marks[w] = TAIL  # the tail sits at i's end of i -> j
     marks[w.T] = ARROW  # and the arrowhead at j's end
+    marks[w & w.T] = TAIL
     return marks
 
 
