@@ -30,6 +30,21 @@ def label_data(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.column_stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)])
 
 
+def degenerate(data: np.ndarray) -> str | None:
+    """Why the nodes' data admit no Fisher-z test or Gaussian score, or None.
+
+    A constant node, or a node that is an exact linear function of others (e.g. a spurious variable equal to
+    the label), makes the correlation matrix singular: partial correlations are undefined there.
+    """
+    sd = data.std(0)
+    if np.any(sd == 0):
+        return "a node is constant"
+    corr = np.corrcoef(data, rowvar=False)
+    if not np.all(np.isfinite(corr)) or np.linalg.cond(corr) > 1e10:
+        return "the nodes' correlation matrix is singular (a node is a linear function of others)"
+    return None
+
+
 def fisher_z_pvalue(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided p-value of zero correlation between ``a`` and ``b`` (Fisher's z, empty conditioning set)."""
     a = np.asarray(a, dtype=np.float64)
@@ -111,11 +126,16 @@ def parent_coefficients(data: np.ndarray, relation: list[str], label_kind: str) 
     return coef
 
 
-def verdict_output(task: Any, marks: np.ndarray, data: np.ndarray, *, alpha: float, pag: bool = False,
+def verdict_output(task: Any, marks: np.ndarray | None, data: np.ndarray, *, alpha: float, pag: bool = False,
                    details: dict[str, Any] | None = None) -> MethodOutput:
-    """The `MethodOutput` of a discovery method: scores and world coefficients per variable, or an abstention."""
+    """The `MethodOutput` of a discovery method: scores and world coefficients per variable, or an abstention.
+
+    ``marks=None`` means the data are `degenerate`: the method abstains with that reason.
+    """
     from cowbench.methods._common import per_variable
 
+    if marks is None:  # the caller found the data degenerate before learning a graph
+        return MethodOutput(abstain=True, details={**(details or {}), "reason": degenerate(data)})
     verdict = label_verdict(marks, data, alpha=alpha, pag=pag)
     info = {"relation": {v: verdict["relation"][j] for v, j in task.input_map.items()}, **(details or {})}
     if verdict["abstain"]:

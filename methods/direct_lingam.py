@@ -6,7 +6,7 @@ import numpy as np
 
 from cowbench.access import Task
 from cowbench.method import Choice, Method, MethodOutput, Real, register_method
-from cowbench.methods._discovery import dag_marks, label_data, verdict_output
+from cowbench.methods._discovery import dag_marks, degenerate, label_data, verdict_output
 
 
 def _entropy(u: np.ndarray) -> float:
@@ -93,6 +93,7 @@ class DirectLiNGAM(Method):
     and an unrelated non-neighbour; ``world_coef`` the label regressed on its parents. **Abstains** when no
     variable scores 1 (e.g. the label is found last in the order, with every associated variable as a
     parent).
+    It also abstains on degenerate data (a singular correlation matrix of the nodes).
 
     Known failures: Gaussian noise (e.g. ``proxy_sem``): the direction is not identifiable, the measure is
     noise, and the order, hence every verdict, is arbitrary; the test suite asserts this failure. Also
@@ -121,15 +122,17 @@ class DirectLiNGAM(Method):
     access = frozenset({"pooled"})
     outputs = frozenset({"world", "detect"})
     needs_input_map = True
-    search_space = {"alpha": Choice((0.01, 0.05, 0.1))}
+    search_space = {"alpha": Choice((0.001, 0.01, 0.05))}
     param_constraints = {"alpha": Real(0.0, 1.0, open_low=True)}
 
-    def __init__(self, *, alpha: float = 0.05, random_state: int | None = None):
+    def __init__(self, *, alpha: float = 0.01, random_state: int | None = None):
         self.alpha = alpha
         self.random_state = random_state
 
     def run(self, task: Task) -> MethodOutput:
         data = label_data(task.train.x, task.train.y)
+        if degenerate(data):
+            return verdict_output(task, None, data, alpha=float(self.alpha))
         order = causal_order(data)
         weights = adaptive_lasso_weights(data, order)
         return verdict_output(task, dag_marks(weights), data, alpha=float(self.alpha),

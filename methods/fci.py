@@ -9,7 +9,7 @@ import numpy as np
 
 from cowbench.access import Task
 from cowbench.method import Choice, Method, MethodOutput, Real, register_method
-from cowbench.methods._discovery import label_data, verdict_output
+from cowbench.methods._discovery import degenerate, label_data, verdict_output
 
 
 def fci_marks(data: np.ndarray, *, alpha: float) -> np.ndarray:
@@ -44,6 +44,7 @@ class FCI(Method):
     on the variables with a tail or circle at their end (logistic for a binary label), 0 elsewhere.
     **Abstains** when no variable scores 1 (e.g. every edge at the label keeps a circle at the variable's
     end, as happens without a collider at the label).
+    It also abstains on degenerate data (a singular correlation matrix of the nodes).
 
     Known failures: those of PC (faithfulness, environment confounding of the pooled data, false tests at
     level ``alpha``); FCI's extra tests cost power, so at small n more marks stay circles than PC leaves
@@ -72,14 +73,14 @@ class FCI(Method):
     access = frozenset({"pooled"})
     outputs = frozenset({"world", "detect"})
     needs_input_map = True
-    search_space = {"alpha": Choice((0.01, 0.05, 0.1))}
+    search_space = {"alpha": Choice((0.001, 0.01, 0.05))}
     param_constraints = {"alpha": Real(0.0, 1.0, open_low=True)}
 
-    def __init__(self, *, alpha: float = 0.05, random_state: int | None = None):
+    def __init__(self, *, alpha: float = 0.01, random_state: int | None = None):
         self.alpha = alpha
         self.random_state = random_state
 
     def run(self, task: Task) -> MethodOutput:
         data = label_data(task.train.x, task.train.y)
-        marks = fci_marks(data, alpha=float(self.alpha))
+        marks = None if degenerate(data) else fci_marks(data, alpha=float(self.alpha))
         return verdict_output(task, marks, data, alpha=float(self.alpha), pag=True)

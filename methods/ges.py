@@ -9,7 +9,7 @@ import numpy as np
 
 from cowbench.access import Task
 from cowbench.method import Choice, Method, MethodOutput, Real, register_method
-from cowbench.methods._discovery import label_data, verdict_output
+from cowbench.methods._discovery import degenerate, label_data, verdict_output
 
 
 def ges_marks(data: np.ndarray, *, lambda_value: float = 0.5) -> np.ndarray:
@@ -42,6 +42,7 @@ class GES(Method):
     label and a non-neighbour marginally associated with it (Fisher-z at level ``alpha``), 0.5 for an
     undirected neighbour, 0 for a parent and an unrelated non-neighbour; ``world_coef`` the label regressed
     on its parents and undirected neighbours. **Abstains** when no variable scores 1.
+    It also abstains on degenerate data (a singular correlation matrix of the nodes).
 
     Known failures: as PC (no collider at the label leaves its edges undirected; environment confounding
     of the pooled data; hidden confounders); a score that misspecifies a binary node's mechanism (the label
@@ -72,12 +73,12 @@ class GES(Method):
     search_space = {"lambda_value": Choice((0.5, 1.0, 2.0))}
     param_constraints = {"alpha": Real(0.0, 1.0, open_low=True), "lambda_value": Real(0.0, None, open_low=True)}
 
-    def __init__(self, *, lambda_value: float = 0.5, alpha: float = 0.05, random_state: int | None = None):
+    def __init__(self, *, lambda_value: float = 0.5, alpha: float = 0.01, random_state: int | None = None):
         self.lambda_value = lambda_value
         self.alpha = alpha
         self.random_state = random_state
 
     def run(self, task: Task) -> MethodOutput:
         data = label_data(task.train.x, task.train.y)
-        marks = ges_marks(data, lambda_value=float(self.lambda_value))
+        marks = None if degenerate(data) else ges_marks(data, lambda_value=float(self.lambda_value))
         return verdict_output(task, marks, data, alpha=float(self.alpha))

@@ -7,7 +7,7 @@ from scipy import linalg, optimize
 
 from cowbench.access import Task
 from cowbench.method import Choice, LogUniform, Method, MethodOutput, Real, register_method
-from cowbench.methods._discovery import dag_marks, label_data, verdict_output
+from cowbench.methods._discovery import dag_marks, degenerate, label_data, verdict_output
 
 
 def notears_linear(x: np.ndarray, *, lambda1: float = 0.1, w_threshold: float = 0.3, max_iter: int = 100,
@@ -76,6 +76,7 @@ class NOTEARS(Method):
     label and a non-neighbour marginally associated with it (Fisher-z at level ``alpha``), 0.5 for a pair
     left with weights both ways, 0 for a parent and an unrelated non-neighbour; ``world_coef`` the label
     regressed on its parents. **Abstains** when no variable scores 1.
+    It also abstains on degenerate data (a singular correlation matrix of the nodes).
 
     Known failures: the least-squares score identifies the DAG only under equal noise variances; with
     unequal ones its orientations follow the marginal variances (varsortability; Reisach et al. 2021), so
@@ -111,7 +112,7 @@ class NOTEARS(Method):
     param_constraints = {"alpha": Real(0.0, 1.0, open_low=True), "lambda1": Real(0.0, None),
                          "w_threshold": Real(0.0, None)}
 
-    def __init__(self, *, lambda1: float = 0.1, w_threshold: float = 0.3, alpha: float = 0.05,
+    def __init__(self, *, lambda1: float = 0.1, w_threshold: float = 0.3, alpha: float = 0.01,
                  random_state: int | None = None):
         self.lambda1 = lambda1
         self.w_threshold = w_threshold
@@ -120,5 +121,7 @@ class NOTEARS(Method):
 
     def run(self, task: Task) -> MethodOutput:
         data = label_data(task.train.x, task.train.y)
+        if degenerate(data):
+            return verdict_output(task, None, data, alpha=float(self.alpha))
         weights = notears_linear(data, lambda1=float(self.lambda1), w_threshold=float(self.w_threshold))
         return verdict_output(task, dag_marks(weights), data, alpha=float(self.alpha))

@@ -6,7 +6,7 @@ import numpy as np
 
 from cowbench.access import Task
 from cowbench.method import Choice, Method, MethodOutput, Real, register_method
-from cowbench.methods._discovery import label_data, verdict_output
+from cowbench.methods._discovery import degenerate, label_data, verdict_output
 
 
 def pc_marks(data: np.ndarray, *, alpha: float) -> np.ndarray:
@@ -45,7 +45,13 @@ class PC(Method):
     ``world_coef`` the label regressed (logistic for a binary label, OLS otherwise) on its parents and
     undirected neighbours, 0 elsewhere. **Abstains** when no variable scores 1: no non-parent associated
     with the label is identified (e.g. the label has a single cause, so there is no collider and every
-    edge at the label stays undirected).
+    edge at the label stays undirected), and when the nodes' correlation matrix is singular (a constant
+    node, or one that is a linear function of others, e.g. a spurious variable equal to the label).
+
+    Measured (12 samples of ``cow`` each, seeds 0-11): at ``alpha = 0.01`` the label's edges are exactly
+    ``moo -> cow <- tail, cow -> grass`` in 12 of 12 at n = 2000 and at n = 4000; at ``alpha = 0.05`` in 8 of
+    12 at n = 2000 and 11 of 12 at n = 4000, each miss caused by one false-positive test (an edge such as
+    ``moo - sky`` that makes a false collider or breaks the true one), hence the default 0.01.
 
     Known failures: environment confounding (the spurious variable's association with the label differs
     across pooled environments) breaks faithfulness of the pooled distribution; a hidden confounder of the
@@ -77,14 +83,14 @@ class PC(Method):
     access = frozenset({"pooled"})
     outputs = frozenset({"world", "detect"})
     needs_input_map = True
-    search_space = {"alpha": Choice((0.01, 0.05, 0.1))}
+    search_space = {"alpha": Choice((0.001, 0.01, 0.05))}
     param_constraints = {"alpha": Real(0.0, 1.0, open_low=True)}
 
-    def __init__(self, *, alpha: float = 0.05, random_state: int | None = None):
+    def __init__(self, *, alpha: float = 0.01, random_state: int | None = None):
         self.alpha = alpha
         self.random_state = random_state
 
     def run(self, task: Task) -> MethodOutput:
         data = label_data(task.train.x, task.train.y)
-        marks = pc_marks(data, alpha=float(self.alpha))
+        marks = None if degenerate(data) else pc_marks(data, alpha=float(self.alpha))
         return verdict_output(task, marks, data, alpha=float(self.alpha))
