@@ -105,7 +105,7 @@ class EIIL(RetrainMethod):
                     "steps": Choice((1000, 3000, 10000))}
     param_constraints = {"steps": Integer(1)}
 
-    def __init__(self, *, steps: int = 3000, lr: float = 0.01, eta: float = 0.1, weight_decay: float = 1e-1,
+    def __init__(self, *, steps: int = 3000, lr: float = 0.01, eta: float = 0.1, weight_decay: float = 1e-2,
                  epochs: int | None = None, random_state: int | None = None):
         self.steps = steps
         self.lr = lr

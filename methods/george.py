@@ -100,7 +100,7 @@ class GEORGE(RetrainMethod):
     param_constraints = {"max_clusters": Integer(2)}
 
     def __init__(self, *, n_components: int = 2, max_clusters: int = 5, eta: float = 0.1,
-                 weight_decay: float = 1e-1, epochs: int | None = None, random_state: int | None = None):
+                 weight_decay: float = 1e-2, epochs: int | None = None, random_state: int | None = None):
         self.n_components = n_components
         self.max_clusters = max_clusters
         self.eta = eta
