@@ -68,6 +68,13 @@ class GEORGE(RetrainMethod):
     groups are uninformative and GroupDRO balances arbitrary clusters. The silhouette score prefers few,
     well-separated clusters, so a small minority subclass can be merged into the majority.
 
+    Measured (defaults, MLP subject, seeds 0-2; tests/unit/methods/test_george.py): on ``cow`` the clusters
+    carry no information about grass (adjusted Rand index within a class -0.003 and -0.014, seed 0) and the
+    worst-group accuracy on ``test_ood`` is 0.26, 0.49, 0.00 against ERM's 0.21, 0.23, 0.24; on
+    ``four_groups`` (a bimodal grass) one class's clusters follow grass (ARI 0.69, seed 0) and the worst-group
+    accuracy is 0.46, 0.57, 0.23 against ERM's 0.40, 0.43, 0.41. So GEORGE is no reliable improvement here;
+    ``weight_decay = 0.1`` was the better of 0.01 and 0.1 on these runs (0.01: cow 0.08, 0.23, 0.00).
+
     Parameters
     ----------
     n_components : int
@@ -100,7 +107,7 @@ class GEORGE(RetrainMethod):
     param_constraints = {"max_clusters": Integer(2)}
 
     def __init__(self, *, n_components: int = 2, max_clusters: int = 5, eta: float = 0.1,
-                 weight_decay: float = 1e-2, epochs: int | None = None, random_state: int | None = None):
+                 weight_decay: float = 1e-1, epochs: int | None = None, random_state: int | None = None):
         self.n_components = n_components
         self.max_clusters = max_clusters
         self.eta = eta
