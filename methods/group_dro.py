@@ -53,20 +53,32 @@ class GroupDRO(RetrainMethod):
         self.random_state = random_state
 
     def run(self, task: Task) -> MethodOutput:
-        x, y = as_float64(task.train.x), as_float64(task.train.y)
-        group, n_groups = codes(task.train.group)
-        loss = self._loss(task)
-        q = torch.full((n_groups,), 1.0 / n_groups, dtype=torch.float64)
+        model, q = train_group_dro(self, task, task.train.group, eta=self.eta, weight_decay=self.weight_decay,
+                                   epochs=self.epochs)
+        return MethodOutput(edited=model, details={"group_weights": np.round(q, 6).tolist()})
 
-        def objective(model, step):
-            nonlocal q
-            losses = group_means(unit_loss(model(x), y, loss), group, n_groups)
-            with torch.no_grad():  # the weights follow the losses; no gradient flows through them
-                q = q * torch.exp(self.eta * losses.detach())
-                q = q / q.sum()
-            return (q * losses).sum()
 
-        config = self._config(task, epochs=self.epochs)
-        model = train_objective(self._fresh(task, config), objective, epochs=config.epochs, lr=config.lr,
-                                weight_decay=self.weight_decay)
-        return MethodOutput(edited=model, details={"group_weights": np.round(q.numpy(), 6).tolist()})
+def train_group_dro(method: RetrainMethod, task: Task, groups: np.ndarray, *, eta: float, weight_decay: float,
+                    epochs: int | None = None) -> tuple[torch.nn.Module, np.ndarray]:
+    """GroupDRO's training on ``groups`` (one label per training unit): the model and the final group weights.
+
+    The core of `GroupDRO`, shared with the methods that infer the groups instead of reading them (EIIL,
+    GEORGE): ``method`` supplies the subject's config, loss and the seeded fresh model.
+    """
+    x, y = as_float64(task.train.x), as_float64(task.train.y)
+    group, n_groups = codes(groups)
+    loss = method._loss(task)
+    q = torch.full((n_groups,), 1.0 / n_groups, dtype=torch.float64)
+
+    def objective(model, step):
+        nonlocal q
+        losses = group_means(unit_loss(model(x), y, loss), group, n_groups)
+        with torch.no_grad():  # the weights follow the losses; no gradient flows through them
+            q = q * torch.exp(eta * losses.detach())
+            q = q / q.sum()
+        return (q * losses).sum()
+
+    config = method._config(task, epochs=epochs)
+    model = train_objective(method._fresh(task, config), objective, epochs=config.epochs, lr=config.lr,
+                            weight_decay=weight_decay)
+    return model, q.numpy()
