@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import itertools
 import json
 import os
@@ -865,6 +866,10 @@ def _preload(plugins: Sequence[str]) -> None:
     METHODS.scan()
     for plugin in plugins:
         load_plugin(plugin)
+    for _, cls in METHODS.items():  # the heavy imports methods declare (`Method.preload`), once for every job
+        for module in getattr(cls, "preload", ()):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
     cowbench.audit.installed_roots()  # computed once here, inherited by every child
     # the first call imports torch._inductor (seconds): paid here, not by every job
     torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled())

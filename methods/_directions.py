@@ -53,6 +53,7 @@ class DiscoveryMethod(Method):
     access = frozenset({"pooled", "internals"})
     outputs = frozenset({"discover"})
     preferred_point: ClassVar[str] = "hidden.0.pre"
+    preload = ("sklearn.decomposition",)
     layer: str | None
     n_fit: int
 

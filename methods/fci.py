@@ -69,6 +69,7 @@ class FCI(Method):
 
     name = "fci"
     version = "1"
+    preload = ("causallearn.search.ConstraintBased.FCI",)
     family = "causal"
     access = frozenset({"pooled"})
     outputs = frozenset({"world", "detect"})

@@ -100,6 +100,7 @@ class GEORGE(RetrainMethod):
 
     name = "george"
     version = "1"
+    preload = ("sklearn.decomposition", "sklearn.metrics", "sklearn.mixture")
     access = frozenset({"pooled"})
     label_kinds = frozenset({"binary"})
     search_space = {"eta": LogUniform(1e-3, 1.0), "weight_decay": LogUniform(1e-4, 1e-1),

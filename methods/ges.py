@@ -66,6 +66,7 @@ class GES(Method):
 
     name = "ges"
     version = "1"
+    preload = ("causallearn.search.ScoreBased.GES",)
     family = "causal"
     access = frozenset({"pooled"})
     outputs = frozenset({"world", "detect"})

@@ -86,6 +86,7 @@ class PC(Method):
 
     name = "pc"
     version = "1"
+    preload = ("causallearn.search.ConstraintBased.PC",)
     family = "causal"
     access = frozenset({"pooled"})
     outputs = frozenset({"world", "detect"})
