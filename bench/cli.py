@@ -438,6 +438,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         elif fmt == "leaderboard":
             texts[module.FILENAME] = _leaderboards(tables, image_dirs,
                                                    image_format="png" if "png" in plot_formats else "svg")
+        elif fmt == "latex" and args.metrics is not None:
+            texts[module.FILENAME] = module.render(next(iter(tables.values())), _list_arg(args.metrics))
         else:
             texts[module.FILENAME] = module.render(next(iter(tables.values())))
     if target is None:
@@ -732,6 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None, help="directory to write the report files into (report.md, "
                    "report.csv, summary.json, report.tex, report.html) and the plots (plots/, PNG and SVG "
                    "unless plot formats are named) instead of printing one format")
+    p.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
+                   help=f"the metrics of the LaTeX tables, one table each, {_LIST_HELP} (default: each track's "
+                   "primary metric)")
     p.add_argument("--gzip", nargs="+", default=None, metavar="FORMAT",
                    help=f"formats among --format to write gzip-compressed (FILE.gz; with --out-dir), {_LIST_HELP}")
     p.set_defaults(func=cmd_report)
@@ -797,9 +802,11 @@ def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
         if extra.startswith("-"):
             close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1, cutoff=0.6)
             if close:
-                hints.append(f"{extra.split('=', 1)[0]} -> {close[0]}")
+                hints.append((extra.split("=", 1)[0], close[0]))
     text = f"unrecognized arguments: {' '.join(extras)}"
-    return text + (f"; did you mean {', '.join(hints)}?" if hints else "")
+    if len(hints) == 1:
+        return f"{text}; did you mean {hints[0][1]}?"
+    return text + (f"; did you mean {', '.join(f'{b} (for {a})' for a, b in hints)}?" if hints else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -102,43 +102,51 @@ def _rank_text(row: Any, columns: Any) -> str:
     return str(int(rank))
 
 
-def boards(tables: Tables) -> list[Board]:
-    """One `Board` per track that has a value of its primary metric, in track order."""
+def boards(tables: Tables, metrics: list[str] | None = None) -> list[Board]:
+    """One `Board` per track that has a value of its primary metric, in track order; with ``metrics``, one per
+    metric named (in track order, each track's primary metric first) instead."""
     cells = tidy_cells(tables)
     if cells.empty:
         return []
-    cells = cells[cells["primary"].astype(bool)]
-    across = tables.across
     out = []
-    for track in [*TRACK_TITLES, *sorted(set(cells["track"].dropna()) - set(TRACK_TITLES))]:
+    tracks = [*TRACK_TITLES, *sorted(set(cells["track"].dropna()) - set(TRACK_TITLES))]
+    for track in tracks:
         part = cells[cells["track"] == track]
-        if part.empty:
-            continue
-        metric = str(part["metric"].iloc[0])
-        higher = bool(part["higher_is_better"].iloc[0])
-        columns = sorted(set(part["scenario"]), key=lambda s: (scenario_family(s), s != scenario_family(s), s))
-        group_by = "league" if "league" in part else "access"
-        agg = across[across["track"] == track].set_index("entry") if not across.empty else pd.DataFrame()
-        rows = []
-        for entry, block in part.groupby("entry", sort=False):
-            first = block.iloc[0]
-            info = agg.loc[entry] if entry in agg.index else pd.Series(dtype=object)
-            group = first[group_by] if group_by in first.index and not pd.isna(first[group_by]) else first["access"]
-            if "league" in info.index and not pd.isna(info["league"]):
-                group = info["league"]
-            rank = info.get("rank", math.nan)
-            rows.append({"entry": str(entry), "group": str(group), "access": str(first["access"]),
-                         "control": _is_control(first), "rank": _rank_text(info, info.index),
-                         "rank_value": math.inf if pd.isna(rank) else float(rank),
-                         "win_rate": float(info.get("win_rate", math.nan)) if len(info) else math.nan,
-                         "unranked": str(info.get("unranked", "")) if len(info) else "",
-                         "scenarios": int((part["entry"] == entry).sum())})
-        groups = sorted({r["group"] for r in rows}, key=access_key)
-        rows.sort(key=lambda r: (groups.index(r["group"]), r["control"], r["rank_value"], -r["scenarios"],
-                                 r["entry"]))
-        out.append(Board(track, metric, higher, rows, columns, short_labels(columns),
-                         {(str(r.entry), str(r.scenario)): r for _, r in part.iterrows()}))
+        names = list(dict.fromkeys(part.loc[part["primary"].astype(bool), "metric"]))
+        if metrics is not None:
+            names = [m for m in [*names, *sorted(set(part["metric"]))] if m in metrics]
+            names = list(dict.fromkeys(names))
+        for metric in names:
+            out.append(board(tables, part[part["metric"] == metric]))
     return out
+
+
+def board(tables: Tables, part: pd.DataFrame) -> Board:
+    """The `Board` of one (track, metric) from its tidy cells ``part``."""
+    across = tables.across
+    track, metric = str(part["track"].iloc[0]), str(part["metric"].iloc[0])
+    higher = bool(part["higher_is_better"].iloc[0])
+    columns = sorted(set(part["scenario"]), key=lambda s: (scenario_family(s), s != scenario_family(s), s))
+    group_by = "league" if "league" in part else "access"
+    agg = across[across["track"] == track].set_index("entry") if not across.empty else pd.DataFrame()
+    rows = []
+    for entry, block in part.groupby("entry", sort=False):
+        first = block.iloc[0]
+        info = agg.loc[entry] if entry in agg.index else pd.Series(dtype=object)
+        group = first[group_by] if group_by in first.index and not pd.isna(first[group_by]) else first["access"]
+        if "league" in info.index and not pd.isna(info["league"]):
+            group = info["league"]
+        rank = info.get("rank", math.nan)
+        rows.append({"entry": str(entry), "group": str(group), "access": str(first["access"]),
+                     "control": _is_control(first), "rank": _rank_text(info, info.index),
+                     "rank_value": math.inf if pd.isna(rank) else float(rank),
+                     "win_rate": float(info.get("win_rate", math.nan)) if len(info) else math.nan,
+                     "unranked": str(info.get("unranked", "")) if len(info) else "",
+                     "scenarios": int((part["entry"] == entry).sum())})
+    groups = sorted({r["group"] for r in rows}, key=access_key)
+    rows.sort(key=lambda r: (groups.index(r["group"]), r["control"], r["rank_value"], -r["scenarios"], r["entry"]))
+    return Board(track, metric, higher, rows, columns, short_labels(columns),
+                 {(str(r.entry), str(r.scenario)): r for _, r in part.iterrows()})
 
 
 def legend(boards_: list[Board]) -> dict[str, str]:
