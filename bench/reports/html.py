@@ -1,12 +1,13 @@
 """HTML: one self-contained leaderboard page (inline CSS and JavaScript, no URL of any kind).
 
 On top, the front page (`cowbench.reports.leaderboard`): per track, methods against scenarios on the primary
-metric with the rank across scenarios. Then one table per track, one row per (scenario, method setting): rank, P(best) and every metric of the track
-with its interval and replicate count (the numbers of `cowbench.reports.table.tidy_cells`); filters by
-scenario family and access level; every column sorts on a click (numbers by value, missing last). The
-page reads the same choices from its query string (``?family=cow&access=pooled&sort=world-rank&dir=desc``)
-so a link (or a test driving a headless browser) can reproduce a view. Below the tables: the aggregation
-across scenarios, skipped pairs, failed jobs and the provenance.
+metric with the rank across scenarios. Then one table per track, one row per (scenario, method setting): rank,
+P(best) and every metric of the track with its interval and replicate count (the numbers of
+`cowbench.reports.table.tidy_cells`); filters by scenario family and access level; every column sorts on a click
+(numbers by value, missing last). The page reads the same choices from its query string
+(``?family=cow&access=pooled&sort=world-rank&dir=desc``) so a link (or a test driving a headless browser) can
+reproduce a view. Below the tables: the aggregation across scenarios, skipped pairs, failed jobs and the
+provenance.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def _board(tables: Tables, track: str, cells: pd.DataFrame, short: dict[str, str
         rank, p_best = first["rank"], first["p_best"]
         out.append(f'<tr data-family="{escape(str(first["family"]))}" data-access="{escape(str(first["access"]))}" '
                    f'data-scenario="{escape(str(scenario))}" data-entry="{escape(str(entry))}">'
-                   f'<td class="text scn" title="{escape(str(scenario))}">{escape(short.get(str(scenario), str(scenario)))}</td>'
+                   f'<td class="text scn" title="{escape(str(scenario))}">'
+                   f'{escape(short.get(str(scenario), str(scenario)))}</td>'
                    f'<td class="text acc">{escape(str(first["access"]))}</td>'
                    f'<td data-value="{_num(rank)}">{"—" if pd.isna(rank) else int(rank)}</td>'
                    f'<td data-value="{_num(p_best)}">{"—" if pd.isna(p_best) else f"{p_best:.2f}"}</td>'

@@ -6,11 +6,11 @@ others), methods (rows, grouped by league or access level, ordered by rank acros
 scenarios are split over as many tables as it takes for each to fit `COLUMN_WIDTH_PT` (a two-column A4
 paper's column; a test compiles them and measures the box). `render_by_scenario` keeps the long layout below.
 
-`render_by_scenario`: one fragment per track, each a ``table`` float: one block of rows per scenario (a ``\\midrule`` between blocks), rows
-grouped by access level and ordered by rank within it, one column per metric of the track. A cell is
-``0.710 {\\scriptsize $\\pm$ 0.020}``: the mean over replicates and half the width of its 95% interval (the
-interval itself may be asymmetric: the CSV and JSON hold its ends); the best ranked cell of a scenario is
-bold. The caption names the suite, its hash, the selection rule(s) and the replicates per cell. The
+`render_by_scenario`: one fragment per track, each a ``table`` float: one block of rows per scenario (a
+``\\midrule`` between blocks), rows grouped by access level and ordered by rank within it, one column per metric
+of the track. A cell is ``0.710 {\\scriptsize $\\pm$ 0.020}``: the mean over replicates and half the width of its
+95% interval (the interval itself may be asymmetric: the CSV and JSON hold its ends); the best ranked cell of a
+scenario is bold. The caption names the suite, its hash, the selection rule(s) and the replicates per cell. The
 numbers are `cowbench.reports.table.tidy_cells`, printed at the Markdown report's precision.
 """
 

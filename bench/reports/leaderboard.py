@@ -174,7 +174,8 @@ def _md_table(board: Board) -> list[str]:
             value = board.value(row["entry"], scenario)
             text = "—" if math.isnan(value) else fmt(value)
             texts.append(f"**{text}**" if board.bold(row["entry"], scenario) else text)
-        name = row["entry"] if not row["control"] or row["entry"].endswith(CONTROL_MARK) else row["entry"] + CONTROL_MARK
+        marked = row["control"] and not row["entry"].endswith(CONTROL_MARK)
+        name = row["entry"] + CONTROL_MARK if marked else row["entry"]
         rate = "—" if math.isnan(row["win_rate"]) else f"{row['win_rate']:.2f}"
         lines.append(f"| {row['rank']} | {name} | " + " | ".join(texts) + f" | {rate} |")
     return [*lines, ""]

@@ -19,9 +19,11 @@ import pytest
 from cowbench.reports import latex
 from cowbench.reports.table import build_tables, results_from_frame
 
-pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (apt-get install texlive-latex-base)")
+pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None,
+                              reason="no pdflatex (apt-get install texlive-latex-base)")
 
-LONG = "linear_sem(beta=2.0, hidden_to_x1=1.0, hidden_to_y=3.0, instrument=1.0, x1_sd_train=(1.0,), x2_coef_train=(1.0,))"
+LONG = ("linear_sem(beta=2.0, hidden_to_x1=1.0, hidden_to_y=3.0, instrument=1.0, x1_sd_train=(1.0,), "
+        "x2_coef_train=(1.0,))")
 
 
 def wide_frame(n_scenarios: int = 24, n_methods: int = 20) -> pd.DataFrame:
@@ -73,7 +75,7 @@ def test_the_default_is_one_metric_per_table_primary_first_and_metrics_chooses(w
     assert re.findall(r"% track: (\w+), metric: (\w+)", tex) == [("edit", "edit_score")]
     chosen = latex.render(wide_tables, ["wga", "edit_score"])
     assert re.findall(r"% track: (\w+), metric: (\w+)", chosen) == [("edit", "edit_score"), ("edit", "wga")]
-    with pytest.raises(Exception, match="unknown metric.*'nope'"):
+    with pytest.raises(Exception, match=r"unknown metric.*'nope'"):
         latex.render(wide_tables, ["nope"])
 
 
