@@ -205,7 +205,7 @@ def render_leaderboard(tables: Tables, *, image_dir: str | None = None, image_fo
         lines += ["## Scenario names", ""]
         lines += [f"- `{name}`: `{label}`" for name, label in names.items()]
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n")
 
 
 def render(tables: Tables) -> str:
