@@ -565,6 +565,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from cowbench import docs
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise InputError(f"--root {args.root!r} is not a directory")
+    if args.write:
+        for path in docs.write(root):
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+    stale = docs.drifted(root)
+    for path in stale:
+        print(f"{path}: differs from what the code generates (run 'cowbench docs --write')", file=sys.stderr)
+    if not stale:
+        print(f"{len(docs.PAGES)} reference pages match the code", file=sys.stderr)
+    return 1 if stale else 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from cowbench.runner import default_n_jobs
     from cowbench.verify import DEFAULT_SAMPLE, Tolerance, render, verify
@@ -757,6 +775,14 @@ def build_parser() -> argparse.ArgumentParser:
                    f"two {_LIST_HELP}")
     p.add_argument("--suite", default=None, help="the suite to compare, when a directory holds several")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("docs", help="write (or check) the reference pages generated from the code: the Task, "
+                       "MethodOutput and the suite format (docs/reference/)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the pages")
+    mode.add_argument("--check", action="store_true", help="exit 1 if a committed page differs (the default)")
+    p.add_argument("--root", default=".", help="the repository root the pages live under (default: .)")
+    p.set_defaults(func=cmd_docs)
 
     from cowbench.verify import DEFAULT_ABS, DEFAULT_SAMPLE, DEFAULT_UNITS
 
