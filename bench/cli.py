@@ -595,10 +595,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InputError(f"results directory {args.results!r} does not exist")
     tolerance = Tolerance(abs=args.tolerance, units=args.tolerance_units)
     sample = None if args.all else (args.sample or DEFAULT_SAMPLE)
-    result = verify(Path(args.results), sample=sample, seed=args.seed, tolerance=tolerance, suite=args.suite,
-                    n_jobs=args.jobs or default_n_jobs(), plugins=args.plugins,
-                    progress=lambda done, total: print(f"\rreran {done}/{total}", end="", file=sys.stderr))
-    print("", file=sys.stderr)
+    from cowbench.progress import Meter
+
+    meter = Meter("jobs rerun", tag="verify")  # lines with an ETA off a terminal; a failed rerun named at once
+    try:
+        result = verify(Path(args.results), sample=sample, seed=args.seed, tolerance=tolerance, suite=args.suite,
+                        n_jobs=args.jobs or default_n_jobs(), plugins=args.plugins, progress=meter,
+                        on_failure=meter.failure)
+    finally:
+        meter.close()
     print(render(result, show_all=args.show_all))
     return 0 if result.ok else 1
 
@@ -638,9 +643,13 @@ def cmd_reliability(args: argparse.Namespace) -> int:
     pairs = check_pairs(_parse_pairs(args.pair) if args.pair else DEFAULT_PAIRS)
     n_jobs = args.jobs or default_n_jobs()
     start = time.perf_counter()
-    values = run_study(pairs, args.replicates, root_seed=args.root_seed, n_jobs=n_jobs,
-                       progress=lambda done, total: print(f"\rreplicates {done}/{total}", end="", file=sys.stderr))
-    print("", file=sys.stderr)
+    from cowbench.progress import Meter
+
+    meter = Meter("replicates", tag="reliability")
+    try:
+        values = run_study(pairs, args.replicates, root_seed=args.root_seed, n_jobs=n_jobs, progress=meter)
+    finally:
+        meter.close()
     meta = {"command": "cowbench " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reliability"]
             else "cowbench reliability", "version": __version__, "scorer": scorer_version(),
             "root_seed": args.root_seed, "replicates": args.replicates, "subject": SubjectConfig().to_dict(),
