@@ -59,7 +59,7 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
         f"P(best): {N_BOOT_RANK} bootstrap resamples of the paired replicates, ties split",
     ]
     if not mrd.empty:
-        parts = " · ".join(f"{r.metric} {mrd_text(r.mrd, r.dof)}" for r in mrd.itertuples())
+        parts = " · ".join(f"{r.metric} {mrd_text(r.mrd, r.dof, r.n)}" for r in mrd.itertuples())
         reps = sorted(set(mrd["n"]))
         lines.append(
             f"- min. resolvable difference at {'/'.join(map(str, reps))} replicates (paired t-test, α = 0.05, "
