@@ -12,7 +12,7 @@ from cowbench.errors import AccessError, InputError
 
 apply_numeric_defaults()  # MKL and ATen read their kernel settings at their first call: set them first
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 if TYPE_CHECKING:
     from cowbench.generators.scm import Scenario

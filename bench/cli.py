@@ -661,11 +661,28 @@ def cmd_reliability(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: the package version and the scorer hash, the two numbers a citation of results needs (the
+    scorer hash is computed only when asked: it imports every score)."""
+
+    def __init__(self, option_strings: Sequence[str], version: str, dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+        self.version = version
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> NoReturn:
+        from cowbench.scores import scorer_version
+
+        print(f"cowbench {self.version} (scorer {scorer_version()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cowbench import __version__
 
     parser = _Parser(prog="cowbench", description="A benchmark of causal versus spurious features.")
-    parser.add_argument("--version", action="version", version=f"cowbench {__version__}")
+    parser.add_argument("--version", action=_Version, version=__version__,
+                        help="print the version and the scorer hash (what a report header carries) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     plugins = _Parser(add_help=False)
     plugins.add_argument("--plugins", action="append", default=[], metavar="MODULE_OR_FILE",
