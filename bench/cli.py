@@ -339,7 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     texts = [render_markdown(t, image_dir=image_dirs[name]) for name, t in tables.items()]
     write_text_atomic(out / "report.md", "\n\n".join(texts) + "\n")
     write_text_atomic(out / "leaderboard.md", _leaderboards(tables, image_dirs) + "\n")
-    _write_plots(tables, out, image_dirs, PLOT_FORMATS)
+    _write_plots(tables, out, image_dirs, PLOT_FORMATS, heatmaps=True)
     print(render_markdown(tables[suite.name]))
     failed_total = len(summary.failed) + summary.failed_before
     print(f"ran {summary.ran} job(s): {summary.ok} ok, {len(summary.failed)} failed; "
@@ -393,6 +393,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cowbench.store import scan_store, write_bytes_atomic, write_text_atomic
 
     asked = list(dict.fromkeys(_list_arg(args.format or [])))
+    from cowbench.reports import FORMATS
+
+    for name in asked:  # the names are checked after splitting (commas or spaces), as argparse's choices would
+        if name not in FORMATS and name not in PLOT_FORMATS:
+            raise InputError(f"argument --format: invalid choice: {name!r} (choose from "
+                             f"{', '.join([*FORMATS, *PLOT_FORMATS])})")
     plot_formats = [f for f in asked if f in PLOT_FORMATS]
     # a report written to a directory gets its front page (leaderboard.md) beside report.md by default
     default = ["md", "leaderboard"] if args.out_dir is not None else ["md"]
@@ -454,7 +460,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             write_text_atomic(target / filename, text)
         print(f"wrote {target / filename}", file=sys.stderr)
-    for path in _write_plots(tables, target, image_dirs, plot_formats):
+    for path in _write_plots(tables, target, image_dirs, plot_formats, heatmaps="leaderboard" in formats):
         print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -478,8 +484,10 @@ def _plot_dirs(manifests: dict) -> dict[str, str]:
     return {name: "plots" if len(manifests) == 1 else f"plots/{name}" for name in manifests}
 
 
-def _write_plots(tables: dict, target: Path, image_dirs: dict[str, str], formats: Sequence[str]) -> list[Path]:
-    """Write each suite's plots under ``target / image_dirs[suite]`` from its built tables."""
+def _write_plots(tables: dict, target: Path, image_dirs: dict[str, str], formats: Sequence[str], *,
+                 heatmaps: bool = False) -> list[Path]:
+    """Write each suite's plots under ``target / image_dirs[suite]`` from its built tables (``heatmaps``: the
+    front page's too, when leaderboard.md is written with them)."""
     from cowbench.reports.leaderboard import write_heatmaps
     from cowbench.reports.plots import write_plots
 
@@ -487,7 +495,8 @@ def _write_plots(tables: dict, target: Path, image_dirs: dict[str, str], formats
     for name, t in tables.items():
         if formats:
             paths += write_plots(t.results, target / image_dirs[name], formats, summary=t.summary, scores=t.scores)
-            paths += write_heatmaps(t, target / image_dirs[name], formats)
+            if heatmaps:
+                paths += write_heatmaps(t, target / image_dirs[name], formats)
     return paths
 
 

@@ -96,7 +96,7 @@ def test_bad_report_usage_exits_2_and_writes_nothing(run_dir, tmp_path):
     several = cowbench("report", run_dir, "--format", "md", "csv")
     assert several.returncode == 2 and "--out-dir" in several.stderr and "Traceback" not in several.stderr
     unknown = cowbench("report", run_dir, "--format", "xls", "--out-dir", target)
-    assert unknown.returncode == 2 and "unknown report format 'xls'" in unknown.stderr
+    assert unknown.returncode == 2 and "invalid choice: 'xls'" in unknown.stderr
     missing = cowbench("report", tmp_path / "absent", "--format", "csv", "--out-dir", target)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert not target.exists()
