@@ -348,8 +348,9 @@ Where we agree and where we differ, and why:
   re-implemented gives {e1_peer_erm:.2f} (10,000 Adam steps reach least squares on this well-conditioned
   problem). IRMv1: the peer's optimisation {e1_peer_irm:.2f}, our `irm_linear` {e1_irm_def:.2f} at its
   defaults and {e1_irm_sel:.2f} under training-domain validation, against the peer's 11.15: our
-  `irm_linear` at its defaults and the peer's IRMv1 {e1_irm_agreement}; both are close to the Oracle. Training-domain validation prefers the weakest penalty of the grid in every example (table
-  below): on data drawn like training, the spurious inputs help, so the rule moves IRM back towards ERM
+  `irm_linear` at its defaults and the peer's IRMv1 {e1_irm_agreement}; both are close to the Oracle.
+  Training-domain validation prefers the weakest penalty of the grid in every example (table below): on
+  data drawn like training, the spurious inputs help, so the rule moves IRM back towards ERM
   (the selection-rule effect DomainBed documents). The Oracle's
   error is the noise floor, `dim_inv * mean_e sd_e^2 = 10.43` ({e1_oracle:.2f} here, 10.42 in the
   peer's table). Our Wxy and Wyz are other draws of the same law, so single repetitions differ; means
