@@ -222,11 +222,12 @@ def standing(board: Board) -> pd.DataFrame:
     span = (high - low).where(high > low)
     scaled = (matrix - low) / span
     scaled = scaled if board.higher_is_better else 1 - scaled
-    return scaled.where(span.notna().to_numpy()[None, :] | matrix.isna(), 1.0).where(matrix.notna())
+    # a column where every method has the same mean ranks no one: the middle shade, not "best" for all
+    return scaled.where(span.notna().to_numpy()[None, :] | matrix.isna(), 0.5).where(matrix.notna())
 
 
 def heatmap(board: Board) -> Figure:
-    """The board as a heatmap: colour = the mean's standing within its scenario (best dark), text = the mean."""
+    """The board as a heatmap: colour = the mean's standing within its scenario (best bright), text = the mean."""
     from cowbench.reports.plots import _pyplot
 
     plt = _pyplot()

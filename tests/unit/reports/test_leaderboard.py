@@ -143,3 +143,11 @@ def test_html_shows_metric_columns_at_1400_px_with_a_135_character_label(tmp_pat
                           "--virtual-time-budget=5000", "--dump-dom", f"file://{page}"],
                          capture_output=True, text=True, timeout=120)
     assert float(re.search(r'data-right="([\d.]+)"', run.stdout).group(1)) > width
+
+
+def test_a_scenario_where_every_method_ties_shades_no_one_as_best():
+    frame = synthetic_frame()
+    frame.loc[(frame.scenario == "four_groups") & (frame.metric == "world_err"), "value"] = 0.3
+    (board,) = boards(build_tables(results_from_frame(frame, manifest=MANIFEST)))
+    scaled = standing(board)
+    assert (scaled["four_groups"] == 0.5).all() and scaled["cow"].max() == 1.0
