@@ -69,8 +69,79 @@ def _check_writable(out: Path, text: str) -> None:
         raise InputError(f"--out {text!r}: no permission to write in {str(directory)!r}")
 
 
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+def _list_arg(values: str | Sequence[str]) -> list[str]:
+    """One list syntax in every command: names separated by commas, spaces, or both (``a,b``, ``a b``,
+    ``"a, b"``), as one argument or several."""
+    items = [values] if isinstance(values, str) else list(values)
+    return [t for item in items for t in item.replace(",", " ").split()]
+
+
+def _csv(text: str | Sequence[str]) -> list[str]:
+    return _list_arg(text)
+
+
+#: what a name in a list flag may be written as: a help text fragment shared by every such flag
+_LIST_HELP = "names separated by commas or spaces"
+
+
+def _plugin_hint(message: str) -> str:
+    """For an unknown method (or scenario) name that a ``.py`` file in the current folder registers: a hint to
+    pass that file with ``--plugins``; empty otherwise."""
+    import re
+
+    found = re.search(r"unknown (method|scenario) '([^']+)'", message)
+    if not found:
+        return ""
+    name = found.group(2)
+    pattern = re.compile(rf"""\bname\s*=\s*["']{re.escape(name)}["']""")
+    for path in sorted(Path.cwd().glob("*.py")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if path.stem == name or pattern.search(text):
+            return f"; {path.name} in this folder defines a {found.group(1)} {name!r}: pass --plugins {path.name}"
+    return ""
+
+
+def _filter_suite(suite: Suite, scenarios: list[str] | None, tracks: list[str] | None) -> Suite:
+    """The suite restricted to the scenarios named (a family name such as ``cow`` keeps every scenario of that
+    family, an exact report label keeps one) and to the methods that output one of ``tracks`` (as lm-eval's
+    ``--tasks``). The result has its own hash, so a filtered run is a partial run (written under runs/)."""
+    import dataclasses
+    import difflib
+
+    from cowbench.method import OUTPUTS
+    from cowbench.registries import METHODS
+    from cowbench.reports.table import scenario_label
+
+    keep_scenarios = list(suite.scenarios)
+    if scenarios is not None:
+        if not scenarios:
+            raise InputError("--scenarios needs at least one scenario name")
+        labels = {scenario_label(s): s for s in suite.scenarios}
+        families = {s["generator"] for s in suite.scenarios}
+        for name in scenarios:
+            if name not in families and name not in labels:
+                close = difflib.get_close_matches(name, sorted(families), n=3)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise InputError(f"--scenarios: suite {suite.name!r} has no scenario {name!r}{hint} "
+                                 f"(its scenarios: {', '.join(sorted(families))})")
+        keep_scenarios = [s for s in suite.scenarios if s["generator"] in scenarios or scenario_label(s) in scenarios]
+    keep = list(range(len(suite.methods)))
+    if tracks is not None:
+        if not tracks:
+            raise InputError(f"--tracks needs at least one track; allowed: {', '.join(OUTPUTS)}")
+        bad = [t for t in tracks if t not in OUTPUTS]
+        if bad:
+            raise InputError(f"--tracks: unknown track(s) {', '.join(map(repr, bad))}; allowed: {', '.join(OUTPUTS)}")
+        keep = [i for i, (name, _) in enumerate(suite.methods) if set(METHODS.get(name).outputs) & set(tracks)]
+        if not keep:
+            raise InputError(f"--tracks {','.join(tracks)}: no method of suite {suite.name!r} outputs these tracks")
+    trials = tuple(suite.method_trials[i] for i in keep) if suite.method_trials else ()
+    return dataclasses.replace(
+        suite, scenarios=tuple(keep_scenarios), methods=tuple(suite.methods[i] for i in keep), method_trials=trials,
+        sweeps=tuple(w for w in suite.sweeps if any(w["scenario"] == s for s in keep_scenarios)))
 
 
 def _load_plugins(plugins: Sequence[str]) -> None:
@@ -201,7 +272,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _ad_hoc(args: argparse.Namespace) -> bool:
     """Whether the command line changes the suite file's content (its methods, replicates or root seed)."""
-    return any(getattr(args, k, None) is not None for k in ("methods", "replicates", "root_seed", "trials"))
+    return any(getattr(args, k, None) is not None
+               for k in ("methods", "replicates", "root_seed", "trials", "scenarios", "tracks"))
 
 
 def default_out(suite: Suite, *, ad_hoc: bool) -> Path:
@@ -234,13 +306,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     _load_plugins(args.plugins)
     methods = None
     if args.methods is not None:
-        methods = _csv(args.methods)
+        methods = _list_arg(args.methods)
         if not methods:
             raise InputError(f"--methods needs at least one method name, got {args.methods!r}")
     if args.trials is not None and args.trials < 1:
         raise InputError(f"--trials must be a positive integer, got {args.trials}")
-    suite = load_suite(args.suite, replicates=args.replicates, root_seed=args.root_seed, methods=methods,
-                       trials=args.trials)
+    try:
+        suite = load_suite(args.suite, replicates=args.replicates, root_seed=args.root_seed, methods=methods,
+                           trials=args.trials)
+    except InputError as exc:
+        raise InputError(f"{exc}{_plugin_hint(str(exc))}") from None
+    if args.scenarios is not None or args.tracks is not None:
+        suite = _filter_suite(suite, None if args.scenarios is None else _list_arg(args.scenarios),
+                              None if args.tracks is None else _list_arg(args.tracks))
     out = _check_out_dir(args.out if args.out is not None else str(default_out(suite, ad_hoc=_ad_hoc(args))))
     _check_same_suite(out, suite, replace=args.replace)
     if args.jobs is not None and args.jobs < 1:
@@ -261,7 +339,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     image_dirs = _plot_dirs(tables)
     texts = [render_markdown(t, image_dir=image_dirs[name]) for name, t in tables.items()]
     write_text_atomic(out / "report.md", "\n\n".join(texts) + "\n")
-    _write_plots(tables, out, image_dirs, PLOT_FORMATS)
+    write_text_atomic(out / "leaderboard.md", _leaderboards(tables, image_dirs) + "\n")
+    _write_plots(tables, out, image_dirs, PLOT_FORMATS, heatmaps=True)
     print(render_markdown(tables[suite.name]))
     failed_total = len(summary.failed) + summary.failed_before
     print(f"ran {summary.ran} job(s): {summary.ok} ok, {len(summary.failed)} failed; "
@@ -325,24 +404,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cowbench.reports.table import build_tables, load_results
     from cowbench.store import scan_store, write_bytes_atomic, write_text_atomic
 
-    asked = list(dict.fromkeys(args.format or []))
+    asked = list(dict.fromkeys(_list_arg(args.format or [])))
+    from cowbench.reports import FORMATS
+
+    for name in asked:  # the names are checked after splitting (commas or spaces), as argparse's choices would
+        if name not in FORMATS and name not in PLOT_FORMATS:
+            raise InputError(f"argument --format: invalid choice: {name!r} (choose from "
+                             f"{', '.join([*FORMATS, *PLOT_FORMATS])})")
     plot_formats = [f for f in asked if f in PLOT_FORMATS]
-    formats = [f for f in asked if f not in PLOT_FORMATS] or ([] if plot_formats else ["md"])
+    # a report written to a directory gets its front page (leaderboard.md) beside report.md by default
+    default = ["md", "leaderboard"] if args.out_dir is not None else ["md"]
+    formats = [f for f in asked if f not in PLOT_FORMATS] or ([] if plot_formats else default)
     modules = [get_format(f) for f in formats]  # an unknown format fails before anything is read or written
     if plot_formats and args.out_dir is None:
         raise InputError(f"plot formats ({', '.join(plot_formats)}) need --out-dir: images cannot go to stdout")
     if len(formats) > 1 and args.out_dir is None:
         raise InputError(f"several formats ({', '.join(formats)}) need --out-dir: only one can go to stdout")
-    compressed = list(dict.fromkeys(args.gzip or []))
+    compressed = list(dict.fromkeys(_list_arg(args.gzip or [])))
     if compressed and args.out_dir is None:
         raise InputError("--gzip needs --out-dir: it names formats to write as FILE.gz")
     if set(compressed) - set(formats):
         raise InputError(f"--gzip {', '.join(sorted(set(compressed) - set(formats)))}: not among the formats "
                          f"asked for ({', '.join(formats)})")
     out, manifests = _suites_of(args.results, args.suite)
-    if [f for f in formats if f != "md"] and len(manifests) > 1:
+    per_suite = [f for f in formats if f not in _JOINED_FORMATS]
+    if per_suite and len(manifests) > 1:
         raise InputError(f"{args.results!r} holds {len(manifests)} suites ({', '.join(manifests)}): "
-                         f"name one with --suite for {', '.join(f for f in formats if f != 'md')}")
+                         f"name one with --suite for {', '.join(per_suite)}")
     target = None
     if args.out_dir is not None:
         target = Path(args.out_dir)
@@ -368,6 +456,11 @@ def cmd_report(args: argparse.Namespace) -> int:
                 render_markdown(t, image_dir=image_dirs.get(name),
                                 image_format="png" if "png" in plot_formats else "svg")
                 for name, t in tables.items())
+        elif fmt == "leaderboard":
+            texts[module.FILENAME] = _leaderboards(tables, image_dirs,
+                                                   image_format="png" if "png" in plot_formats else "svg")
+        elif fmt == "latex" and args.metrics is not None:
+            texts[module.FILENAME] = module.render(next(iter(tables.values())), _list_arg(args.metrics))
         else:
             texts[module.FILENAME] = module.render(next(iter(tables.values())))
     if target is None:
@@ -382,9 +475,22 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             write_text_atomic(target / filename, text)
         print(f"wrote {target / filename}", file=sys.stderr)
-    for path in _write_plots(tables, target, image_dirs, plot_formats):
+    for path in _write_plots(tables, target, image_dirs, plot_formats, heatmaps="leaderboard" in formats):
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+#: report formats that hold every suite of a directory, one after the other (the others need --suite)
+_JOINED_FORMATS = ("md", "leaderboard")
+
+
+def _leaderboards(tables: dict, image_dirs: dict[str, str], image_format: str = "png") -> str:
+    """The front page (`cowbench.reports.leaderboard`) of each suite, one after the other; with images when
+    ``image_dirs`` names where the suite's heatmaps go."""
+    from cowbench.reports.leaderboard import render_leaderboard
+
+    return "\n\n".join(render_leaderboard(t, image_dir=image_dirs.get(name), image_format=image_format)
+                        for name, t in tables.items())
 
 
 def _plot_dirs(manifests: dict) -> dict[str, str]:
@@ -393,14 +499,19 @@ def _plot_dirs(manifests: dict) -> dict[str, str]:
     return {name: "plots" if len(manifests) == 1 else f"plots/{name}" for name in manifests}
 
 
-def _write_plots(tables: dict, target: Path, image_dirs: dict[str, str], formats: Sequence[str]) -> list[Path]:
-    """Write each suite's plots under ``target / image_dirs[suite]`` from its built tables."""
+def _write_plots(tables: dict, target: Path, image_dirs: dict[str, str], formats: Sequence[str], *,
+                 heatmaps: bool = False) -> list[Path]:
+    """Write each suite's plots under ``target / image_dirs[suite]`` from its built tables (``heatmaps``: the
+    front page's too, when leaderboard.md is written with them)."""
+    from cowbench.reports.leaderboard import write_heatmaps
     from cowbench.reports.plots import write_plots
 
     paths: list[Path] = []
     for name, t in tables.items():
         if formats:
             paths += write_plots(t.results, target / image_dirs[name], formats, summary=t.summary, scores=t.scores)
+            if heatmaps:
+                paths += write_heatmaps(t, target / image_dirs[name], formats)
     return paths
 
 
@@ -425,7 +536,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if len(args.results) not in (1, 2):
         raise InputError(f"compare takes one or two results directories, got {len(args.results)}")
     a, b = Path(args.results[0]), Path(args.results[1]) if len(args.results) == 2 else None
-    _, text = compare(a, b, methods=tuple(args.methods) if args.methods is not None else None, suite=args.suite)
+    methods = None
+    if args.methods is not None:
+        methods = tuple(_list_arg(args.methods))
+        if len(methods) != 2:
+            raise InputError(f"--methods takes two method names (M1 M2 or M1,M2), got {len(methods)}")
+    _, text = compare(a, b, methods=methods, suite=args.suite)
     print(text, end="")
     return 0
 
@@ -461,7 +577,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from cowbench.conformance import check_method
 
     _load_plugins(args.plugins)
-    results = check_method(args.method, scenario=args.scenario)
+    try:
+        results = check_method(args.method, scenario=args.scenario)
+    except InputError as exc:
+        raise InputError(f"{exc}{_plugin_hint(str(exc))}") from None
     for r in results:
         first = r.message.splitlines()[0] if r.message else ""
         print(f"{'PASS' if r.passed else 'FAIL'}  {r.name:<18} {first}")
@@ -493,6 +612,24 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return 1 if scan.invalid or scan.warnings else 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from cowbench import docs
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise InputError(f"--root {args.root!r} is not a directory")
+    if args.write:
+        for path in docs.write(root):
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+    stale = docs.drifted(root)
+    for path in stale:
+        print(f"{path}: differs from what the code generates (run 'cowbench docs --write')", file=sys.stderr)
+    if not stale:
+        print(f"{len(docs.PAGES)} reference pages match the code", file=sys.stderr)
+    return 1 if stale else 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from cowbench.runner import default_n_jobs
     from cowbench.verify import DEFAULT_SAMPLE, Tolerance, render, verify
@@ -505,10 +642,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InputError(f"results directory {args.results!r} does not exist")
     tolerance = Tolerance(abs=args.tolerance, units=args.tolerance_units)
     sample = None if args.all else (args.sample or DEFAULT_SAMPLE)
-    result = verify(Path(args.results), sample=sample, seed=args.seed, tolerance=tolerance, suite=args.suite,
-                    n_jobs=args.jobs or default_n_jobs(), plugins=args.plugins,
-                    progress=lambda done, total: print(f"\rreran {done}/{total}", end="", file=sys.stderr))
-    print("", file=sys.stderr)
+    from cowbench.progress import Meter
+
+    meter = Meter("jobs rerun", tag="verify")  # lines with an ETA off a terminal; a failed rerun named at once
+    try:
+        result = verify(Path(args.results), sample=sample, seed=args.seed, tolerance=tolerance, suite=args.suite,
+                        n_jobs=args.jobs or default_n_jobs(), plugins=args.plugins, progress=meter,
+                        on_failure=meter.failure)
+    finally:
+        meter.close()
     print(render(result, show_all=args.show_all))
     return 0 if result.ok else 1
 
@@ -557,10 +699,13 @@ def cmd_reliability(args: argparse.Namespace) -> int:
 
         values = pd.DataFrame(columns=["track", "metric", "scenario", "method", "kind", "index", "value"])
     else:
-        values = run_study(pairs, args.replicates, root_seed=args.root_seed, n_jobs=n_jobs,
-                           progress=lambda done, total: print(f"\rreplicates {done}/{total}", end="",
-                                                              file=sys.stderr))
-        print("", file=sys.stderr)
+        from cowbench.progress import Meter
+
+        meter = Meter("replicates", tag="reliability")
+        try:
+            values = run_study(pairs, args.replicates, root_seed=args.root_seed, n_jobs=n_jobs, progress=meter)
+        finally:
+            meter.close()
     meta = {"command": "cowbench " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reliability"]
             else "cowbench reliability", "version": __version__, "scorer": scorer_version(),
             "root_seed": args.root_seed, "replicates": args.replicates, "subject": SubjectConfig().to_dict(),
@@ -572,11 +717,28 @@ def cmd_reliability(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: the package version and the scorer hash, the two numbers a citation of results needs (the
+    scorer hash is computed only when asked: it imports every score)."""
+
+    def __init__(self, option_strings: Sequence[str], version: str, dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+        self.version = version
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> NoReturn:
+        from cowbench.scores import scorer_version
+
+        print(f"cowbench {self.version} (scorer {scorer_version()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cowbench import __version__
 
     parser = _Parser(prog="cowbench", description="A benchmark of causal versus spurious features.")
-    parser.add_argument("--version", action="version", version=f"cowbench {__version__}")
+    parser.add_argument("--version", action=_Version, version=__version__,
+                        help="print the version and the scorer hash (what a report header carries) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     plugins = _Parser(add_help=False)
     plugins.add_argument("--plugins", action="append", default=[], metavar="MODULE_OR_FILE",
@@ -597,7 +759,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("knobs", nargs="*", metavar="knob=value")
     p.add_argument("--seed", default="0", help="data seed, a non-negative integer (default: 0)")
     p.add_argument("--out", required=True, help="output directory (missing, empty or a previous export)")
-    p.add_argument("--format", default="npz,csv", help="comma-separated: npz, csv, parquet (default: npz,csv)")
+    p.add_argument("--format", nargs="+", default=["npz,csv"],
+                   help=f"npz, csv, parquet, {_LIST_HELP} (default: npz,csv)")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory anyway")
     p.set_defaults(func=cmd_generate)
 
@@ -619,7 +782,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the usable cores)")
     p.add_argument("--replicates", type=int, default=None)
     p.add_argument("--root-seed", type=int, default=None)
-    p.add_argument("--methods", default=None, help="comma-separated method names (overrides the suite)")
+    p.add_argument("--methods", nargs="+", default=None, help=f"method names, {_LIST_HELP} (overrides the suite)")
+    p.add_argument("--scenarios", nargs="+", default=None, metavar="SCENARIO",
+                   help=f"run only these scenarios of the suite: family names (all of its settings) or report "
+                   f"labels, {_LIST_HELP}; a partial run, written under runs/")
+    p.add_argument("--tracks", nargs="+", default=None, metavar="TRACK",
+                   help=f"run only the methods that output one of these tracks (world, model, detect, edit), "
+                   f"{_LIST_HELP}; a partial run, written under runs/")
     p.add_argument("--trials", type=int, default=None, metavar="K",
                    help="hyperparameter settings per method, drawn from its search space (overrides the suite)")
     p.add_argument("--force", action="store_true", help="rerun every job, done or not")
@@ -661,20 +830,24 @@ def build_parser() -> argparse.ArgumentParser:
     from cowbench.reports import FORMATS
     from cowbench.reports.plots import FORMATS as PLOT_FORMATS
 
-    p.add_argument("--format", nargs="+", default=None, choices=[*FORMATS, *PLOT_FORMATS], metavar="FORMAT",
-                   help=f"one or more of {', '.join(FORMATS)} and plot formats {', '.join(PLOT_FORMATS)} "
-                   "(default: md); several, and plot formats, need --out-dir")
+    p.add_argument("--format", nargs="+", default=None, metavar="FORMAT",
+                   help=f"one or more of {', '.join(FORMATS)} and plot formats {', '.join(PLOT_FORMATS)}, "
+                   f"{_LIST_HELP} (default: md; md and leaderboard with --out-dir); several, and plot formats, "
+                   "need --out-dir")
     p.add_argument("--out-dir", default=None, help="directory to write the report files into (report.md, "
                    "report.csv, summary.json, report.tex, report.html) and the plots (plots/, PNG and SVG "
                    "unless plot formats are named) instead of printing one format")
-    p.add_argument("--gzip", nargs="+", default=None, choices=list(FORMATS), metavar="FORMAT",
-                   help="formats among --format to write gzip-compressed (FILE.gz; with --out-dir)")
+    p.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
+                   help=f"the metrics of the LaTeX tables, one table each, {_LIST_HELP} (default: each track's "
+                   "primary metric)")
+    p.add_argument("--gzip", nargs="+", default=None, metavar="FORMAT",
+                   help=f"formats among --format to write gzip-compressed (FILE.gz; with --out-dir), {_LIST_HELP}")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("plot", help="CI dot plots per track and dose-response curves over swept knobs (PNG, SVG)")
     p.add_argument("results")
     p.add_argument("--out-dir", default=None, help="directory for the image files (default: RESULTS/plots)")
-    p.add_argument("--format", default="png,svg", help="comma-separated: png, svg (default: png,svg)")
+    p.add_argument("--format", nargs="+", default=["png,svg"], help=f"png, svg, {_LIST_HELP} (default: png,svg)")
     p.add_argument("--suite", default=None, help="the suite to plot, when the directory holds several "
                    "(default: each, in a folder of its own)")
     p.set_defaults(func=cmd_plot)
@@ -682,8 +855,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="paired differences of two results directories, or of two methods in one "
                        "(--methods), with intervals, sign tests and a verdict per track")
     p.add_argument("results", nargs="+", metavar="RESULTS", help="one or two results directories")
-    p.add_argument("--methods", nargs=2, default=None, metavar=("M1", "M2"),
-                   help="compare method M1 (of the first directory) with M2 (of the second, or the same)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="M",
+                   help="compare method M1 (of the first directory) with M2 (of the second, or the same): "
+                   f"two {_LIST_HELP}")
     p.add_argument("--suite", default=None, help="the suite to compare, when a directory holds several")
     p.set_defaults(func=cmd_compare)
 
@@ -692,6 +866,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["check", "adopt"])
     p.add_argument("results")
     p.set_defaults(func=cmd_ledger)
+
+    p = sub.add_parser("docs", help="write (or check) the reference pages generated from the code: the Task, "
+                       "MethodOutput and the suite format (docs/reference/)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the pages")
+    mode.add_argument("--check", action="store_true", help="exit 1 if a committed page differs (the default)")
+    p.add_argument("--root", default=".", help="the repository root the pages live under (default: .)")
+    p.set_defaults(func=cmd_docs)
 
     from cowbench.verify import DEFAULT_ABS, DEFAULT_SAMPLE, DEFAULT_UNITS
 
@@ -728,13 +910,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-study", action="store_true",
                    help="skip the reseed study (only the --results section; seconds, not hours)")
     p.set_defaults(func=cmd_reliability)
+    parser.commands = dict(sub.choices)  # name -> its parser: did-you-mean on an unknown flag looks there
     return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: Sequence[str]) -> str:
+    """argparse's "unrecognized arguments" message, with the command's closest flag for each unknown one."""
+    import difflib
+
+    command = getattr(parser, "commands", {}).get(getattr(args, "command", None), parser)
+    known = sorted({o for action in command._actions for o in action.option_strings if o.startswith("--")})
+    hints = []
+    for extra in extras:
+        if extra.startswith("-"):
+            close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1, cutoff=0.6)
+            if close:
+                hints.append((extra.split("=", 1)[0], close[0]))
+    text = f"unrecognized arguments: {' '.join(extras)}"
+    if len(hints) == 1:
+        return f"{text}; did you mean {hints[0][1]}?"
+    return text + (f"; did you mean {', '.join(f'{b} (for {a})' for a, b in hints)}?" if hints else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            parser.error(_unrecognized(parser, args, extras))
     except SystemExit as exc:  # usage errors (one line, see _Parser), --help, --version
         return exc.code if isinstance(exc.code, int) else 2
     try:

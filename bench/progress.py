@@ -6,7 +6,13 @@ and one when it ends::
 
     [run] jobs 120/1905 done, 2 failed, ETA 4m10s
 
+A failed item is named on a line of its own when it fails (on a terminal too, above the bar)::
+
+    [run] failed: irm_linear on cow replicate 2 (job 3f2a9c0d1e4b)
+
 The ETA is the mean time per finished item so far times the items left (none before the first).
+`Meter` adapts a ``progress(done, total)`` callback (`cowbench.verify`, `cowbench.reliability`) to the same
+lines.
 """
 
 from __future__ import annotations
@@ -100,12 +106,15 @@ class Progress:
         return (f"[{self.tag}] {self.what} {self.done}/{self.total} done, {self.failed} failed, "
                 f"ETA {format_duration(self.eta())}")
 
-    def update(self, n: int = 1, *, failed: int = 0) -> None:
-        """``n`` more items finished, ``failed`` of them failed."""
+    def update(self, n: int = 1, *, failed: int = 0, failures: tuple[str, ...] | list[str] = ()) -> None:
+        """``n`` more items finished, ``failed`` of them failed; ``failures``: names of the failed ones, each
+        written on its own line now (not only counted)."""
         self.done += n
         self.failed += failed
         if not self.enabled:
             return
+        for name in failures:
+            self.failure(name)
         if self._bar is not None:
             self._bar.update(n)
             self._bar.set_postfix(failed=self.failed, refresh=False)
@@ -114,6 +123,16 @@ class Progress:
         stride = max(1, math.ceil(self.step * self.total))
         if now - self._last_time >= self.interval or self.done // stride > self._last_done // stride:
             self._emit()
+
+    def failure(self, name: str) -> None:
+        """Write ``[tag] failed: name`` now (above the bar on a terminal)."""
+        if not self.enabled:
+            return
+        text = f"[{self.tag}] failed: {name}"
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
 
     def _emit(self) -> None:
         print(self.line(), file=self.stream, flush=True)
@@ -137,3 +156,48 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def job_label(spec: Any) -> str:
+    """How a progress line names a job: ``method on generator replicate r (job 3f2a9c0d1e4b)``."""
+    replicate = getattr(spec, "replicate", None)
+    scenario = getattr(replicate, "scenario", None) or {}
+    generator = scenario.get("generator", "?") if hasattr(scenario, "get") else getattr(scenario, "name", "?")
+    index = getattr(replicate, "index", getattr(replicate, "replicate", "?"))
+    job_id = str(getattr(spec, "id", "") or "")[:12]
+    return f"{getattr(spec, 'method', '?')} on {generator} replicate {index}" + (f" (job {job_id})" if job_id else "")
+
+
+class Meter:
+    """A ``progress(done, total)`` callback that shows `Progress` lines: the total is learnt from the first call.
+
+    Parameters
+    ----------
+    what, tag : str
+        As in `Progress`.
+    enabled : bool, default=True
+    stream, interval, step, clock
+        As in `Progress`.
+    """
+
+    def __init__(self, what: str, *, tag: str = "run", enabled: bool = True, **kwargs: Any) -> None:
+        self.what, self.tag, self.enabled, self.kwargs = what, tag, enabled, kwargs
+        self.progress: Progress | None = None
+        clock = kwargs.get("clock") or time.monotonic
+        self._start = clock()  # the work started now, not at the first callback: the ETA counts the first item
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = Progress(total, self.what, tag=self.tag, enabled=self.enabled, **self.kwargs)
+            self.progress._start = self._start
+        self.progress.update(max(0, int(done) - self.progress.done))
+
+    def failure(self, name: str) -> None:
+        """Name a failed item now, and count it."""
+        if self.progress is not None:
+            self.progress.failed += 1
+            self.progress.failure(name)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()

@@ -362,7 +362,7 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
     by_id = {j.id: j for j in todo}
     unfinished = dict(by_id)
 
-    from cowbench.progress import Progress
+    from cowbench.progress import Progress, job_label
 
     show = progress is not False  # None (the default): a bar on a terminal, periodic lines elsewhere
     bar = None
@@ -396,7 +396,8 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
                         summary.ok += 1
                     else:
                         summary.failed.append(job_id)
-                    bar.update(failed=int(status != "ok"))
+                    named = () if status == "ok" else (job_label(by_id[job_id]),)  # a failure is named at once
+                    bar.update(failed=int(status != "ok"), failures=named)
                 pending = []
                 for job in held_elsewhere:
                     status = job_status(out, job.id)

@@ -200,9 +200,14 @@ def _rerun_group(args: tuple[list[Any], str, tuple[str, ...]]) -> list[Rerun]:
 
 
 def rerun_jobs(specs: Sequence[Any], n_jobs: int = 1, plugins: Sequence[str] = (),
-               workdir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> list[Rerun]:
+               workdir: Path | None = None, progress: Callable[[int, int], None] | None = None,
+               on_failure: Callable[[str], None] | None = None) -> list[Rerun]:
     """Rerun ``specs`` in a temporary directory (``workdir`` if given), grouped by replicate, on ``n_jobs``
-    processes; returns one `Rerun` per spec."""
+    processes; returns one `Rerun` per spec. ``progress(done, total)`` after each replicate's batch;
+    ``on_failure(name)`` for each rerun that failed, when its batch comes back."""
+    from cowbench.progress import job_label
+
+    by_id = {spec.id: spec for spec in specs}
     groups: dict[str, list[Any]] = {}
     for spec in specs:
         groups.setdefault(spec.replicate.id, []).append(spec)
@@ -217,6 +222,11 @@ def rerun_jobs(specs: Sequence[Any], n_jobs: int = 1, plugins: Sequence[str] = (
         results: list[Rerun] = []
         for batch in batches:
             results.extend(batch)
+            if on_failure is not None:
+                for rerun in batch:
+                    if rerun.status != "ok":
+                        on_failure(f"{job_label(by_id.get(rerun.job_id))}: {(rerun.error or '?').splitlines()[-1]}"
+                                   if rerun.job_id in by_id else rerun.job_id)
             if progress is not None:
                 progress(len(results), len(specs))
     return results
@@ -313,7 +323,8 @@ def confident_rank_changes(stored: pd.DataFrame, fresh: pd.DataFrame,
 
 def verify(results: Path, *, sample: int | None = DEFAULT_SAMPLE, seed: int = 0,
            tolerance: Tolerance | None = None, suite: str | None = None, n_jobs: int = 1,
-           plugins: Sequence[str] = (), progress: Callable[[int, int], None] | None = None) -> VerifyResult:
+           plugins: Sequence[str] = (), progress: Callable[[int, int], None] | None = None,
+           on_failure: Callable[[str], None] | None = None) -> VerifyResult:
     """Rerun ``sample`` seeded-random stored jobs of ``results`` (all if None) and compare; see the module doc.
 
     Raises `InputError` for a directory with no finished jobs or results made by other versions.
@@ -337,7 +348,7 @@ def verify(results: Path, *, sample: int | None = DEFAULT_SAMPLE, seed: int = 0,
     chosen = set(select_jobs(res.jobs["job_id"].tolist(), sample, seed))
     records = {r["job_id"]: r for r in iter_records(results) if r["job_id"] in chosen}
     specs = [job_spec_from_record(records[j]) for j in sorted(chosen)]
-    reruns = rerun_jobs(specs, n_jobs=n_jobs, plugins=plugins, progress=progress)
+    reruns = rerun_jobs(specs, n_jobs=n_jobs, plugins=plugins, progress=progress, on_failure=on_failure)
     cells = compare_cells(stored, reruns, tolerance)
     ranks = confident_rank_changes(stored, substitute(stored, reruns))
     failed = [r for r in reruns if r.status != "ok"]

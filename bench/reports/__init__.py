@@ -16,6 +16,7 @@ from cowbench.errors import InputError
 #: format name -> module that renders it (imported lazily)
 FORMATS: dict[str, str] = {
     "md": "cowbench.reports.markdown",
+    "leaderboard": "cowbench.reports.leaderboard",
     "csv": "cowbench.reports.tabular",
     "json": "cowbench.reports.json",
     "latex": "cowbench.reports.latex",

@@ -1,11 +1,13 @@
 """HTML: one self-contained leaderboard page (inline CSS and JavaScript, no URL of any kind).
 
-One table per track, one row per (scenario, method setting): rank, P(best) and every metric of the track
-with its interval and replicate count (the numbers of `cowbench.reports.table.tidy_cells`); filters by
-scenario family and access level; every column sorts on a click (numbers by value, missing last). The
-page reads the same choices from its query string (``?family=cow&access=pooled&sort=world-rank&dir=desc``)
-so a link (or a test driving a headless browser) can reproduce a view. Below the tables: the aggregation
-across scenarios, skipped pairs, failed jobs and the provenance.
+On top, the front page (`cowbench.reports.leaderboard`): per track, methods against scenarios on the primary
+metric with the rank across scenarios. Then one table per track, one row per (scenario, method setting): rank,
+P(best) and every metric of the track with its interval and replicate count (the numbers of
+`cowbench.reports.table.tidy_cells`); filters by scenario family and access level; every column sorts on a click
+(numbers by value, missing last). The page reads the same choices from its query string
+(``?family=cow&access=pooled&sort=world-rank&dir=desc``) so a link (or a test driving a headless browser) can
+reproduce a view. Below the tables: the aggregation across scenarios, skipped pairs, failed jobs and the
+provenance.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from html import escape
 
 import pandas as pd
 
+from cowbench.reports.leaderboard import html_section, short_labels
 from cowbench.reports.table import TRACK_TITLES, Tables, access_key, scenario_label, tidy_cells
 from cowbench.reports.text import fmt
 
@@ -42,6 +45,8 @@ pre{background:#f6f8fb;padding:10px;overflow:auto;font-size:12px;max-height:30em
 #status{color:#4a5568;font-size:13px}
 dl.prov{display:grid;grid-template-columns:max-content auto;gap:2px 14px;font-size:13px}dl.prov dt{font-weight:600}
 dl.prov dd{margin:0;color:#3b4a5e}.scroll{overflow-x:auto;max-width:100%}
+h3{font-size:15px;margin:18px 0 4px}table.front th,table.front td{padding:2px 6px;font-size:12px}
+table.front th{cursor:default}td.scn{max-width:16em;overflow:hidden;text-overflow:ellipsis}
 """
 
 _JS = """
@@ -119,7 +124,10 @@ def _cell(metric: str, row: pd.Series | None) -> str:
             f'<span class="n">({int(row["n"])})</span></td>')
 
 
-def _board(tables: Tables, track: str, cells: pd.DataFrame) -> list[str]:
+def _board(tables: Tables, track: str, cells: pd.DataFrame, short: dict[str, str] | None = None) -> list[str]:
+    """One track's table; ``short``: the scenario names shown (the full label on hover), so that a long
+    ``linear_sem(...)`` label does not push the metric columns off a 1400 px screen."""
+    short = short or {}
     metrics = [m for m in tables.scores.index if m in set(cells["metric"])]
     arrows = {m: "↑" if tables.scores.loc[m, "higher_is_better"] else "↓" for m in metrics}
     heads = [("scenario", "scenario", "text"), ("access", "access", "text"), ("rank", "rank", ""),
@@ -137,7 +145,8 @@ def _board(tables: Tables, track: str, cells: pd.DataFrame) -> list[str]:
         rank, p_best = first["rank"], first["p_best"]
         out.append(f'<tr data-family="{escape(str(first["family"]))}" data-access="{escape(str(first["access"]))}" '
                    f'data-scenario="{escape(str(scenario))}" data-entry="{escape(str(entry))}">'
-                   f'<td class="text">{escape(str(scenario))}</td>'
+                   f'<td class="text scn" title="{escape(str(scenario))}">'
+                   f'{escape(short.get(str(scenario), str(scenario)))}</td>'
                    f'<td class="text acc">{escape(str(first["access"]))}</td>'
                    f'<td data-value="{_num(rank)}">{"—" if pd.isna(rank) else int(rank)}</td>'
                    f'<td data-value="{_num(p_best)}">{"—" if pd.isna(p_best) else f"{p_best:.2f}"}</td>'
@@ -201,14 +210,17 @@ def render(tables: Tables) -> str:
             f"{escape(str(prov.get('replicates')))} replicates · selection: {escape(rules)} · cells: mean "
             f"[{tables.level * 100:g}% interval] (n); bold: best ranked setting of its scenario; rows by scenario, "
             "access level, rank; click a column to sort</p>",
+            html_section(tables),
+            '<h2>Per scenario</h2>',
             '<div class="filters">', _options(families, "family", "scenario family"),
             _options(accesses, "access", "access level"), '<span id="status"></span>', "</div>"]
     if cells.empty:
         body.append("<p>No finished jobs.</p>")
+    short = short_labels(list(set(cells["scenario"])))
     for track in TRACK_TITLES:
         part = cells[cells["track"] == track]
         if not part.empty:
-            body += _board(tables, track, part)
+            body += _board(tables, track, part, short)
     body += _across(tables)
     skipped = (res.manifest or {}).get("skipped", [])
     if skipped:

@@ -67,7 +67,7 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
         "levels. One table per selection rule; the oracle rule's rows are an upper bound (chosen on test data)",
     ]
     if not mrd.empty:
-        parts = " · ".join(f"{r.metric} {mrd_text(r.mrd, r.dof)}" + _worst(r) for r in mrd.itertuples())
+        parts = " · ".join(f"{r.metric} {mrd_text(r.mrd, r.dof, r.n)}" + _worst(r) for r in mrd.itertuples())
         reps = sorted(set(mrd["n"]))
         lines.append(
             f"- min. resolvable difference at {'/'.join(map(str, reps))} replicates between the two leading methods "

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 FORMATS = ("png", "svg")
 _DPI = 120
+#: Scenario panels per dot-plot figure (two rows of four): more go to ``dots-<track>-2``, ``-3``, ...
+MAX_PANELS = 8
 
 
 def _pyplot() -> Any:
@@ -181,7 +183,28 @@ def dot_plot(summary: pd.DataFrame, track: str, metric: str, *, higher_is_better
     return fig
 
 
-def dose_plot(summary: pd.DataFrame, sweep: Sweep, metrics: Sequence[tuple[str, str, bool]]) -> Figure | None:
+def knob_meaning(generator: str, knob: str) -> str:
+    """The knob's one-line meaning from the scenario family's declaration (empty if the family is unknown)."""
+    from cowbench.errors import InputError
+    from cowbench.registries import SCENARIOS
+
+    try:
+        found = SCENARIOS.get(generator).knobs.get(knob)
+    except (InputError, AttributeError):
+        return ""
+    return " ".join(str(getattr(found, "doc", "") or "").split())
+
+
+def missing_reasons(missing: pd.DataFrame | None, scenarios: Sequence[str], metric: str) -> dict[str, str]:
+    """Scenario -> why ``metric`` has no value there (the first stored reason), for the scenarios named."""
+    if missing is None or missing.empty:
+        return {}
+    part = missing[(missing["metric"] == metric) & missing["scenario"].isin(scenarios)]
+    return {str(k): str(v) for k, v in part.groupby("scenario")["reason"].first().items()}
+
+
+def dose_plot(summary: pd.DataFrame, sweep: Sweep, metrics: Sequence[tuple[str, str, bool]], *,
+              missing: pd.DataFrame | None = None) -> Figure | None:
     """Metric against the swept knob: one panel per (track, metric), one line per method setting, its interval
     as a band (where it has one). None when no swept scenario has a value of any of ``metrics``.
 
@@ -211,7 +234,16 @@ def dose_plot(summary: pd.DataFrame, sweep: Sweep, metrics: Sequence[tuple[str, 
                 ax.fill_between(band["x"].to_numpy(dtype=float), band["lo"].to_numpy(dtype=float),
                                 band["hi"].to_numpy(dtype=float), color=color, alpha=0.15, linewidth=0, label=entry)
         ax.set_title(f"{TRACK_TITLES.get(track, track)}: {metric} {'↑' if higher else '↓'}", fontsize=9)
-        ax.set_xlabel(sweep.knob, fontsize=8)
+        meaning = knob_meaning(sweep.generator, sweep.knob)
+        ax.set_xlabel("\n".join(textwrap.wrap(f"{sweep.knob}: {meaning}" if meaning else sweep.knob, 60)), fontsize=7)
+        # a knob value with no value of the metric is said on the figure, with the stored reason
+        have = set(cells["scenario"])
+        reasons = missing_reasons(missing, [s for s in sweep.scenarios if s not in have], metric)
+        for label, reason in reasons.items():
+            ax.axvline(positions[label], color="0.6", linestyle=":", linewidth=1, label=f"missing: {label}")
+            ax.annotate("\n".join(textwrap.wrap(f"no value: {reason}", 28)), (positions[label], 0.5),
+                        xycoords=("data", "axes fraction"), fontsize=6, color="0.3", ha="center", va="center",
+                        rotation=90)
         if not sweep.numeric:
             ax.set_xticks(range(len(sweep.points)), [_value_text(v) for _, v in sweep.points], rotation=30)
         ax.grid(alpha=0.3)
@@ -258,7 +290,8 @@ def write_plots(results: RunResults, out_dir: Path, formats: Sequence[str] = FOR
     """Write the dot plot of every track (``dots-<track>``) and the dose-response curve of every sweep
     (`Sweep.stem`) under ``out_dir`` in each of ``formats``; returns the files written.
 
-    Scenarios that a sweep covers are drawn on its curve and left out of the dot plots.
+    Scenarios that a sweep covers are drawn on its curve and left out of the dot plots. A track with more than
+    `MAX_PANELS` scenarios gets several dot plots (``dots-<track>``, ``dots-<track>-2``, ...).
     """
     formats = check_formats(formats)
     out_dir = Path(out_dir)
@@ -271,11 +304,14 @@ def write_plots(results: RunResults, out_dir: Path, formats: Sequence[str] = FOR
     metrics = _primary(scores)
     paths: list[Path] = []
     for track, metric, higher in metrics:
-        fig = dot_plot(summary, track, metric, higher_is_better=higher, scenarios=others)
-        if fig is not None:
-            paths += _save(fig, out_dir, f"dots-{track}", formats)
+        drawn = sorted(set(summary.loc[summary.metric == metric, "scenario"]) & set(others))
+        # at most MAX_PANELS panels a figure: a track over 21 scenarios is several pages, not one 5774 px image
+        for page, start in enumerate(range(0, len(drawn), MAX_PANELS)):
+            fig = dot_plot(summary, track, metric, higher_is_better=higher, scenarios=drawn[start:start + MAX_PANELS])
+            if fig is not None:
+                paths += _save(fig, out_dir, f"dots-{track}" + (f"-{page + 1}" if page else ""), formats)
     for sweep in found:
-        fig = dose_plot(summary, sweep, metrics)
+        fig = dose_plot(summary, sweep, metrics, missing=results.missing)
         if fig is not None:
             paths += _save(fig, out_dir, sweep.stem, formats)
     return paths

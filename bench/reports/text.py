@@ -76,8 +76,12 @@ def versions_text(res: RunResults, installed: str, scorer: str) -> str:
     return text
 
 
-def mrd_text(mrd: float, dof: int) -> str:
+def mrd_text(mrd: float, dof: int, n: int | None = None) -> str:
+    """The minimum resolvable difference as the header prints it; without degrees of freedom, the reason: a
+    single replicate (``n == 1``: no paired difference has a spread) or no table with two methods."""
     if dof == 0:
+        if n is not None and int(n) < 2:
+            return "— (one replicate: a paired difference needs two)"
         return "— (no table with two methods)"
     if mrd == 0:
         return "0 (no paired variation: the metric is constant within every pair)"

@@ -15,6 +15,7 @@ import pytest
 
 from cowbench.errors import InputError
 from cowbench.reports import FORMATS, get_format
+from cowbench.reports.latex import render_by_scenario
 from cowbench.reports.text import fmt
 
 
@@ -95,7 +96,7 @@ def _latex_rows(tex: str) -> list[dict]:
 
 
 def test_latex_cells_are_mean_plus_minus_half_the_interval_and_the_best_is_bold(synthetic_tables):
-    tex = get_format("latex").render(synthetic_tables)
+    tex = render_by_scenario(synthetic_tables)  # the long layout (the default: test_latex_fit)
     tidy = pd.read_csv(io.StringIO(get_format("csv").render(synthetic_tables)))
     rows = _latex_rows(tex)
     assert len(rows) == 6  # 2 scenarios x 3 methods
@@ -117,7 +118,7 @@ def test_latex_cells_are_mean_plus_minus_half_the_interval_and_the_best_is_bold(
 
 
 def test_latex_structure_escaping_and_caption(synthetic_tables):
-    tex = get_format("latex").render(synthetic_tables)
+    tex = render_by_scenario(synthetic_tables)  # the long layout (the default: test_latex_fit)
     body = "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
     depth = 0
     for ch in body.replace(r"\{", "").replace(r"\}", ""):
