@@ -31,6 +31,8 @@ SUITE_KEY_DOCS: dict[str, tuple[str, str]] = {
     "[suite] root_seed": ("integer in [0, 2^32 - 1]", "every data, model and method seed is derived from it"),
     "[suite] replicates": ("integer in [1, 10000]", "independent data draws and subject models per scenario"),
     "[suite] time_limit": ("number of seconds", "per-job limit; a job past it is stored as failed (timeout)"),
+    "[suite] memory_limit": ("number of megabytes", "per-job limit on the method's process (its private memory); a "
+                             "job over it is stored as failed (memory); not part of the suite hash"),
     "[suite] trials": ("integer >= 1", "hyperparameter settings per method, drawn from its search space (draw 0 "
                        "is the defaults)"),
     "[suite] selection": ("list of strings", "the rules that pick one setting per replicate for the report "
@@ -179,6 +181,7 @@ def suite_defaults() -> dict[str, Any]:
     return {"[suite] name": "the file's name", "[suite] description": suite.description,
             "[suite] root_seed": suite.root_seed, "[suite] replicates": suite.replicates,
             "[suite] time_limit": suite.time_limit, "[suite] trials": suite.trials,
+            "[suite] memory_limit": getattr(suite, "memory_limit", None) or "80% of the machine's memory / parallel jobs",
             "[suite] selection": list(suite.selection), "[[scenarios]] knobs": {}, "[[scenarios]] grid": {}}
 
 
