@@ -181,7 +181,7 @@ def suite_defaults() -> dict[str, Any]:
     return {"[suite] name": "the file's name", "[suite] description": suite.description,
             "[suite] root_seed": suite.root_seed, "[suite] replicates": suite.replicates,
             "[suite] time_limit": suite.time_limit, "[suite] trials": suite.trials,
-            "[suite] memory_limit": getattr(suite, "memory_limit", None) or "80% of the machine's memory / parallel jobs",
+            "[suite] memory_limit": getattr(suite, "memory_limit", None) or "80% of memory / parallel jobs",
             "[suite] selection": list(suite.selection), "[[scenarios]] knobs": {}, "[[scenarios]] grid": {}}
 
 
