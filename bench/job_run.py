@@ -166,10 +166,10 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
         dry = _from_plain(plain, unblinder.model(recorder))
         check_output(dry, rep.scenario.variables, frozenset(info["outputs"]))
         score_step(rep, BlindRun(dry, log, used_from_log(log, access), [], {}, mode), access)
-        table, reason = api.evaluate_once(result.edited, recorder.batches, seed=derive_seed(int(fit_seed), "rows"))
+        outputs, reason = api.evaluate_once(result.edited, recorder.batches, seed=derive_seed(int(fit_seed), "rows"))
         if reason:
             raise BatchDependent(f"on the scored batches: {reason}")
-        edited = unblinder.model(api.LookupModel(table, api.SandboxedModel(result.edited)))
+        edited = unblinder.model(api.LookupModel(recorder.batches, outputs, api.SandboxedModel(result.edited)))
         output = _from_plain(plain, edited)
         closer = lambda: None  # noqa: E731 - nothing stays open: each sandbox process ended with its call
     else:

@@ -1187,78 +1187,78 @@ class InputRecorder(torch.nn.Module):
 
 
 class LookupModel(torch.nn.Module):
-    """The edited model's outputs, looked up by row: ``table`` maps a row's float32 bytes to its output (from
-    `evaluate_once`). A row missing from it is evaluated by ``fallback`` (a fresh sandbox process), so the
-    answers stay the edited model's own; `misses` counts them."""
+    """The edited model's outputs on the batches `evaluate_once` computed them for, answered in the order the
+    scorer asks: the ``k``-th call gets ``outputs[k]`` when its input equals ``batches[k]`` (the scores are
+    deterministic, so the real scoring asks what the dry run recorded). Any other input is evaluated by
+    ``fallback`` (a fresh sandbox process), so the answers stay the edited model's own; `misses` counts them."""
 
-    def __init__(self, table: dict[bytes, float], fallback: SandboxedModel):
+    def __init__(self, batches: Sequence[np.ndarray], outputs: Sequence[np.ndarray], fallback: SandboxedModel):
         super().__init__()
-        self._table = table
+        self._batches = list(batches)
+        self._outputs = list(outputs)
         self._fallback = fallback
+        self._next = 0
         self.misses = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float32))
-        out = np.empty(arr.shape[0], dtype=np.float64)
-        missing = []
-        for i, row in enumerate(arr):
-            got = self._table.get(row.tobytes())
-            if got is None:
-                missing.append(i)
-            else:
-                out[i] = got
-        if missing:
-            self.misses += len(missing)
-            extra = self._fallback.forward_chunks([arr[missing]])[0].reshape(-1)
-            out[missing] = extra
-            for i, value in zip(missing, extra, strict=True):
-                self._table[arr[i].tobytes()] = float(value)
-        return torch.from_numpy(out)
+        k = self._next
+        if k < len(self._batches) and self._batches[k].shape == arr.shape and np.array_equal(self._batches[k], arr):
+            self._next += 1
+            return torch.from_numpy(np.asarray(self._outputs[k], dtype=np.float64))
+        for j, b in enumerate(self._batches):  # asked out of order: any recorded batch still answers
+            if b.shape == arr.shape and np.array_equal(b, arr):
+                return torch.from_numpy(np.asarray(self._outputs[j], dtype=np.float64))
+        self.misses += 1
+        return torch.from_numpy(self._fallback.forward_chunks([arr])[0].reshape(-1).astype(np.float64))
 
 
 def evaluate_once(model_bytes: bytes, batches: Sequence[np.ndarray], *, seed: int,
                   rtol: float = ROW_TOLERANCE, plugins: tuple[str, ...] | None = None,
                   time_limit: float | None = None, memory_limit_mb: int | None = None
-                  ) -> tuple[dict[bytes, float], str | None]:
-    """The edited model's output on every distinct row of ``batches``, and the row-independence verdict, from ONE
-    fresh sandbox process.
+                  ) -> tuple[list[np.ndarray], str | None]:
+    """The edited model's outputs on each of ``batches`` and the row-independence verdict, from ONE fresh sandbox
+    process.
 
-    In that process, in this order: ``N_SINGLE_ROWS`` rows one at a time, the union of all rows shuffled in chunks
-    of a random size, the union whole and shuffled (a mixture of every split and intervention the scorer asks
-    about, so no batch statistic tells them apart: the scores use THESE outputs), then each batch alone as the
-    scorer would send it. Every other evaluation must agree with the union's within ``rtol`` (as
-    `check_row_independent`); otherwise the reason is returned (the job fails as ``batch_dependent``). One
-    process per edit job instead of one per forward call, and the model never sees a batch of one split alone
-    before its scored outputs are fixed.
+    In that process, in this order: ``N_SINGLE_ROWS`` rows one at a time, every row of every batch shuffled
+    together in chunks of a random size, the same mixture whole (every split and intervention the scorer asks
+    about at once, so no batch statistic tells them apart: the scores use THESE outputs), then each batch alone
+    as the scorer would send it. Every other evaluation must agree with the mixture's within ``rtol`` of the
+    largest |logit| (as `check_row_independent`); otherwise the reason is returned (the job fails as
+    ``batch_dependent``). One process per edit job instead of one per forward call, and the model never sees
+    a batch of one split alone before its scored outputs are fixed.
     """
-    rows = np.concatenate([np.asarray(b, dtype=np.float32).reshape(len(b), -1) for b in batches if len(b)])
-    _, first = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1),
-                         return_index=True)
-    union = np.ascontiguousarray(rows[np.sort(first)])
-    n = len(union)
+    arrays = [np.ascontiguousarray(np.asarray(b, dtype=np.float32)) for b in batches]
+    sizes = [len(a) for a in arrays]
+    rows = np.concatenate([a.reshape(len(a), -1) for a in arrays]) if arrays else np.zeros((0, 0), np.float32)
+    n = len(rows)
+    if n == 0:
+        return [np.zeros(0) for _ in arrays], None
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
-    mixed = union[perm]
+    mixed = np.ascontiguousarray(rows[perm]).reshape((n, *arrays[0].shape[1:])) if len(
+        {a.shape[1:] for a in arrays}) == 1 else None
+    if mixed is None:
+        return [], "the scored batches have different row shapes"
     singles = rng.choice(n, size=min(N_SINGLE_ROWS, n), replace=False)
     size = int(rng.integers(2, max(3, n // 2 + 1)))
     bounds = [*range(0, n, size), n]
-    chunks = [*(union[i:i + 1] for i in singles), *(mixed[a:b] for a, b in itertools.pairwise(bounds)), mixed,
-              *(np.asarray(b, dtype=np.float32) for b in batches)]
+    chunks = [*(mixed[i:i + 1] for i in singles), *(mixed[a:b] for a, b in itertools.pairwise(bounds)), mixed,
+              *arrays]
     model = SandboxedModel(model_bytes, plugins=plugins, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
     with model.session():
-        outs = model.forward_chunks(chunks)
-    k = len(singles)
-    n_chunks = len(bounds) - 1
-    full = np.empty(n)
-    got = np.asarray(outs[k + n_chunks], dtype=np.float64).reshape(-1)
+        outs = [np.asarray(o, dtype=np.float64).reshape(-1) for o in model.forward_chunks(chunks)]
+    k, n_chunks = len(singles), len(bounds) - 1
+    got = outs[k + n_chunks]
     if got.shape != (n,):
-        return {}, f"the model returned {got.size} outputs for {n} rows"
-    full[perm] = got
-    table = {union[i].tobytes(): float(full[i]) for i in range(n)}
-    tol = rtol * max(float(np.max(np.abs(full))) if np.all(np.isfinite(full)) else 1.0, 1e-3)
+        return [], f"batch_dependent: the edited model returned {got.size} outputs for {n} rows"
+    full = np.empty(n)
+    full[perm] = got  # full[i]: row i of the concatenated batches
+    per_batch = np.split(full, np.cumsum(sizes)[:-1])
+    finite = np.isfinite(got)
+    tol = rtol * max(float(np.max(np.abs(got[finite]))) if finite.any() else 1.0, 1e-3)
 
     def differs(label: str, a: np.ndarray, b: np.ndarray) -> str | None:
-        a, b = np.asarray(a, dtype=np.float64).reshape(-1), np.asarray(b, dtype=np.float64).reshape(-1)
         if a.shape != b.shape:
             return f"batch_dependent: the edited model returned {a.size} outputs for {b.size} rows {label}"
         diff = np.abs(a - b)
@@ -1269,16 +1269,12 @@ def evaluate_once(model_bytes: bytes, batches: Sequence[np.ndarray], *, seed: in
         return (f"batch_dependent: the edited model's outputs change {label} ({int(bad.sum())} of {a.size} rows, "
                 f"by up to {worst:.3g}, tolerance {tol:.3g})")
 
-    chunked = np.empty(n)
-    chunked[perm] = np.concatenate([np.asarray(o).reshape(-1) for o in outs[k:k + n_chunks]])
-    checks = [("one row at a time", np.concatenate([np.asarray(o).reshape(-1) for o in outs[:k]]), full[singles]),
-              (f"in chunks of {size} rows", chunked, full)]
-    for j, b in enumerate(batches):
-        alone = np.asarray(b, dtype=np.float32)
-        want = np.array([table[r.tobytes()] for r in np.ascontiguousarray(alone.reshape(len(alone), -1))])
-        checks.append((f"on scored batch {j} alone ({len(alone)} rows)", outs[k + n_chunks + 1 + j], want))
+    checks = [("one row at a time", np.concatenate(outs[:k]), got[singles]),
+              (f"in chunks of {size} rows", np.concatenate(outs[k:k + n_chunks]), got)]
+    checks += [(f"on scored batch {j} alone ({sizes[j]} rows)", outs[k + n_chunks + 1 + j], per_batch[j])
+               for j in range(len(arrays))]
     for label, a, b in checks:
         reason = differs(label, a, b)
         if reason:
-            return table, reason
-    return table, None
+            return per_batch, reason
+    return per_batch, None
