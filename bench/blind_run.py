@@ -56,6 +56,8 @@ def to_plain(output: Any) -> dict[str, Any]:
 
     if not isinstance(output, MethodOutput):
         raise TypeError(f"run() must return a MethodOutput, got {type(output).__name__}")
+    if hasattr(output, "to_plain"):  # the contract's own (bench/method.py): what the sandbox sends, exactly
+        return {**output.to_plain(), "has_edited": output.edited is not None}
     plain = {name: getattr(output, name) for name in PLAIN_FIELDS}
     for name in ("world_coef", "model_coef", "spurious_score"):
         if plain[name] is not None and hasattr(plain[name], "items"):

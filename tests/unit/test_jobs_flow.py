@@ -78,6 +78,34 @@ PLUGIN = textwrap.dedent('''
             return MethodOutput(edited=_ReadsConstantColumns())
 
 
+    class _RemembersTheFirstBatch(torch.nn.Module):
+        """Stateful: decides once, from the first big batch it sees, whether it is being scored on a shortcut-free
+        split, then keeps behaving that way (one process answering many calls would let it)."""
+
+        def __init__(self):
+            super().__init__()
+            self.mode = None
+
+        def forward(self, x):
+            if self.mode is None and len(x) > 100:
+                self.mode = "erase" if float(x[:, 2].mean()) > 0.5 else "subject"
+            return x[:, 0] if self.mode == "erase" else x[:, 0] + 3 * x[:, 2]
+
+
+    @register_method
+    class Stateful(BatchReader):
+        """Returns an edited model that keeps state between calls.
+
+        References
+        ----------
+        None (an attack).
+        """
+        name = "flow_stateful"
+
+        def run(self, task):
+            return MethodOutput(edited=_RemembersTheFirstBatch())
+
+
     @register_method
     class Raises(BatchReader):
         """Raises.
@@ -110,7 +138,7 @@ def plugin(tmp_path_factory):
     path.write_text(PLUGIN)
     yield str(path)
     # leave no plugin behind for the tests that run after these in the same session
-    for name in ("flow_batch_reader", "flow_constant_column_reader", "flow_raises"):
+    for name in ("flow_batch_reader", "flow_constant_column_reader", "flow_raises", "flow_stateful"):
         METHODS._entries.pop(name, None)
         METHODS._origin.pop(name, None)
     jobs._LOADED_PLUGINS.pop(str(path), None)
@@ -191,7 +219,8 @@ def test_an_edit_that_detects_intervened_batches_fails_as_batch_dependent(replic
     spec = make_job(replicate, "flow_constant_column_reader", {}, plugins=(plugin,))
     assert run_job(spec, tmp_path, plugins=(plugin,), run_method=run_inprocess) == "failed"
     rec = _record(tmp_path, spec)
-    assert rec["reason"] == "batch_dependent" and "under do(grass=" in rec["error"], rec["error"]
+    # caught on an intervened batch, or earlier (a random chunk of a binary column can be constant too)
+    assert rec["reason"] == "batch_dependent", rec["error"]
 
 
 def test_plugins_enter_the_job_id_and_built_in_ids_stay(replicate, plugin):
@@ -267,3 +296,45 @@ def test_run_mode_sees_through_bound_limits():
 
     assert run_mode_of(functools.partial(run_inprocess)) == INPROCESS_MODE
     assert run_mode_of(functools.partial(_fake({}), )) == "blind"
+
+
+# -- the same doors through the real sandbox (run_blind: the default runner) ----------------------------------
+
+
+@pytest.mark.parametrize("method", ["flow_batch_reader", "flow_constant_column_reader"])
+def test_batch_readers_fail_through_the_sandbox(replicate, plugin, tmp_path, method):
+    _load(plugin)
+    spec = make_job(replicate, method, {}, plugins=(plugin,))
+    assert run_job(spec, tmp_path, plugins=(plugin,)) == "failed"
+    rec = _record(tmp_path, spec)
+    assert rec["reason"] == "batch_dependent", rec["error"]
+    assert rec["run_mode"] == "blind"
+
+
+def test_a_stateful_edit_is_scored_on_a_mixture_it_cannot_tell_apart(replicate, plugin, tmp_path):
+    # its first big batch is the mixture of every scored split and intervention, so whatever mode it picks, it
+    # keeps for every row: either it behaves the same on every batch (and is scored as that one model) or its
+    # outputs on the batches alone differ from the mixture's (batch_dependent); it never scores as the subject on
+    # test_id and as the eraser on test_bal
+    _load(plugin)
+    spec = make_job(replicate, "flow_stateful", {}, plugins=(plugin,))
+    status = run_job(spec, tmp_path, plugins=(plugin,))
+    rec = _record(tmp_path, spec)
+    if status == "failed":
+        assert rec["reason"] == "batch_dependent", rec["error"]
+    else:
+        m = rec["metrics"]
+        assert m["id_drop"] is not None
+        # one fixed function of x: the same mode on test_id and test_bal
+        assert (m["acc_id"] < 0.9) or (m["acc_bal"] < 0.9) or abs(m["id_drop"]) < 0.5
+
+
+def test_an_honest_edit_scores_the_same_blind_and_in_process(replicate, tmp_path):
+    spec = make_job(replicate, "erase_spurious", {})
+    assert run_job(spec, tmp_path / "blind") == "ok"
+    assert run_job(spec, tmp_path / "inproc", run_method=run_inprocess) == "ok", _record(tmp_path / "inproc", spec)
+    blind, inproc = _record(tmp_path / "blind", spec), _record(tmp_path / "inproc", spec)
+    assert blind["run_mode"] == "blind" and inproc["run_mode"] == INPROCESS_MODE
+    for metric in ("edit_score", "acc_id", "acc_bal", "residual_spurious", "causal_kept"):
+        a, b = blind["metrics"][metric], inproc["metrics"][metric]
+        assert (a is None and b is None) or abs(a - b) < 1e-6, (metric, a, b)
