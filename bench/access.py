@@ -232,7 +232,7 @@ class SubjectInputs:
 
 
 def _reordered(module: Any, index: np.ndarray) -> Any:
-    from cowbench.blinding import ColumnOrder  # torch: imported where a model is built, not at import
+    from cowbench.models import ColumnOrder  # torch: imported where a model is built, not at import
 
     return ColumnOrder(module, index)
 

@@ -248,7 +248,7 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
         record["plugins"] = plugin_digests(plugins)
         if mode == INPROCESS_MODE or spec.method_info is None or spec.loeo:
             # the method's class is needed here only in-process, for a spec made without its metadata, or for
-            # the loeo refits (`cowbench.selection.loeo_accuracy` runs them in this process)
+            # the loeo refits (`cowbench.loeo.loeo_accuracy` runs them in this process)
             load_plugins_once(plugins)
         rep = prepare(spec.replicate, cache_dir)
         info = dict(spec.method_info) if spec.method_info is not None else method_info(METHODS.get(spec.method))
@@ -261,7 +261,7 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
         try:
             refit = None
             if spec.loeo:
-                from cowbench.selection import loeo_accuracy
+                from cowbench.loeo import loeo_accuracy
 
                 method = METHODS.get(spec.method)(**spec.hparams)
 

@@ -87,9 +87,9 @@ def blind_api() -> Any:
     """The module that implements the blind-run contract: ``cowbench.sandbox`` (a fresh process per method run)
     when installed, else the in-process reference `cowbench.blind_run`. One place for the lead to point."""
     try:
-        from cowbench import sandbox as api  # type: ignore[attr-defined]
+        import cowbench.sandbox as api
     except ImportError:
-        from cowbench import blind_run as api
+        import cowbench.blind_run as api
     return api
 
 
@@ -219,7 +219,7 @@ def score_step(rep: Replicate, ran: BlindRun, access: frozenset[str], *, loeo: C
                ) -> tuple[Any, dict[str, Any]]:
     """Score an unblinded output in this process (where no method code ran): (metrics, extra resources).
 
-    ``loeo``: computes the ``loeo_acc`` selection metric (`cowbench.selection.loeo_accuracy`); its time is
+    ``loeo``: computes the ``loeo_acc`` selection metric (`cowbench.loeo.loeo_accuracy`); its time is
     ``loeo_wall_s``, apart from the method's.
     """
     from cowbench.determinism import deterministic
@@ -247,7 +247,7 @@ def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
     The method sees the replicate blinded (`cowbench.blinding`); ``output`` is unblinded (real names, an edited
     model taking the real columns). ``run_method`` runs it (default: this instance in this process, the
     debugger shortcut). ``loeo``: also refit it with each training environment held out
-    (`cowbench.selection.loeo_accuracy`) for the ``loeo_acc`` selection metric. ``resources`` holds the method's
+    (`cowbench.loeo.loeo_accuracy`) for the ``loeo_acc`` selection metric. ``resources`` holds the method's
     time and memory, ``told`` (telling and audit routes), ``read_log`` and ``run_mode``.
     """
     from cowbench.blind_run import INPROCESS_MODE, run_method_instance
@@ -263,7 +263,7 @@ def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
     try:
         refit = None
         if loeo:
-            from cowbench.selection import loeo_accuracy
+            from cowbench.loeo import loeo_accuracy
 
             def refit():
                 return loeo_accuracy(rep, method, fit_seed)

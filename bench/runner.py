@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import os
 import signal
 import threading
@@ -32,7 +31,7 @@ from cowbench.launchers import (
     safe_import_path,
 )
 from cowbench.store import job_status, remove_stale_tmp, write_json_atomic, write_manifest
-from cowbench.suite import Suite
+from cowbench.suite import Suite, check_memory_limit, check_time_limit
 
 DEFAULT_TIME_LIMIT = 3600.0  # seconds per job: generous, a smoke job takes under one
 # the default memory limit per job: this share of the machine's physical memory, divided among the parallel jobs
@@ -248,15 +247,6 @@ def plan_run(suite: Suite, out: Path, *, force: bool = False, retry_failed: bool
     return jobs, todo, RunSummary(planned=len(jobs), done_before=done, failed_before=failed_kept)
 
 
-def check_memory_limit(value: Any) -> float | None:
-    """A per-job memory limit in megabytes (a finite number of at least 64), or None for the default."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 64:
-        raise InputError(f"the memory limit must be a number of megabytes, at least 64, got {value!r}")
-    return float(value)
-
-
 def physical_memory_mb() -> float | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
@@ -286,15 +276,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def check_time_limit(value: Any) -> float | None:
-    """A per-job time limit in seconds (a positive finite number), or None for no limit."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InputError(f"the time limit must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int | None = None,

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from cowbench.audit import ROUTES as _ROUTES
-from cowbench.isolation import Lost
+from cowbench.errors import Lost
 
 # Environment variables a method process keeps (by name or prefix): locale, numerics, thread counts. Anything
 # else (a results path in a user's variable, the CLI's arguments in a wrapper's variable) is dropped.
@@ -152,13 +152,13 @@ def make_task(inputs: Any) -> Any:
     A `TaskInputs` (cowbench.access, when present) gives ``Task(inputs)``; a `LegacyInputs` gives today's
     Task from its pieces; anything else is taken as the Task itself (tests hand a small stand-in).
     """
-    from cowbench import access
+    import cowbench.access as access
 
     task_inputs = getattr(access, "TaskInputs", None)
     if task_inputs is not None and isinstance(inputs, task_inputs):
         return access.Task(inputs)
     if isinstance(inputs, LegacyInputs):
-        from cowbench.jobs import scenario_from_spec
+        from cowbench.replicate import scenario_from_spec
 
         return access.Task(scenario_from_spec(inputs.scenario_spec), inputs.data, inputs.subject, inputs.access,
                            subject_config=inputs.subject_config, n_concept=inputs.n_concept)

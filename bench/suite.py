@@ -31,6 +31,7 @@ hyperparameters raise `InputError` naming the problem.
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -202,9 +203,25 @@ def _int(value: Any, where: str, low: int, high: int) -> int:
     return value
 
 
-def _time_limit(value: Any) -> float | None:
-    from cowbench.runner import check_time_limit
+def check_memory_limit(value: Any) -> float | None:
+    """A per-job memory limit in megabytes (a finite number of at least 64), or None for the default."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 64:
+        raise InputError(f"the memory limit must be a number of megabytes, at least 64, got {value!r}")
+    return float(value)
 
+
+def check_time_limit(value: Any) -> float | None:
+    """A per-job time limit in seconds (a positive finite number), or None for no limit."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"the time limit must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _time_limit(value: Any) -> float | None:
     try:
         return check_time_limit(value)
     except InputError as exc:
@@ -212,8 +229,6 @@ def _time_limit(value: Any) -> float | None:
 
 
 def _memory_limit(value: Any) -> float | None:
-    from cowbench.runner import check_memory_limit
-
     try:
         return check_memory_limit(value)
     except InputError as exc:
