@@ -37,6 +37,7 @@ from torch import nn
 
 from cowbench.access import Shown, TaskInputs, _natural, build_inputs
 from cowbench.models import ColumnOrder
+from cowbench.seeds import derive_seed
 
 if TYPE_CHECKING:
     from cowbench.replicate import Replicate
@@ -154,6 +155,4 @@ def blind_inputs(rep: Replicate, access: Any, *, seed: int, n_concept: int = 100
 
 def blind_seed(data_seed: int) -> int:
     """The blinding seed of a replicate: a function of its data seed only."""
-    from cowbench.seeds import derive_seed
-
     return derive_seed(int(data_seed), "blind")

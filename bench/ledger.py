@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from cowbench.errors import InputError
+from cowbench.fingerprint import _cpuinfo
+from cowbench.locks import hold
 from cowbench.record_files import MAX_RECORD_BYTES, job_path, load_record, read_regular
 
 LEDGER = "ledger.jsonl"
@@ -60,8 +62,6 @@ def file_sha256(path: Path, max_bytes: int | None = None) -> str:
 @functools.lru_cache(maxsize=1)
 def machine() -> dict[str, str]:
     """A light machine fingerprint (no torch import: engine workers append too): host, CPU model, Python."""
-    from cowbench.fingerprint import _cpuinfo
-
     model, _ = _cpuinfo()
     return {"host": platform.node(), "cpu": model or platform.processor() or platform.machine(),
             "python": platform.python_version()}
@@ -217,8 +217,6 @@ def _append(out: Path, entries: Iterable[dict[str, Any]], *, create: bool = Fals
     """Append ``entries`` to ``out``'s ledger under its lock; returns the new head, or None when nothing was
     written: without a ledger (an unadopted older folder is not half-ledgered), or with ``create`` (begin a new
     ledger) when one exists already."""
-    from cowbench.locks import hold
-
     out = Path(out)
     path = ledger_path(out)
     with hold(out / LOCK, wait=None):

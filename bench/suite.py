@@ -40,11 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from cowbench.errors import InputError
-from cowbench.jobs import JobSpec, ReplicateSpec, make_job
+from cowbench.jobs import JobSpec, ReplicateSpec, make_job, scenario_from_spec
 from cowbench.registries import METHODS, SCENARIOS
 from cowbench.seeds import stable_hash
+from cowbench.selection import RULES, loeo_applies
 from cowbench.store import check_suite_name
-from cowbench.trials import MAX_TRIALS
+from cowbench.trials import MAX_TRIALS, trial_settings
 
 _TOP_KEYS = {"suite", "subject", "scenarios", "methods"}
 _SUITE_KEYS = {"name", "description", "root_seed", "replicates", "time_limit", "memory_limit", "trials", "selection"}
@@ -102,8 +103,6 @@ class Suite:
 
     def pairs(self) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any], str | None]]:
         """(scenario spec, method, hyperparameters, reason to skip or None) for every pair of the suite."""
-        from cowbench.jobs import scenario_from_spec
-
         out = []
         for spec in self.scenarios:
             scenario = scenario_from_spec(spec)
@@ -117,7 +116,6 @@ class Suite:
         out = [{"scenario": dict(spec), "method": name, "reason": reason}
                for spec, name, _, reason in self.pairs() if reason is not None]
         if "loeo" in self.selection:  # the pair runs, but the loeo rule gives it no row
-            from cowbench.selection import loeo_applies
 
             for spec, name, _, reason in self.pairs():
                 why = loeo_applies(spec, METHODS.get(name)) if reason is None else None
@@ -130,9 +128,6 @@ class Suite:
 
         ``plugins``: the run's plugin files or modules; their source hashes enter every job's spec (a run with
         plugins never shares job ids with one without, or with other plugins)."""
-        from cowbench.selection import loeo_applies
-        from cowbench.trials import trial_settings
-
         # the draws depend on the root seed, the method and the index only: computed once for every scenario
         settings = [trial_settings(METHODS.get(name), k, self.root_seed, params)
                     for (name, params), k in zip(self.methods, self.entry_trials(), strict=True)]
@@ -314,8 +309,6 @@ def _methods(table: Any, trials: list[int | None] | None = None) -> list[tuple[s
 
 
 def _selection(value: Any) -> tuple[str, ...]:
-    from cowbench.selection import RULES
-
     if (not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value)
             or len(set(value)) != len(value)):
         raise _fail("[suite] selection", f"must be a non-empty list of distinct rule names, got {value!r}")

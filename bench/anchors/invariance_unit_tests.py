@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cowbench.anchors._common import cached, fmt, mean_se, method_class, rep_seeds, runtime_note, write
+from cowbench.anchors._common import cached, fmt, mean_se, method_class, rep_seeds, runtime_note, trial_rows, write
 
 NAME = "invariance_unit_tests"
 COMMAND = f"cowbench anchor {NAME}"
@@ -243,7 +243,6 @@ def reproduce_mlp(n_reps: int = MLP_REPS, seed: int = 0, *, examples=EXAMPLES, n
     that replicate's ``test_id``.
     """
     import cowbench as cb
-    from cowbench.anchors._common import trial_rows
     from cowbench.models import logits
 
     rows = []

@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cowbench.registries import METHODS
+from cowbench.store import write_text_atomic
+
 # The repository's committed synthetic_results.txt, means over 200 repetitions per configuration
 # (copied from reference/anchor-results.md): (causal MSE, non-causal MSE).
 PUBLISHED: dict[tuple[int, int, int], dict[str, tuple[float, float]]] = {
@@ -56,8 +59,6 @@ def _lstsq(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
 
 def _input_space_estimates(x: np.ndarray, y: np.ndarray, env: np.ndarray) -> dict[str, np.ndarray]:
     """ERM, ICP, IRM (the repository's parametrisation and protocol) and irm_linear's defaults, on the inputs."""
-    from cowbench.registries import METHODS
-
     icp_cls, irm_cls = METHODS.get("icp"), METHODS.get("irm_linear")
     out = {"ERM": _lstsq(x, y)[0]}
     icp = icp_cls(alpha=0.05).fit_inputs(x, y, env)
@@ -216,7 +217,5 @@ Means with standard errors over repetitions:
 
 {detail_md}
 """
-    from cowbench.store import write_text_atomic
-
     write_text_atomic(path, text)  # temp file, fsync, rename: a killed run never leaves half a table
     return df

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cowbench.anchors._common import cached, fmt, mean_se, rep_seeds, runtime_note, write
+from cowbench.scores.discover import mmcs
 
 NAME = "sae_toy_recovery"
 COMMAND = f"cowbench anchor {NAME}"
@@ -56,7 +57,6 @@ def toy_layer(n: int, width: int, p: float, rows: int, seed: int) -> tuple[np.nd
 
 def _mmcs(h: np.ndarray, true: np.ndarray, *, ratio: float, l1: float, seed: int) -> tuple[float, float]:
     from cowbench.methods.sae_l1 import SAEL1
-    from cowbench.scores.discover import mmcs
 
     sae = SAEL1(ratio=ratio * true.shape[0] / h.shape[1], l1=l1, random_state=seed)
     found, details = sae.directions(h)

@@ -32,6 +32,8 @@ import pandas as pd
 from cowbench import ledger
 from cowbench.access import ACCESS_LEVELS, TELLING_ROUTES
 from cowbench.errors import InputError
+from cowbench.registries import METHODS, SCENARIOS
+from cowbench.scores import all_scores, scorer_version
 from cowbench.selection import RULES, apply_rules, check_rules, selections
 from cowbench.stats import ALPHA, RANK_RULE, holm, min_resolvable_difference, paired_t_test
 from cowbench.store import iter_records, read_json, run_path, select_manifest
@@ -76,8 +78,6 @@ AUDIT_PREFIX = "audit:"
 def score_table() -> pd.DataFrame:
     """One row per registered metric: track, direction, primary, range (``lower``, ``upper``), ``chance``
     (NaN where the metric declares none) and ``binary`` (None where the metric does not declare it)."""
-    from cowbench.scores import all_scores
-
     rows = []
     for s in all_scores():
         # bounds and chance are declared by newer Score objects; older ones are treated as unbounded, no chance
@@ -114,8 +114,6 @@ def _metric_info(scores: pd.DataFrame, metric: str) -> dict[str, Any]:
 
 def scenario_label(spec: dict[str, Any]) -> str:
     """``cow`` for the defaults, ``cow(agreement_test=0.5)`` for knobs that differ from them."""
-    from cowbench.registries import SCENARIOS
-
     knobs = spec["knobs"]
     try:
         family = SCENARIOS.get(spec["generator"])
@@ -169,8 +167,6 @@ def is_control(method: str) -> bool:
     """Whether the registered method ``method`` is a control (class attribute ``control``: no edit, random
     ablations): scored and shown, not ranked, no P(best), not in the across-scenario win rates. A name no
     registry knows (a method of a plugin not loaded now, a test's made-up name) is not a control."""
-    from cowbench.registries import METHODS
-
     try:
         return bool(getattr(METHODS.get(method), "control", False))
     except InputError:
@@ -895,7 +891,6 @@ def provenance(results: RunResults, level: float = 0.95) -> dict[str, Any]:
     package, scorer, generator and method versions the records were made with (and the installed ones), the
     selection rules, the interval level, the aggregation and the machine fingerprint(s) of the run records."""
     from cowbench import __version__
-    from cowbench.scores import scorer_version
 
     manifest = results.manifest or {}
     suite = manifest.get("suite") or {}
