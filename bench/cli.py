@@ -34,6 +34,7 @@ from cowbench.scores import scorer_version
 from cowbench.store import read_manifests, scan_store, select_manifest, write_bytes_atomic, write_text_atomic
 from cowbench.suite import builtin_suites, load_suite
 from cowbench.verify import DEFAULT_ABS, DEFAULT_SAMPLE, DEFAULT_UNITS, Tolerance, render, verify
+from cowbench.version import __version__
 
 if TYPE_CHECKING:
     from cowbench.suite import Suite
@@ -500,7 +501,6 @@ def cmd_reliability(args: argparse.Namespace) -> int:
     import shlex
     import time
 
-    from cowbench import __version__
     from cowbench.subject import SubjectConfig
 
     _load_plugins(args.plugins)
@@ -542,8 +542,6 @@ def cmd_reliability(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cowbench import __version__
-
     parser = _Parser(prog="cowbench", description="A benchmark of causal versus spurious features.")
     parser.add_argument("--version", action="version", version=f"cowbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -33,7 +33,7 @@ from cowbench.generators.scm import SCM, Scenario, Variable
 from cowbench.isolation import Lost
 from cowbench.jobs import Replicate, check_output
 from cowbench.method import FAMILIES, OUTPUTS, Method
-from cowbench.registries import METHODS
+from cowbench.registries import METHODS, make_scenario
 
 SMALL_KNOBS = {"n_train": 300, "n_val": 100, "n_test": 300}
 # the kit runs on the first of these small scenarios where the method is applicable
@@ -57,13 +57,12 @@ class _Fixture:
     """One small replicate shared by the checks: scenario, data, subject model, oracle."""
 
     def __init__(self, scenario: str, knobs: tuple[tuple[str, Any], ...], arch: str):
-        import cowbench as cb
-        from cowbench.subject import SubjectConfig
+        from cowbench.subject import SubjectConfig, train_subject
 
-        self.scenario = cb.make_scenario(scenario, **SMALL_KNOBS, **dict(knobs))
+        self.scenario = make_scenario(scenario, **SMALL_KNOBS, **dict(knobs))
         self.data = self.scenario.sample(0)
         self.config = SubjectConfig(arch=arch, epochs=100).to_dict()
-        self.subject = cb.train_subject(self.scenario, self.data, arch=arch, seed=0, epochs=100)
+        self.subject = train_subject(self.scenario, self.data, arch=arch, seed=0, epochs=100)
 
     def task(self, cls: type) -> Any:
         return Task(self.scenario, self.data, self.subject, cls.access, subject_config=self.config, n_concept=200)
@@ -423,11 +422,9 @@ def _fixture(scenario: str, knobs: tuple[tuple[str, Any], ...], arch: str) -> _F
 
 
 def _pick_scenario(cls: type) -> tuple[str, tuple[tuple[str, Any], ...]]:
-    import cowbench as cb
-
     reasons = []
     for name, knobs in CANDIDATES:
-        reason = cls.applicable(cb.make_scenario(name, **SMALL_KNOBS, **dict(knobs)))
+        reason = cls.applicable(make_scenario(name, **SMALL_KNOBS, **dict(knobs)))
         if reason is None:
             return name, knobs
         reasons.append(f"{name}: {reason}")

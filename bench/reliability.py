@@ -23,7 +23,7 @@ import pandas as pd
 from cowbench.determinism import deterministic
 from cowbench.errors import InputError
 from cowbench.jobs import ReplicateSpec, build_replicate, execute, make_job
-from cowbench.registries import METHODS, SCENARIOS
+from cowbench.registries import METHODS, SCENARIOS, get_method, make_scenario
 from cowbench.reports.table import leading_pairs, load_results, score_table
 from cowbench.stats import min_resolvable_difference, replicates_needed
 from cowbench.store import write_text_atomic
@@ -119,7 +119,6 @@ def plan_units(pairs: Mapping[str, Sequence[tuple[str, str]]], replicates: int, 
     splits from its own sample), the one paired differences between methods are taken over. Seeds are the
     harness's own (`cowbench.jobs.ReplicateSpec`, `make_job`), so index 0 is the suite's replicate 0.
     """
-    import cowbench as cb
     from cowbench.subject import SubjectConfig
 
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 2:
@@ -133,12 +132,12 @@ def plan_units(pairs: Mapping[str, Sequence[tuple[str, str]]], replicates: int, 
     wanted: dict[tuple[str, int, int], set[tuple[int, str, int]]] = {}
     specs: dict[str, dict[str, Any]] = {}
     for scenario, methods in methods_of.items():
-        spec = cb.make_scenario(scenario).spec
+        spec = make_scenario(scenario).spec
         specs[scenario] = spec
         reps = [ReplicateSpec(spec, r, root_seed, cfg) for r in range(replicates)]
         d0, s0 = reps[0].data_seed, reps[0].subject_seed
         for method in sorted(methods):
-            hparams = cb.get_method(method)().hyperparameters()
+            hparams = get_method(method)().hyperparameters()
             fits = [make_job(rep, method, hparams).fit_seed for rep in reps]
             for r, rep in enumerate(reps):
                 seeds = {"train_data": (rep.data_seed, d0, s0, fits[0]),

@@ -13,6 +13,7 @@ from cowbench.seeds import stable_hash
 from cowbench.selection import apply_rules
 from cowbench.store import write_text_atomic
 from cowbench.trials import trial_settings
+from cowbench.version import __version__
 
 
 def rep_seeds(seed: int, *key: int, count: int = 2) -> list[int]:
@@ -42,8 +43,6 @@ def cached(name: str, settings: dict, compute) -> pd.DataFrame:
     ``compute_s`` column: the wall time of ``compute()`` when it ran.
     """
     import os
-
-    from cowbench import __version__
 
     key = stable_hash({**settings, "cowbench": __version__})[:16]
     folder = Path(os.environ.get("COWBENCH_CACHE", Path.home() / ".cache" / "cowbench")) / "anchors"

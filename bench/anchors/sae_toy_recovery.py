@@ -27,6 +27,7 @@ import pandas as pd
 
 from cowbench.anchors._common import cached, fmt, mean_se, rep_seeds, runtime_note, write
 from cowbench.scores.discover import mmcs
+from cowbench.version import __version__
 
 NAME = "sae_toy_recovery"
 COMMAND = f"cowbench anchor {NAME}"
@@ -85,8 +86,6 @@ def reproduce(n_reps: int = DEFAULT_REPS, seed: int = 0, *, l1_grid=L1_GRID, rat
 
 def main(n_reps: int = DEFAULT_REPS, seed: int = 0, out: str | Path | None = None) -> pd.DataFrame:
     """Write ``results/anchors/sae_toy_recovery.md``; return the rows."""
-    from cowbench import __version__
-
     start = time.perf_counter()
     settings = {"n_reps": n_reps, "seed": seed, "l1": L1_GRID, "ratio": RATIO_GRID, "density": DENSITY_GRID,
                 "shape": (N_FEATURES, WIDTH, ROWS)}

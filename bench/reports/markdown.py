@@ -35,6 +35,7 @@ from cowbench.reports.text import cell_text, fmt, hparams_text, md_cell, missing
 from cowbench.scores import scorer_version
 from cowbench.selection import RULE_LABELS
 from cowbench.stats import RANK_RULE
+from cowbench.version import __version__
 
 NAME = "md"
 FILENAME = "report.md"
@@ -46,8 +47,6 @@ def render(tables: Tables) -> str:
 
 
 def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
-    from cowbench import __version__
-
     manifest = res.manifest
     suite = manifest["suite"] if manifest else {}
     pct = f"{level * 100:g}%"

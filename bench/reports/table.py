@@ -37,6 +37,7 @@ from cowbench.scores import all_scores, scorer_version
 from cowbench.selection import RULES, apply_rules, check_rules, selections
 from cowbench.stats import ALPHA, RANK_RULE, holm, min_resolvable_difference, paired_t_test
 from cowbench.store import iter_records, read_json, run_path, select_manifest
+from cowbench.version import __version__
 
 TRACK_TITLES = {"world": "World recovery", "model": "Model recovery", "detect": "Detection", "edit": "Edit",
                 "discover": "Discovery"}
@@ -890,8 +891,6 @@ def provenance(results: RunResults, level: float = 0.95) -> dict[str, Any]:
     """Where a run's numbers come from, as data: the suite (name, hash, root seed, replicates, subject), the
     package, scorer, generator and method versions the records were made with (and the installed ones), the
     selection rules, the interval level, the aggregation and the machine fingerprint(s) of the run records."""
-    from cowbench import __version__
-
     manifest = results.manifest or {}
     suite = manifest.get("suite") or {}
     jobs = results.jobs
