@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cowbench.data import Truth
 from cowbench.errors import AccessError
+from cowbench.generators.scm import SCM, Environment, Scenario
 
 if TYPE_CHECKING:
     import torch
@@ -232,7 +234,7 @@ class SubjectInputs:
 
 
 def _reordered(module: Any, index: np.ndarray) -> Any:
-    from cowbench.blinding import ColumnOrder  # torch: imported where a model is built, not at import
+    from cowbench.models import ColumnOrder  # torch: imported where a model is built, not at import
 
     return ColumnOrder(module, index)
 
@@ -262,9 +264,6 @@ def _anonymous_generator(scenario: Scenario, env_order: Mapping[int, int] | None
     reachable (documented in `Task`): the equations as functions (their own constants and code included),
     the parameters by name per environment, the rendering, and the variables' real names.
     """
-    from cowbench.data import Truth
-    from cowbench.generators.scm import SCM, Environment, Scenario
-
     scm = scenario.scm
     keep = ("label", "hidden")
     variables = tuple(dataclasses.replace(v, role=v.role if v.role in keep else "nuisance", text="")

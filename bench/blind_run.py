@@ -19,6 +19,10 @@ from typing import Any
 import numpy as np
 
 from cowbench.access import Task, TaskInputs
+from cowbench.determinism import deterministic
+from cowbench.method import MethodOutput
+from cowbench.plugins import load_plugins_once
+from cowbench.registries import METHODS
 
 INPROCESS_MODE = "inprocess (unsafe: not for published results)"
 BLIND_MODE = "blind"
@@ -52,8 +56,6 @@ PLAIN_FIELDS = ("world_coef", "model_coef", "spurious_score", "abstain", "locali
 
 def to_plain(output: Any) -> dict[str, Any]:
     """Every field of a `MethodOutput` but ``edited``, as data (stand-in for ``MethodOutput.to_plain``)."""
-    from cowbench.method import MethodOutput
-
     if not isinstance(output, MethodOutput):
         raise TypeError(f"run() must return a MethodOutput, got {type(output).__name__}")
     if hasattr(output, "to_plain"):  # the contract's own (bench/method.py): what the sandbox sends, exactly
@@ -69,8 +71,6 @@ def to_plain(output: Any) -> dict[str, Any]:
 def from_plain(plain: dict[str, Any], edited: Any) -> Any:
     """A `MethodOutput` from `to_plain`'s dict and the (loaded) edited model (stand-in for
     ``MethodOutput.from_plain``; `cowbench.jobs.check_output` validates the values)."""
-    from cowbench.method import MethodOutput
-
     return MethodOutput(**{k: plain.get(k) for k in PLAIN_FIELDS if k not in ("abstain", "details")},
                         abstain=bool(plain.get("abstain", False)), details=plain.get("details") or {},
                         edited=edited)
@@ -88,8 +88,6 @@ def run_method_instance(method: Any, inputs: TaskInputs) -> BlindResult:
     """Run ``method`` (an instance with its random_state set) on a Task built from ``inputs``, in this process."""
     import cloudpickle
 
-    from cowbench.determinism import deterministic
-
     with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")  # Linux: reset the peak resident set size, so it is this run's
     task = Task(inputs)
@@ -104,9 +102,6 @@ def run_method_instance(method: Any, inputs: TaskInputs) -> BlindResult:
 
 def run_inprocess(call: BlindCall) -> BlindResult:
     """The debugger shortcut: the registered method run in this process (UNSAFE for published results)."""
-    from cowbench.plugins import load_plugins_once
-    from cowbench.registries import METHODS
-
     load_plugins_once(call.plugins)
     cls = METHODS.get(call.method)
     method = cls(**call.hparams)

@@ -33,29 +33,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from cowbench.access import Shown, TaskInputs, _natural, build_inputs
+from cowbench.models import ColumnOrder
+from cowbench.seeds import derive_seed
 
 if TYPE_CHECKING:
     from cowbench.replicate import Replicate
-
-
-class ColumnOrder(nn.Module):
-    """``forward(x) = inner(x[:, index])``: ``inner`` fed its input columns from another order.
-
-    The unblinder wraps an edited model with it (the method worked in shown columns; the scorer passes real
-    ones). Row-independent by construction: it only reorders columns.
-    """
-
-    def __init__(self, inner: nn.Module, index: np.ndarray):
-        super().__init__()
-        self.inner = inner
-        self.register_buffer("index", torch.as_tensor(np.asarray(index, dtype=np.int64)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x[:, self.index])
 
 
 def draw_shown(scenario: Any, data: Any, seed: int) -> Shown:
@@ -170,6 +155,4 @@ def blind_inputs(rep: Replicate, access: Any, *, seed: int, n_concept: int = 100
 
 def blind_seed(data_seed: int) -> int:
     """The blinding seed of a replicate: a function of its data seed only."""
-    from cowbench.seeds import derive_seed
-
     return derive_seed(int(data_seed), "blind")

@@ -11,7 +11,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from cowbench import docs, ledger
+from cowbench.access import ACCESS_LEVELS
+from cowbench.anchors import ANCHORS, run_anchor
+from cowbench.compare import compare
+from cowbench.conformance import check_method
 from cowbench.errors import InputError
+from cowbench.fingerprint import fingerprint_summary
+from cowbench.glossary import glossary_markdown
+from cowbench.launchers import launcher_names
+from cowbench.method import OUTPUTS
+from cowbench.progress import Meter
+from cowbench.registries import METHODS, SCENARIOS
+from cowbench.registry import load_plugin
+from cowbench.reliability import DEFAULT_PAIRS, check_pairs, from_results, run_study, write_reliability
+from cowbench.reports import FORMATS, get_format
+from cowbench.reports.expected import expectations
+from cowbench.reports.leaderboard import render_leaderboard, write_heatmaps
+from cowbench.reports.markdown import render_markdown
+from cowbench.reports.plots import FORMATS as PLOT_FORMATS
+from cowbench.reports.plots import write_plots
+from cowbench.reports.table import build_tables, load_results, scenario_label
+from cowbench.runner import check_memory_limit, default_n_jobs, run_suite
+from cowbench.scores import scorer_version
+from cowbench.store import read_manifests, scan_store, select_manifest, write_bytes_atomic, write_text_atomic
+from cowbench.suite import builtin_suites, load_suite
+from cowbench.verify import DEFAULT_ABS, DEFAULT_SAMPLE, DEFAULT_UNITS, Tolerance, render, verify
+from cowbench.version import __version__
 
 if TYPE_CHECKING:
     from cowbench.suite import Suite
@@ -111,9 +137,6 @@ def _filter_suite(suite: Suite, scenarios: list[str] | None, tracks: list[str] |
     import dataclasses
     import difflib
 
-    from cowbench.method import OUTPUTS
-    from cowbench.registries import METHODS
-    from cowbench.reports.table import scenario_label
 
     keep_scenarios = list(suite.scenarios)
     if scenarios is not None:
@@ -145,24 +168,18 @@ def _filter_suite(suite: Suite, scenarios: list[str] | None, tracks: list[str] |
 
 
 def _load_plugins(plugins: Sequence[str]) -> None:
-    from cowbench.registry import load_plugin
-
     for plugin in plugins:
         load_plugin(plugin)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     import cowbench as cb
-    from cowbench.suite import builtin_suites
 
     _load_plugins(args.plugins)
     what = args.what
     if what in ("scenarios", "all"):
         print("scenarios: " + ", ".join(cb.list_scenarios()))
     if what in ("methods", "all"):
-        from cowbench.access import ACCESS_LEVELS
-        from cowbench.registries import METHODS
-
         # grouped by family (the README's methods table is this grouping); a control is marked, as in reports
         families: dict[str, list[tuple[str, type]]] = {}
         for name, cls in METHODS.items():
@@ -213,8 +230,6 @@ def cmd_show(args: argparse.Namespace) -> int:
         "subject": getattr(cb.registries.SCENARIOS.get(scn.name), "subject", None),  # declared by the scenario
     }
     if args.json:
-        from cowbench.reports.expected import expectations
-
         found = expectations(cb.registries.SCENARIOS.get(scn.name))
         info["expected"] = {"outcomes": list(found.paragraphs), "references": list(found.citations)}
     if args.json:
@@ -240,8 +255,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _print_expectations(family: object) -> None:
     """The family's expected successes and failures and their citations, from its docstrings."""
     import textwrap
-
-    from cowbench.reports.expected import expectations
 
     found = expectations(family)
     print("expected outcomes:")
@@ -284,8 +297,6 @@ def default_out(suite: Suite, *, ad_hoc: bool) -> Path:
 
 def _check_same_suite(out: Path, suite: Suite, *, replace: bool) -> None:
     """Refuse to replace the manifest (and so the report) of another version of the same suite in ``out``."""
-    from cowbench.store import read_manifests
-
     held = read_manifests(out).get(suite.name) if out.is_dir() else None
     if held is None or held["suite_hash"] == suite.hash or replace:
         return
@@ -296,13 +307,6 @@ def _check_same_suite(out: Path, suite: Suite, *, replace: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from cowbench.reports.markdown import render_markdown
-    from cowbench.reports.plots import FORMATS as PLOT_FORMATS
-    from cowbench.reports.table import build_tables, load_results
-    from cowbench.runner import run_suite
-    from cowbench.store import read_manifests, scan_store, write_text_atomic
-    from cowbench.suite import load_suite
-
     _load_plugins(args.plugins)
     methods = None
     if args.methods is not None:
@@ -350,8 +354,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _suites_of(results: str, suite: str | None) -> tuple[Path, dict]:
     """(directory, suite name -> manifest) of the suites to show; `InputError` if there are none."""
-    from cowbench.store import read_manifests, select_manifest
-
     out = Path(results)
     if not out.is_dir():
         raise InputError(f"results directory {results!r} does not exist or is not a directory")
@@ -364,8 +366,6 @@ def _suites_of(results: str, suite: str | None) -> tuple[Path, dict]:
 
 
 def _memory_limit_arg(value: float | None) -> float | None:
-    from cowbench.runner import check_memory_limit
-
     try:
         return check_memory_limit(value)
     except InputError as exc:
@@ -373,8 +373,6 @@ def _memory_limit_arg(value: float | None) -> float | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from cowbench.store import scan_store
-
     out, manifests = _suites_of(args.results, args.suite)
     scan = scan_store(out)
     for warning in scan.warnings:
@@ -398,14 +396,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cowbench.reports import get_format
-    from cowbench.reports.markdown import render_markdown
-    from cowbench.reports.plots import FORMATS as PLOT_FORMATS
-    from cowbench.reports.table import build_tables, load_results
-    from cowbench.store import scan_store, write_bytes_atomic, write_text_atomic
 
     asked = list(dict.fromkeys(_list_arg(args.format or [])))
-    from cowbench.reports import FORMATS
 
     for name in asked:  # the names are checked after splitting (commas or spaces), as argparse's choices would
         if name not in FORMATS and name not in PLOT_FORMATS:
@@ -487,7 +479,6 @@ _JOINED_FORMATS = ("md", "leaderboard")
 def _leaderboards(tables: dict, image_dirs: dict[str, str], image_format: str = "png") -> str:
     """The front page (`cowbench.reports.leaderboard`) of each suite, one after the other; with images when
     ``image_dirs`` names where the suite's heatmaps go."""
-    from cowbench.reports.leaderboard import render_leaderboard
 
     return "\n\n".join(render_leaderboard(t, image_dir=image_dirs.get(name), image_format=image_format)
                         for name, t in tables.items())
@@ -503,8 +494,6 @@ def _write_plots(tables: dict, target: Path, image_dirs: dict[str, str], formats
                  heatmaps: bool = False) -> list[Path]:
     """Write each suite's plots under ``target / image_dirs[suite]`` from its built tables (``heatmaps``: the
     front page's too, when leaderboard.md is written with them)."""
-    from cowbench.reports.leaderboard import write_heatmaps
-    from cowbench.reports.plots import write_plots
 
     paths: list[Path] = []
     for name, t in tables.items():
@@ -516,8 +505,7 @@ def _write_plots(tables: dict, target: Path, image_dirs: dict[str, str], formats
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from cowbench.reports.plots import check_formats, write_plots
-    from cowbench.reports.table import load_results
+    from cowbench.reports.plots import check_formats
 
     formats = check_formats(_csv(args.format))
     out, manifests = _suites_of(args.results, args.suite)
@@ -531,8 +519,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from cowbench.compare import compare
-
     if len(args.results) not in (1, 2):
         raise InputError(f"compare takes one or two results directories, got {len(args.results)}")
     a, b = Path(args.results[0]), Path(args.results[1]) if len(args.results) == 2 else None
@@ -547,9 +533,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_knobs(args: argparse.Namespace) -> int:
-    from cowbench.glossary import glossary_markdown
-    from cowbench.registries import SCENARIOS
-
     _load_plugins(args.plugins)
     if args.markdown:
         print(glossary_markdown(), end="")
@@ -565,8 +548,6 @@ def cmd_knobs(args: argparse.Namespace) -> int:
 
 
 def cmd_anchor(args: argparse.Namespace) -> int:
-    from cowbench.anchors import run_anchor
-
     if args.reps is not None and args.reps < 2:
         raise InputError(f"--reps must be an integer >= 2 (standard errors need two), got {args.reps}")
     print(f"wrote {run_anchor(args.name, reps=args.reps, seed=args.seed, out=args.out)}")
@@ -574,8 +555,6 @@ def cmd_anchor(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from cowbench.conformance import check_method
-
     _load_plugins(args.plugins)
     try:
         results = check_method(args.method, scenario=args.scenario)
@@ -590,9 +569,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from cowbench import ledger
-    from cowbench.store import scan_store
-
     if args.action == "adopt":
         jobs, caches, left_out = ledger.adopt(Path(args.results))
         for line in left_out:
@@ -613,7 +589,6 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from cowbench import docs
 
     root = Path(args.root)
     if not root.is_dir():
@@ -631,9 +606,6 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from cowbench.runner import default_n_jobs
-    from cowbench.verify import DEFAULT_SAMPLE, Tolerance, render, verify
-
     if args.sample is not None and args.sample < 1:
         raise InputError(f"--sample must be a positive integer, got {args.sample}")
     if args.jobs is not None and args.jobs < 1:
@@ -642,7 +614,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InputError(f"results directory {args.results!r} does not exist")
     tolerance = Tolerance(abs=args.tolerance, units=args.tolerance_units)
     sample = None if args.all else (args.sample or DEFAULT_SAMPLE)
-    from cowbench.progress import Meter
 
     meter = Meter("jobs rerun", tag="verify")  # lines with an ETA off a terminal; a failed rerun named at once
     try:
@@ -669,11 +640,6 @@ def cmd_reliability(args: argparse.Namespace) -> int:
     import shlex
     import time
 
-    from cowbench import __version__
-    from cowbench.fingerprint import fingerprint_summary
-    from cowbench.reliability import DEFAULT_PAIRS, check_pairs, from_results, run_study, write_reliability
-    from cowbench.runner import default_n_jobs
-    from cowbench.scores import scorer_version
     from cowbench.subject import SubjectConfig
 
     _load_plugins(args.plugins)
@@ -699,7 +665,6 @@ def cmd_reliability(args: argparse.Namespace) -> int:
 
         values = pd.DataFrame(columns=["track", "metric", "scenario", "method", "kind", "index", "value"])
     else:
-        from cowbench.progress import Meter
 
         meter = Meter("replicates", tag="reliability")
         try:
@@ -727,15 +692,12 @@ class _Version(argparse.Action):
         self.version = version
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> NoReturn:
-        from cowbench.scores import scorer_version
 
         print(f"cowbench {self.version} (scorer {scorer_version()})")
         parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cowbench import __version__
-
     parser = _Parser(prog="cowbench", description="A benchmark of causal versus spurious features.")
     parser.add_argument("--version", action=_Version, version=__version__,
                         help="print the version and the scorer hash (what a report header carries) and exit")
@@ -768,7 +730,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite")
     p.add_argument("--out", help="results directory (default: results/<suite name>; runs/<suite name>-<hash> when "
                    "--methods, --replicates, --root-seed or --trials change the suite)")
-    from cowbench.launchers import launcher_names
 
     p.add_argument("--launcher", default="joblib", choices=launcher_names(),
                    help="joblib (processes, default), serial, dask (--scheduler or a LocalCluster), inprocess (debug)")
@@ -810,7 +771,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("anchor", help="reproduce a published result beside its numbers (results/anchors/)")
-    from cowbench.anchors import ANCHORS
 
     p.add_argument("name", choices=list(ANCHORS))
     p.add_argument("--reps", type=int, default=None, help="repetitions per configuration (default: the anchor's own)")
@@ -827,8 +787,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results")
     p.add_argument("--suite", default=None, help="the suite to report, when the directory holds several "
                    "(default: each in turn)")
-    from cowbench.reports import FORMATS
-    from cowbench.reports.plots import FORMATS as PLOT_FORMATS
 
     p.add_argument("--format", nargs="+", default=None, metavar="FORMAT",
                    help=f"one or more of {', '.join(FORMATS)} and plot formats {', '.join(PLOT_FORMATS)}, "
@@ -875,7 +833,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=".", help="the repository root the pages live under (default: .)")
     p.set_defaults(func=cmd_docs)
 
-    from cowbench.verify import DEFAULT_ABS, DEFAULT_SAMPLE, DEFAULT_UNITS
 
     p = sub.add_parser("verify", parents=[plugins], help="rerun stored jobs and check every cell and confident rank "
                        "reproduces (exit 1 if not)")

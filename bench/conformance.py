@@ -26,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from cowbench.access import Task
+from cowbench.data import Dataset, Split, Truth
 from cowbench.errors import AccessError
+from cowbench.generators.scm import SCM, Scenario, Variable
+from cowbench.isolation import Lost
+from cowbench.jobs import Replicate, check_output
+from cowbench.method import FAMILIES, OUTPUTS, Method
+from cowbench.registries import METHODS, make_scenario
 
 SMALL_KNOBS = {"n_train": 300, "n_val": 100, "n_test": 300}
 # the kit runs on the first of these small scenarios where the method is applicable
@@ -50,17 +57,14 @@ class _Fixture:
     """One small replicate shared by the checks: scenario, data, subject model, oracle."""
 
     def __init__(self, scenario: str, knobs: tuple[tuple[str, Any], ...], arch: str):
-        import cowbench as cb
-        from cowbench.subject import SubjectConfig
+        from cowbench.subject import SubjectConfig, train_subject
 
-        self.scenario = cb.make_scenario(scenario, **SMALL_KNOBS, **dict(knobs))
+        self.scenario = make_scenario(scenario, **SMALL_KNOBS, **dict(knobs))
         self.data = self.scenario.sample(0)
         self.config = SubjectConfig(arch=arch, epochs=100).to_dict()
-        self.subject = cb.train_subject(self.scenario, self.data, arch=arch, seed=0, epochs=100)
+        self.subject = train_subject(self.scenario, self.data, arch=arch, seed=0, epochs=100)
 
     def task(self, cls: type) -> Any:
-        from cowbench.access import Task
-
         return Task(self.scenario, self.data, self.subject, cls.access, subject_config=self.config, n_concept=200)
 
 
@@ -88,8 +92,6 @@ def _same_output(a: Any, b: Any) -> bool:
 
 
 def check_declaration(cls: type, fx: _Fixture) -> str | None:
-    from cowbench.method import FAMILIES, OUTPUTS, Method
-
     if not issubclass(cls, Method):
         return "not a subclass of cowbench.method.Method"
     if cls.family not in FAMILIES or not cls.outputs or not set(cls.outputs) <= set(OUTPUTS):
@@ -125,8 +127,6 @@ def check_access_respected(cls: type, fx: _Fixture) -> str | None:
 
 def _recording_task(fx: _Fixture, cls: type) -> Any:
     """A Task that also logs every guarded read it is asked for, ``(level, what)``, granted or refused."""
-    from cowbench.access import Task
-
     class RecordingTask(Task):
         def _need(self, level: str, what: str) -> None:
             self.reads.append((level, what))  # before the check: a refused read is logged too
@@ -235,9 +235,6 @@ def reachable_leaks(task: Any) -> list[str]:
     long as it carries no roles (other than label, hidden) and no world coefficients; a `Dataset`, a raw
     `Split` (its ``do`` or ``group`` would name the spurious variable) or a revealing truth never is.
     """
-    from cowbench.data import Dataset, Split, Truth
-    from cowbench.generators.scm import SCM, Scenario, Variable
-
     cf = "counterfactual" in task.access
     leaks = []
     for path, obj in reachable(task):
@@ -283,8 +280,6 @@ def check_deterministic(cls: type, fx: _Fixture) -> str | None:
 
 
 def check_outputs(cls: type, fx: _Fixture) -> str | None:
-    from cowbench.jobs import check_output
-
     out = cls(random_state=0).run(fx.task(cls))
     check_output(out, fx.scenario.variables, frozenset(cls.outputs))
     produced = {"world" if out.world_coef is not None else None, "model" if out.model_coef is not None else None,
@@ -335,7 +330,6 @@ def _blind_inputs(fx: _Fixture, cls: type) -> Any:
     blind_inputs = _blind_inputs_function()
     if blind_inputs is None:
         return LegacyInputs(fx.scenario.spec, fx.data, fx.subject, cls.access, fx.config, 200)
-    from cowbench.jobs import Replicate
 
     rep = Replicate(scenario=fx.scenario, data=fx.data, subject=fx.subject, oracle=None,
                     subject_config=dict(fx.config), base_ace={})
@@ -353,8 +347,6 @@ def _by_value(cls: type) -> Iterator[Any]:
     import sys
 
     import cloudpickle
-
-    from cowbench.registries import METHODS
 
     name = getattr(cls, "name", None)
     # a built-in goes by name; a plugin's class (the kit's template loads no plugins) and a test double by value
@@ -386,8 +378,6 @@ def check_blind_process_holds_no_truth(cls: type, fx: _Fixture) -> str | None:
     object the garbage collector tracks there, while the Task, the method and its output are alive, finds no
     harness object that carries truth (`cowbench.sandbox.truth_types`: a replicate, a revealing Truth, a Dataset,
     a Split with concepts, a named Scenario, planted truth, a score context, job specs)."""
-    from cowbench.isolation import Lost
-
     result = _probe(cls, fx)
     if isinstance(result, Lost):
         return f"the method failed in its blind job process ({result.reason}): {result.message}"
@@ -403,8 +393,6 @@ def check_blind_process_holds_no_truth(cls: type, fx: _Fixture) -> str | None:
 def check_audit_clean(cls: type, fx: _Fixture) -> str | None:
     """The method runs under the audit hook (`cowbench.audit`) in its blind job process and leaves no record: no
     file opened outside its private folder, no frame or gc walk, no subprocess, socket or ctypes."""
-    from cowbench.isolation import Lost
-
     result = _probe(cls, fx)
     if isinstance(result, Lost):
         return f"the method failed in its blind job process ({result.reason}): {result.message}"
@@ -434,11 +422,9 @@ def _fixture(scenario: str, knobs: tuple[tuple[str, Any], ...], arch: str) -> _F
 
 
 def _pick_scenario(cls: type) -> tuple[str, tuple[tuple[str, Any], ...]]:
-    import cowbench as cb
-
     reasons = []
     for name, knobs in CANDIDATES:
-        reason = cls.applicable(cb.make_scenario(name, **SMALL_KNOBS, **dict(knobs)))
+        reason = cls.applicable(make_scenario(name, **SMALL_KNOBS, **dict(knobs)))
         if reason is None:
             return name, knobs
         reasons.append(f"{name}: {reason}")
@@ -450,8 +436,6 @@ def check_method(method: type | str, *, scenario: str | None = None, arch: str =
 
     ``scenario`` defaults to the first of `CANDIDATES` where the method is applicable.
     """
-    from cowbench.registries import METHODS
-
     cls = METHODS.get(method) if isinstance(method, str) else method
     from cowbench.models import torch_threads
 

@@ -18,6 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cowbench import suite as loader
+from cowbench.access import ACCESS_DOC, ACCESS_LEVELS, Intervened, SplitView, Task
+from cowbench.method import MethodOutput
+from cowbench.suite import parse_suite
+
 #: The page of each generator, relative to the repository root.
 PAGES: dict[str, str] = {"docs/reference/task.md": "task_reference", "docs/reference/suite.md": "suite_reference"}
 
@@ -137,7 +142,6 @@ def _numpydoc_attributes(doc: str | None) -> dict[str, tuple[str, str]]:
 
 def output_table() -> list[str]:
     """`MethodOutput`: every field, its type, default, the track that scores it and its meaning."""
-    from cowbench.method import MethodOutput
 
     documented = _numpydoc_attributes(MethodOutput.__doc__)
     scored_by = {"world_coef": "world", "model_coef": "model", "spurious_score": "detect", "abstain": "detect",
@@ -157,7 +161,6 @@ def output_table() -> list[str]:
 
 def task_reference() -> str:
     """The reference page of what a method sees (`Task`, its splits, access levels) and returns (MethodOutput)."""
-    from cowbench.access import ACCESS_DOC, ACCESS_LEVELS, Intervened, SplitView, Task
 
     lines = [_HEADER, "", "# Reference: the Task and MethodOutput", "",
              "What `Method.run(task)` receives and returns. An attribute guarded by an access level raises "
@@ -175,7 +178,6 @@ def task_reference() -> str:
 
 def suite_defaults() -> dict[str, Any]:
     """The value every optional key takes in a suite that sets none (parsed by the loader itself)."""
-    from cowbench.suite import parse_suite
 
     suite = parse_suite({"scenarios": [{"name": "cow"}], "methods": {"include": ["logistic"]}}, default_name="suite")
     return {"[suite] name": "the file's name", "[suite] description": suite.description,
@@ -187,7 +189,6 @@ def suite_defaults() -> dict[str, Any]:
 
 def suite_keys() -> list[str]:
     """Every key the loader accepts, as ``[table] key``, read from its validation sets."""
-    from cowbench import suite as loader
 
     keys = [f"[suite] {k}" for k in sorted(loader._SUITE_KEYS)]
     source = inspect.getsource(loader._scenarios)
@@ -199,7 +200,6 @@ def suite_keys() -> list[str]:
 
 def suite_reference() -> str:
     """The suite TOML format: every key with its type, default and meaning, and the ``[subject]`` table."""
-    from cowbench import suite as loader
     from cowbench.subject import SubjectConfig
 
     defaults = suite_defaults()

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class InputError(ValueError):
     """Bad user input: an unknown name, a knob out of range, a malformed suite file."""
@@ -13,3 +15,23 @@ class InputError(ValueError):
 
 class AccessError(PermissionError):
     """A method read a part of the task that its declared access levels do not include."""
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Why a call returned no result.
+
+    Attributes
+    ----------
+    reason : str
+        ``timeout`` (past the time limit, stopped), ``exit`` (the process exited: ``os._exit``, ``sys.exit``),
+        ``signal`` (the process was killed by a signal) or ``interrupt`` (``KeyboardInterrupt`` in the call).
+    message : str
+        One line for the job record's ``error``.
+    traceback : str
+        The traceback when the call raised, else empty.
+    """
+
+    reason: str
+    message: str
+    traceback: str = ""

@@ -28,6 +28,7 @@ import numpy as np
 from cowbench.data import SPLITS, Split
 from cowbench.errors import InputError
 from cowbench.store import write_bytes_atomic, write_json_atomic
+from cowbench.version import __version__
 
 if TYPE_CHECKING:
     from cowbench.generators.scm import Scenario
@@ -172,8 +173,6 @@ def _environments(scenario: Scenario) -> list[dict[str, Any]]:
 def build_card(scenario: Scenario, data: Any, columns: Mapping[str, list[str]], files: Mapping[str, str],
                formats: tuple[str, ...]) -> dict[str, Any]:
     """The dataset card (JSON-able, no timestamps); ``files`` maps file names to their sha256."""
-    from cowbench import __version__
-
     truth = scenario.truth
     splits = {}
     for name in SPLITS:

@@ -22,29 +22,10 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Lost:
-    """Why a call returned no result.
-
-    Attributes
-    ----------
-    reason : str
-        ``timeout`` (past the time limit, stopped), ``exit`` (the process exited: ``os._exit``, ``sys.exit``),
-        ``signal`` (the process was killed by a signal) or ``interrupt`` (``KeyboardInterrupt`` in the call).
-    message : str
-        One line for the job record's ``error``.
-    traceback : str
-        The traceback when the call raised, else empty.
-    """
-
-    reason: str
-    message: str
-    traceback: str = ""
+from cowbench.errors import Lost
 
 
 def _lost_from_returncode(code: int) -> Lost:
@@ -177,7 +158,7 @@ def _warm_up() -> None:
     """Pay the imports every job needs before the parent starts timing jobs (seconds on a loaded machine)."""
     import torch
 
-    import cowbench.runner
+    import cowbench.jobs
     import cowbench.scores  # noqa: F401
 
     # the first call imports torch._inductor (about 5 s under load): it must not count against a job's limit

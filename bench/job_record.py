@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cowbench.blind_run import INPROCESS_MODE
+from cowbench.fingerprint import machine_fingerprint
 from cowbench.job_run import (
     BatchDependent,
     MethodLost,
@@ -25,6 +27,8 @@ from cowbench.job_run import (
     score_step,
 )
 from cowbench.job_spec import JobSpec, method_info
+from cowbench.locks import hold, job_lock_path
+from cowbench.loeo import loeo_accuracy
 from cowbench.plugins import load_plugins_once, plugin_digests
 from cowbench.registries import METHODS
 from cowbench.replicate import Replicate, _prepare_cached, prepare, replicate_fingerprint
@@ -101,7 +105,6 @@ def _provenance() -> dict[str, Any]:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    from cowbench.fingerprint import machine_fingerprint
 
     return {"versions": versions, "host": platform.node(), "machine": platform.machine(),
             "fingerprint": machine_fingerprint()}
@@ -222,8 +225,6 @@ def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tu
     dropped from the cache so the next job loads it clean. ``memory_limit_mb`` bounds the method's process
     (the default runner's; a job over it fails with reason ``memory``).
     """
-    from cowbench.locks import hold, job_lock_path
-
     if run_method is None and memory_limit_mb is not None:
         import functools
 
@@ -236,8 +237,6 @@ def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tu
 
 def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: tuple[str, ...],
                     run_method: Callable[[Any], Any] | None) -> str:
-    from cowbench.blind_run import INPROCESS_MODE
-
     started = time.time()
     record = _base_record(spec)
     resources: dict[str, Any] = {}
@@ -248,7 +247,7 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
         record["plugins"] = plugin_digests(plugins)
         if mode == INPROCESS_MODE or spec.method_info is None or spec.loeo:
             # the method's class is needed here only in-process, for a spec made without its metadata, or for
-            # the loeo refits (`cowbench.selection.loeo_accuracy` runs them in this process)
+            # the loeo refits (`cowbench.loeo.loeo_accuracy` runs them in this process)
             load_plugins_once(plugins)
         rep = prepare(spec.replicate, cache_dir)
         info = dict(spec.method_info) if spec.method_info is not None else method_info(METHODS.get(spec.method))
@@ -261,8 +260,6 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
         try:
             refit = None
             if spec.loeo:
-                from cowbench.selection import loeo_accuracy
-
                 method = METHODS.get(spec.method)(**spec.hparams)
 
                 def refit():
@@ -308,8 +305,6 @@ def store_failure(spec: JobSpec, out: Path, reason: str, error: str, tb: str = "
     Called by the process that supervised the job once the job's own process is gone (its lock with it).
     Returns ``failed``, or ``skipped`` if another process holds the lock or stored the job since ``planned_at``.
     """
-    from cowbench.locks import hold, job_lock_path
-
     with hold(job_lock_path(out, spec.id), wait=5.0) as held:
         if not held or _stored_since(out, spec.id, planned_at):
             return "skipped"

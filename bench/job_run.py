@@ -11,8 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cowbench.access import told_routes, used_from_log
+from cowbench.blind_run import BLIND_MODE, INPROCESS_MODE, from_plain, load_edited_inprocess, run_method_instance
+from cowbench.determinism import deterministic
 from cowbench.job_spec import ReplicateSpec, make_job, method_info
+from cowbench.loeo import loeo_accuracy
+from cowbench.method import MethodOutput
 from cowbench.replicate import Replicate, prepare
+from cowbench.scores import compute_scores
+from cowbench.scores.context import ScoreContext
 from cowbench.seeds import derive_seed
 
 if TYPE_CHECKING:
@@ -26,8 +33,6 @@ if TYPE_CHECKING:
 
 def check_output(output: Any, variables: list[str], outputs: frozenset[str]) -> None:
     """Raise `ValueError` if a method's output is malformed (unknown keys, non-finite values, wrong types)."""
-    from cowbench.method import MethodOutput
-
     if not isinstance(output, MethodOutput):
         raise TypeError(f"run() must return a MethodOutput, got {type(output).__name__}")
     for field_name, track in (("world_coef", "world"), ("model_coef", "model"), ("spurious_score", "detect")):
@@ -87,9 +92,9 @@ def blind_api() -> Any:
     """The module that implements the blind-run contract: ``cowbench.sandbox`` (a fresh process per method run)
     when installed, else the in-process reference `cowbench.blind_run`. One place for the lead to point."""
     try:
-        from cowbench import sandbox as api  # type: ignore[attr-defined]
+        import cowbench.sandbox as api
     except ImportError:
-        from cowbench import blind_run as api
+        import cowbench.blind_run as api
     return api
 
 
@@ -102,8 +107,6 @@ def default_run_method() -> Callable[[Any], Any]:
 def run_mode_of(run_method: Callable[[Any], Any]) -> str:
     """``blind``, or ``inprocess (unsafe: not for published results)`` for the debugger shortcut."""
     import functools
-
-    from cowbench.blind_run import BLIND_MODE, INPROCESS_MODE
 
     while isinstance(run_method, functools.partial):  # run_blind with its limits bound, say
         run_method = run_method.func
@@ -129,8 +132,6 @@ class BlindRun:
     @property
     def told(self) -> list[str]:
         """Telling routes read, and every audit route the method process took, sorted."""
-        from cowbench.access import told_routes
-
         return sorted(set(told_routes(self.used)) | set(self.audit))
 
 
@@ -143,8 +144,6 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
     Raises `MethodLost` when the run returned no result, `BatchDependent` when the edited model reads its batch,
     `ValueError`/`TypeError` for a malformed output.
     """
-    from cowbench.access import used_from_log
-    from cowbench.blind_run import INPROCESS_MODE, load_edited_inprocess
     from cowbench.blinding import blind_inputs, blind_seed
 
     api = blind_api()
@@ -206,11 +205,8 @@ def row_check_batches(rep: Replicate) -> list[tuple[str, np.ndarray]]:
 
 
 def _from_plain(plain: Mapping[str, Any], edited: Any) -> MethodOutput:
-    from cowbench.method import MethodOutput
-
     if hasattr(MethodOutput, "from_plain"):  # the contract's own (bench/method.py), where present
         return MethodOutput.from_plain({k: v for k, v in plain.items() if k != "has_edited"}, edited)
-    from cowbench.blind_run import from_plain
 
     return from_plain(dict(plain), edited)
 
@@ -219,13 +215,9 @@ def score_step(rep: Replicate, ran: BlindRun, access: frozenset[str], *, loeo: C
                ) -> tuple[Any, dict[str, Any]]:
     """Score an unblinded output in this process (where no method code ran): (metrics, extra resources).
 
-    ``loeo``: computes the ``loeo_acc`` selection metric (`cowbench.selection.loeo_accuracy`); its time is
+    ``loeo``: computes the ``loeo_acc`` selection metric (`cowbench.loeo.loeo_accuracy`); its time is
     ``loeo_wall_s``, apart from the method's.
     """
-    from cowbench.determinism import deterministic
-    from cowbench.scores import compute_scores
-    from cowbench.scores.context import ScoreContext
-
     extra: dict[str, Any] = {}
     with deterministic(1):
         ctx = ScoreContext(rep.scenario, rep.data, ran.output, access, rep.subject, rep.oracle, dict(rep.base_ace),
@@ -247,11 +239,9 @@ def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
     The method sees the replicate blinded (`cowbench.blinding`); ``output`` is unblinded (real names, an edited
     model taking the real columns). ``run_method`` runs it (default: this instance in this process, the
     debugger shortcut). ``loeo``: also refit it with each training environment held out
-    (`cowbench.selection.loeo_accuracy`) for the ``loeo_acc`` selection metric. ``resources`` holds the method's
+    (`cowbench.loeo.loeo_accuracy`) for the ``loeo_acc`` selection metric. ``resources`` holds the method's
     time and memory, ``told`` (telling and audit routes), ``read_log`` and ``run_mode``.
     """
-    from cowbench.blind_run import INPROCESS_MODE, run_method_instance
-
     cls = type(method)
     cls.check_params(method.hyperparameters())  # a NaN or out-of-range value fails here, named
     if method.random_state is None:
@@ -263,8 +253,6 @@ def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
     try:
         refit = None
         if loeo:
-            from cowbench.selection import loeo_accuracy
-
             def refit():
                 return loeo_accuracy(rep, method, fit_seed)
         metrics, extra = score_step(rep, ran, frozenset(cls.access), loeo=refit)

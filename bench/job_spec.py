@@ -13,6 +13,7 @@ from typing import Any
 
 from cowbench.plugins import plugin_digests
 from cowbench.registries import METHODS
+from cowbench.scores import scorer_version
 from cowbench.seeds import derive_seed, stable_hash
 
 
@@ -105,8 +106,6 @@ def make_job(replicate: ReplicateSpec, method: str, hparams: Mapping[str, Any], 
              loeo: bool = False, plugins: Sequence[str] = ()) -> JobSpec:
     """The spec of one job. ``plugins``: the run's plugin files or modules; their source hashes enter the spec
     (and so the id), and the method's class metadata travels with it (`method_info`)."""
-    from cowbench.scores import scorer_version
-
     cls = METHODS.get(method)
     digests = tuple(sorted({d["sha256"] for d in plugin_digests(plugins)}))
     return JobSpec(replicate, method, dict(hparams), cls.version, scorer_version(), loeo=loeo, trial=trial,

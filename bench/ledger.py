@@ -34,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from cowbench.errors import InputError
+from cowbench.fingerprint import _cpuinfo
+from cowbench.locks import hold
+from cowbench.record_files import MAX_RECORD_BYTES, job_path, load_record, read_regular
 
 LEDGER = "ledger.jsonl"
 LOCK = "ledger.lock"
@@ -53,16 +56,12 @@ def _entry_hash(entry: Mapping[str, Any]) -> str:
 
 
 def file_sha256(path: Path, max_bytes: int | None = None) -> str:
-    from cowbench.store import read_regular
-
     return hashlib.sha256(read_regular(Path(path), max_bytes)).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
 def machine() -> dict[str, str]:
     """A light machine fingerprint (no torch import: engine workers append too): host, CPU model, Python."""
-    from cowbench.fingerprint import _cpuinfo
-
     model, _ = _cpuinfo()
     return {"host": platform.node(), "cpu": model or platform.processor() or platform.machine(),
             "python": platform.python_version()}
@@ -130,8 +129,6 @@ class LedgerIndex:
 
 
 def _read_lines(out: Path) -> list[bytes] | None:
-    from cowbench.store import read_regular
-
     try:
         data = read_regular(ledger_path(out), _MAX_LEDGER_BYTES)
     except FileNotFoundError:
@@ -220,8 +217,6 @@ def _append(out: Path, entries: Iterable[dict[str, Any]], *, create: bool = Fals
     """Append ``entries`` to ``out``'s ledger under its lock; returns the new head, or None when nothing was
     written: without a ledger (an unadopted older folder is not half-ledgered), or with ``create`` (begin a new
     ledger) when one exists already."""
-    from cowbench.locks import hold
-
     out = Path(out)
     path = ledger_path(out)
     with hold(out / LOCK, wait=None):
@@ -272,8 +267,6 @@ def record_job(out: Path, job_id: str, plugins: Sequence[str] = ()) -> str | Non
 
     Called by the process that ran the job, right after the record was stored.
     """
-    from cowbench.store import MAX_RECORD_BYTES, job_path
-
     path = job_path(out, job_id)
     try:
         digest = file_sha256(path, MAX_RECORD_BYTES)
@@ -316,8 +309,6 @@ def adopt(out: Path) -> tuple[int, int, list[str]]:
     files adopted, one line per file left out). `InputError` if ``out`` already has a sound ledger or no
     results; a broken ledger (edited mid-file) is set aside as ``ledger.broken-<time>.jsonl`` and replaced.
     """
-    from cowbench.store import load_record, read_regular
-
     out = Path(out).absolute()
     if not out.is_dir():
         raise InputError(f"results directory {str(out)!r} does not exist or is not a directory")

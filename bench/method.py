@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cowbench.access import check_access
+from cowbench.errors import InputError
 from cowbench.registries import METHODS
 
 FAMILIES = ("estimation", "causal", "robust_training", "attribution", "editing", "discovery")
@@ -483,8 +484,6 @@ class Method:
 
         Raises `InputError` naming the method, the hyperparameter, the value and what is allowed.
         """
-        from cowbench.errors import InputError
-
         if not isinstance(params, Mapping):
             raise InputError(f"method {cls.name!r}: hyperparameters must be a table of name = value, "
                              f"got {params!r}")

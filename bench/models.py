@@ -90,3 +90,19 @@ def torch_threads(n: int = 1) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+class ColumnOrder(nn.Module):
+    """``forward(x) = inner(x[:, index])``: ``inner`` fed its input columns from another order.
+
+    The unblinder wraps an edited model with it (the method worked in shown columns; the scorer passes real
+    ones). Row-independent by construction: it only reorders columns.
+    """
+
+    def __init__(self, inner: nn.Module, index: np.ndarray):
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("index", torch.as_tensor(np.asarray(index, dtype=np.int64)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x[:, self.index])

@@ -112,6 +112,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cowbench.seeds import stable_int
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -167,8 +169,6 @@ class PlantedSpec:
             raise ValueError(f"arch 'planted' needs the identity rendering of {', '.join(VARIABLES)} (and nuisance "
                              f"variables); scenario {scn.name!r} renders {scn.rendering} with inputs {list(names)}")
         if seed is None:
-            from cowbench.seeds import stable_int
-
             seed = stable_int(["planted", scn.spec]) & 0xFFFFFFFF
         spec = cls(coef={"moo": knobs["planted_moo"], "tail": knobs["planted_tail"],
                          "grass": knobs["planted_grass"]},

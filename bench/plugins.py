@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cowbench.errors import InputError
+from cowbench.registry import load_plugin
+
 _LOADED_PLUGINS: dict[str, dict[str, Any]] = {}  # plugin as given -> its digest, in load order
 
 
@@ -17,8 +20,6 @@ def plugin_digest(plugin: str) -> dict[str, Any]:
     """
     import hashlib
     import importlib.util
-
-    from cowbench.errors import InputError
 
     if plugin.endswith(".py"):
         path, name = Path(plugin), Path(plugin).name
@@ -56,8 +57,6 @@ def load_plugins_once(plugins: tuple[str, ...]) -> None:
 
     Its source hash is taken before the import (so what ran is what was hashed) and kept for `loaded_plugins`.
     """
-    from cowbench.registry import load_plugin
-
     for plugin in plugins:
         if plugin not in _LOADED_PLUGINS:
             digest = plugin_digest(plugin)

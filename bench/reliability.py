@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cowbench.determinism import deterministic
+from cowbench.errors import InputError
+from cowbench.jobs import ReplicateSpec, build_replicate, execute, make_job
+from cowbench.registries import METHODS, SCENARIOS, get_method, make_scenario
+from cowbench.reports.table import leading_pairs, load_results, score_table
 from cowbench.stats import min_resolvable_difference, replicates_needed
+from cowbench.store import write_text_atomic
 
 # -- the reliability study: reseed noise per seed, and the power to tell two methods apart ------------------
 
@@ -62,10 +68,6 @@ def _run_unit(unit: _Unit) -> list[dict[str, Any]]:
     oracle cached in a temporary folder so they are trained once) and score each method on it."""
     import tempfile
 
-    from cowbench.determinism import deterministic
-    from cowbench.jobs import build_replicate, execute
-    from cowbench.registries import METHODS
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="cowbench-reliability-") as folder:
         for test_seed in sorted({r[0] for r in unit.runs}):
@@ -85,9 +87,6 @@ def _run_unit(unit: _Unit) -> list[dict[str, Any]]:
 def check_pairs(pairs: Mapping[str, Sequence[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
     """Validate ``{track: [(scenario, method), ...]}``: known tracks, scenarios and methods, each method
     declaring the track's output; `InputError` naming the first problem."""
-    from cowbench.errors import InputError
-    from cowbench.registries import METHODS, SCENARIOS
-
     checked: dict[str, list[tuple[str, str]]] = {}
     for track, items in pairs.items():
         if track not in DEFAULT_PAIRS:
@@ -120,13 +119,9 @@ def plan_units(pairs: Mapping[str, Sequence[tuple[str, str]]], replicates: int, 
     splits from its own sample), the one paired differences between methods are taken over. Seeds are the
     harness's own (`cowbench.jobs.ReplicateSpec`, `make_job`), so index 0 is the suite's replicate 0.
     """
-    import cowbench as cb
-    from cowbench.jobs import ReplicateSpec, make_job
     from cowbench.subject import SubjectConfig
 
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 2:
-        from cowbench.errors import InputError
-
         raise InputError(f"--replicates must be an integer >= 2 (a standard deviation needs two), got {replicates!r}")
     cfg = SubjectConfig.from_mapping(subject).to_dict()
     methods_of: dict[str, set[str]] = {}
@@ -137,12 +132,12 @@ def plan_units(pairs: Mapping[str, Sequence[tuple[str, str]]], replicates: int, 
     wanted: dict[tuple[str, int, int], set[tuple[int, str, int]]] = {}
     specs: dict[str, dict[str, Any]] = {}
     for scenario, methods in methods_of.items():
-        spec = cb.make_scenario(scenario).spec
+        spec = make_scenario(scenario).spec
         specs[scenario] = spec
         reps = [ReplicateSpec(spec, r, root_seed, cfg) for r in range(replicates)]
         d0, s0 = reps[0].data_seed, reps[0].subject_seed
         for method in sorted(methods):
-            hparams = cb.get_method(method)().hyperparameters()
+            hparams = get_method(method)().hyperparameters()
             fits = [make_job(rep, method, hparams).fit_seed for rep in reps]
             for r, rep in enumerate(reps):
                 seeds = {"train_data": (rep.data_seed, d0, s0, fits[0]),
@@ -167,8 +162,6 @@ def run_study(pairs: Mapping[str, Sequence[tuple[str, str]]], replicates: int = 
 
     Returns a frame with columns ``track, metric, scenario, method, kind, index, value``.
     """
-    from cowbench.reports.table import score_table
-
     pairs = check_pairs(pairs)
     units, plan = plan_units(pairs, replicates, root_seed, subject)
     if n_jobs == 1:
@@ -297,8 +290,6 @@ def from_results(out: Path, suite: str | None = None, n: int = STANDARD_REPLICAT
                  targets: Mapping[str, float] | None = None, *, ranked_only: bool = True) -> pd.DataFrame:
     """`leading_resolution` of a results directory's stored jobs (no job is run: the suite's replicates are
     paired already); ``ranked_only``: the leading pairs among the ranked settings (those a paper compares)."""
-    from cowbench.reports.table import leading_pairs, load_results
-
     res = load_results(Path(out), suite)
     return leading_resolution(leading_pairs(res.frame, ranked_only=ranked_only), n, targets)
 
@@ -417,8 +408,6 @@ def write_reliability(out: Path, values: pd.DataFrame, meta: Mapping[str, Any], 
     """Write ``out`` (Markdown) and the same stem with ``.json`` (every value, the tables, provenance);
     ``leading``: `from_results` of a results directory, if one was given."""
     import json
-
-    from cowbench.store import write_text_atomic
 
     reseed, resolution = reseed_table(values), resolution_table(values, n, target)
 

@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cowbench.determinism import pinned_threads
 from cowbench.job_spec import ReplicateSpec
+from cowbench.planted import planted_models
 from cowbench.registries import SCENARIOS
 from cowbench.seeds import canonical_json
+from cowbench.store import read_checked, write_checked
 
 if TYPE_CHECKING:
     from torch import nn
@@ -73,8 +76,6 @@ def _load_or_train(path: Path | None, train: Any) -> nn.Module:
 
     import torch
 
-    from cowbench.store import read_checked, write_checked
-
     data = read_checked(path) if path is not None else None
     if data is not None:  # only a cache file whose checksum matches is trusted; anything else is rebuilt
         model = train(fit=False)
@@ -122,7 +123,6 @@ def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], dat
 
     unit_truth = None
     if cfg.arch == "planted":  # built by construction from the scenario, not trained: nothing to cache
-        from cowbench.planted import planted_models
 
         subject, oracle, unit_truth = planted_models(scn, seed=seed)  # per replicate: its own draws
     else:
@@ -150,7 +150,5 @@ def _prepare_cached(replicate_json: str, cache_dir: str | None) -> Replicate:
 
 def prepare(replicate: ReplicateSpec, cache_dir: Path | None = None) -> Replicate:
     """Data, subject and oracle of a replicate (trained once, then loaded from ``cache_dir``)."""
-    from cowbench.determinism import pinned_threads
-
     with pinned_threads(1):  # torch and every BLAS pool: results must not depend on the worker count
         return _prepare_cached(canonical_json(replicate.to_dict()), str(cache_dir) if cache_dir else None)

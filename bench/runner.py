@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import os
 import signal
 import threading
@@ -21,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from cowbench import ledger
+from cowbench.blind_run import run_inprocess
 from cowbench.errors import InputError
+from cowbench.isolation import Lost, call_isolated, close_isolated
 from cowbench.jobs import JobSpec, ReplicateSpec, load_plugins_once, prepare, run_job, store_failure
 from cowbench.launchers import (
     EngineError,
@@ -31,8 +32,10 @@ from cowbench.launchers import (
     run_identity,
     safe_import_path,
 )
-from cowbench.store import job_status, remove_stale_tmp, write_json_atomic, write_manifest
-from cowbench.suite import Suite
+from cowbench.locks import hold, job_lock_path, replicate_lock_path
+from cowbench.progress import Progress, job_label
+from cowbench.store import job_status, read_json, remove_stale_tmp, write_json_atomic, write_manifest
+from cowbench.suite import Suite, check_memory_limit, check_time_limit
 
 DEFAULT_TIME_LIMIT = 3600.0  # seconds per job: generous, a smoke job takes under one
 # the default memory limit per job: this share of the machine's physical memory, divided among the parallel jobs
@@ -104,8 +107,6 @@ def _run_token(call: _Call) -> str:
 
 
 def _read_attempts(out: Path, job_id: str) -> dict[str, Any]:
-    from cowbench.store import read_json
-
     try:
         marker = read_json(attempts_path(out, job_id), 4096)
     except (OSError, ValueError):  # none, or unreadable: no death on record
@@ -116,8 +117,6 @@ def _read_attempts(out: Path, job_id: str) -> dict[str, Any]:
 def _mark_started(out: Path, spec: JobSpec, call: _Call) -> int | None:
     """Count one more start of ``spec`` not (yet) followed by its record; the starts counted before, or None when
     another process holds the job's lock (it runs the job: nothing to count here)."""
-    from cowbench.locks import hold, job_lock_path
-
     with hold(job_lock_path(out, spec.id), wait=0.0) as free:
         if not free:
             return None
@@ -165,9 +164,6 @@ _RUN_JOB_PARAMS = frozenset(inspect.signature(run_job).parameters)
 
 
 def _prepare_worker(args: tuple[ReplicateSpec, _Call]) -> str | None:
-    from cowbench.isolation import Lost, call_isolated
-    from cowbench.locks import hold, replicate_lock_path
-
     replicate, call = args
     _in_worker(call)
     # a second run sharing the directory waits here, then loads the models the first one trained
@@ -180,8 +176,6 @@ def _prepare_worker(args: tuple[ReplicateSpec, _Call]) -> str | None:
 
 
 def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
-    from cowbench.isolation import Lost, call_isolated
-
     spec, call, wait = args
     _in_worker(call)
     out = Path(call.out)
@@ -195,7 +189,6 @@ def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
                                "the suite (cowbench run --retry-failed tries it again)", planned_at=call.planned_at)
         return spec.id, _stored(out, spec, status, call)
     if not call.isolate:  # the debugger shortcut: the method runs in this process (its records say unsafe)
-        from cowbench.blind_run import run_inprocess
 
         return spec.id, _stored(out, spec, run_job(*job_args, **{**job_kwargs, "run_method": run_inprocess}), call)
     # the replicate first, with its own clock (after a restart the new child reloads it): the job's time limit
@@ -248,15 +241,6 @@ def plan_run(suite: Suite, out: Path, *, force: bool = False, retry_failed: bool
     return jobs, todo, RunSummary(planned=len(jobs), done_before=done, failed_before=failed_kept)
 
 
-def check_memory_limit(value: Any) -> float | None:
-    """A per-job memory limit in megabytes (a finite number of at least 64), or None for the default."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 64:
-        raise InputError(f"the memory limit must be a number of megabytes, at least 64, got {value!r}")
-    return float(value)
-
-
 def physical_memory_mb() -> float | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
@@ -286,15 +270,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def check_time_limit(value: Any) -> float | None:
-    """A per-job time limit in seconds (a positive finite number), or None for no limit."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InputError(f"the time limit must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int | None = None,
@@ -362,7 +337,6 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
     by_id = {j.id: j for j in todo}
     unfinished = dict(by_id)
 
-    from cowbench.progress import Progress, job_label
 
     show = progress is not False  # None (the default): a bar on a terminal, periodic lines elsewhere
     bar = None
@@ -416,7 +390,5 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
         if bar is not None:
             bar.close()
         if engine.isolates:
-            from cowbench.isolation import close_isolated
-
             close_isolated()  # the serial launcher's child belongs to this thread: do not leave it behind
     return summary

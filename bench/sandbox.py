@@ -50,8 +50,15 @@ from typing import Any
 import numpy as np
 import torch
 
+import cowbench.access as access
 from cowbench.audit import ROUTES as _ROUTES
-from cowbench.isolation import Lost
+from cowbench.audit import TAMPERED, AuditRecorder, installed_roots
+from cowbench.determinism import deterministic
+from cowbench.errors import Lost
+from cowbench.method import MethodOutput
+from cowbench.models import logits
+from cowbench.registries import METHODS
+from cowbench.replicate import scenario_from_spec
 
 # Environment variables a method process keeps (by name or prefix): locale, numerics, thread counts. Anything
 # else (a results path in a user's variable, the CLI's arguments in a wrapper's variable) is dropped.
@@ -152,14 +159,10 @@ def make_task(inputs: Any) -> Any:
     A `TaskInputs` (cowbench.access, when present) gives ``Task(inputs)``; a `LegacyInputs` gives today's
     Task from its pieces; anything else is taken as the Task itself (tests hand a small stand-in).
     """
-    from cowbench import access
-
     task_inputs = getattr(access, "TaskInputs", None)
     if task_inputs is not None and isinstance(inputs, task_inputs):
         return access.Task(inputs)
     if isinstance(inputs, LegacyInputs):
-        from cowbench.jobs import scenario_from_spec
-
         return access.Task(scenario_from_spec(inputs.scenario_spec), inputs.data, inputs.subject, inputs.access,
                            subject_config=inputs.subject_config, n_concept=inputs.n_concept)
     return inputs
@@ -339,8 +342,6 @@ def _gone(pid: int) -> bool:
 
 
 def _lost_from_status(status: int | None) -> Lost:
-    from cowbench.audit import TAMPERED
-
     if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == TAMPERED:
         return Lost("tampered", "tampered: the method process closed or replaced its audit record pipe")
     if status is None:
@@ -590,8 +591,6 @@ def run_inprocess(call: BlindCall) -> BlindResult:
     """
     import cloudpickle
 
-    from cowbench.method import MethodOutput
-
     with _determinism():
         task = make_task(call.inputs)
         method = _method(call)
@@ -749,8 +748,6 @@ class _Session:
 def _chunked_logits(model: Any, chunks: list[np.ndarray]) -> list[np.ndarray]:
     """``logits(model, chunk)`` for each chunk; every `SandboxedModel` inside ``model`` (itself, or wrapped, e.g.
     by the unblinder's column permutation) answers them all from one process."""
-    from cowbench.models import logits
-
     with contextlib.ExitStack() as stack:
         for module in model.modules() if isinstance(model, torch.nn.Module) else ():
             if isinstance(module, SandboxedModel):
@@ -822,15 +819,11 @@ def _die_with(parent_pid: int) -> None:
 
 @contextlib.contextmanager
 def _determinism() -> Iterator[None]:
-    from cowbench.determinism import deterministic
-
     with deterministic(1):  # as the harness's jobs: deterministic torch, one thread in every pool
         yield
 
 
 def _method(call: BlindCall) -> Any:
-    from cowbench.registries import METHODS
-
     cls = call.method if isinstance(call.method, type) else METHODS.get(call.method)
     params = dict(call.hparams)
     cls.check_params({k: v for k, v in params.items() if k != "random_state"})
@@ -1030,9 +1023,6 @@ def _peak_rss_mb() -> float | None:
 def _serve_run(call: BlindCall, private: str, rec_fd: int, options: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     import cloudpickle
 
-    from cowbench.audit import AuditRecorder, installed_roots
-    from cowbench.method import MethodOutput
-
     plugin_files = tuple(p for p in call.plugins if p.endswith(".py"))
     recorder = AuditRecorder(private, installed_roots(extra=plugin_files), sink_fd=rec_fd)
     with _determinism():
@@ -1063,8 +1053,6 @@ def _serve_run(call: BlindCall, private: str, rec_fd: int, options: dict[str, An
 def _serve_forward(body: dict[str, Any], private: str, rec_fd: int) -> tuple[dict[str, Any], bytes]:
     import torch
 
-    from cowbench.audit import AuditRecorder, installed_roots
-
     recorder = AuditRecorder(private, installed_roots(), sink_fd=rec_fd)
     recorder.install()
     outs = []
@@ -1089,8 +1077,6 @@ def _serve_forward(body: dict[str, Any], private: str, rec_fd: int) -> tuple[dic
 
 def _serve_session(body: dict[str, Any], private: str, rec_fd: int, recv: Connection, send: Connection) -> None:
     """Load the model once, then answer one ``forward`` per request until the parent closes the pipe."""
-    from cowbench.audit import AuditRecorder, installed_roots
-
     recorder = AuditRecorder(private, installed_roots(), sink_fd=rec_fd)
     recorder.install()
     with _determinism():

@@ -33,20 +33,16 @@ Gulrajani, I., & Lopez-Paz, D. (2021). In search of lost domain generalization. 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cowbench.access import ACCESS_LEVELS
 from cowbench.errors import InputError
-
-if TYPE_CHECKING:
-    from cowbench.data import Dataset, Split
-    from cowbench.jobs import Replicate
-    from cowbench.method import Method
-    from cowbench.scores import Missing
+from cowbench.loeo import loeo_accuracy, without_env  # noqa: F401  (re-exported: the refit runs with the job)
+from cowbench.replicate import scenario_from_spec
 
 #: rule -> the stored metric it maximises (None: no metric, draw 0)
 RULES: dict[str, str | None] = {"defaults": None, "train_val": "val_acc", "worst_group_val": "val_wga",
@@ -72,8 +68,6 @@ def check_rules(rules: Sequence[str]) -> list[str]:
 
 def _with_level(access: str, level: str) -> str:
     """The access label ``access`` (levels joined by ``+``) with ``level`` added, in `ACCESS_LEVELS` order."""
-    from cowbench.access import ACCESS_LEVELS
-
     have = set(filter(None, str(access).split("+")))
     if level == "group_val" and "group" in have:  # group labels of every split already include val's
         return str(access)
@@ -170,73 +164,12 @@ def selections(selected: pd.DataFrame) -> list[dict[str, Any]]:
                                        d["selected_hparams"]))
 
 
-def _job_level(res: Any, trials: Mapping[str, int]) -> pd.DataFrame:
-    """One row per ok job of ``res`` (`RunResults`) with the selection metrics as columns and the draw index."""
-    metrics = [m for m in RULES.values() if m is not None]
-    part = res.frame[res.frame["metric"].isin(metrics)]
-    wide = part.pivot_table(index="job_id", columns="metric", values="value", aggfunc="first")
-    jobs = res.jobs.drop(columns=[c for c in ("selection", "entry") if c in res.jobs])
-    out = jobs.set_index("job_id").join(wide.reindex(columns=metrics)).reset_index()
-    out["trial"] = out["job_id"].map(lambda j: int(trials.get(j, 0)))
-    return out
-
-
-def apply_selection(res: Any) -> Any:
-    """A `RunResults` whose rows are the jobs each of the manifest's rules selected, once per rule.
-
-    The manifest's ``selection`` (default ``["defaults"]``) and ``trials`` (job id -> draw index) say what to
-    do; a run with neither is returned unchanged. Each selected job's rows carry ``selection`` (the rule) and
-    ``selected_hparams`` (its setting); ``hparams`` is emptied for every rule but ``defaults``, so one row
-    gathers a rule's choices over replicates whatever setting each replicate chose; ``access`` and ``told``
-    are as the rule set them; ``entry`` is recomputed (`add_entries`) and the oracle's is marked as an upper
-    bound. The manifest copy gains ``selections`` (`selections`: the setting each rule chose per replicate,
-    computed here at report time from the stored jobs, so it is never out of date) and ``selection_skipped``
-    (why a rule gave no row), which are also added to its ``skipped`` list.
-    """
-    import copy
-
-    from cowbench.reports.table import add_entries, scenario_label
-
-    manifest = copy.deepcopy(res.manifest) if res.manifest else {}
-    rules = check_rules(manifest.get("selection") or ["defaults"])
-    trials = manifest.get("trials") or {}
-    if rules == ["defaults"] and not trials:
-        return res
-    skipped: list[dict[str, Any]] = []
-    chosen = apply_rules(_job_level(res, trials), rules, skipped=skipped)
-    chosen.loc[chosen["selection"] != "defaults", "hparams"] = ""
-    keyed = chosen[["job_id", "selection", "selected_hparams", "hparams", "access", "told"]]
-    jobs = res.jobs.drop(columns=[c for c in ("selection", "entry", "hparams", "access", "told") if c in res.jobs])
-    jobs = add_entries(jobs.merge(keyed, on="job_id", how="inner"))  # marks the oracle's rows as an upper bound
-    entries = jobs[["job_id", "selection", "entry"]]
-    columns = ["selection", "entry", "hparams", "access", "told"]
-
-    def expand(table: pd.DataFrame) -> pd.DataFrame:
-        base = table.drop(columns=[c for c in columns if c in table])
-        return base.merge(keyed, on="job_id", how="inner").merge(entries, on=["job_id", "selection"], how="left")
-
-    manifest["selections"] = selections(chosen)
-    manifest["selection_skipped"] = skipped
-    # the report lists them with the pairs the suite skipped (by scenario spec), once per (scenario, method, rule)
-    specs = {scenario_label(spec): spec for spec in (manifest.get("suite") or {}).get("scenarios", [])}
-    listed = {(scenario_label(s["scenario"]), s["method"]) for s in manifest.get("skipped", [])
-              if str(s.get("reason", "")).startswith("no loeo selection")}
-    manifest["skipped"] = list(manifest.get("skipped", [])) + [
-        {"scenario": specs[s["scenario"]], "method": s["method"], "reason": f"no {s['selection']} row: {s['reason']}"}
-        for s in skipped if s["scenario"] in specs and (s["selection"] != "loeo" or (s["scenario"], s["method"])
-                                                        not in listed)]
-    return dataclasses.replace(res, frame=expand(res.frame), jobs=jobs, missing=expand(res.missing),
-                               manifest=manifest)
-
-
 # -- leave-one-environment-out: refit without each training environment (run by the job runner) ------------
 
 
 def loeo_applies(scenario: Any, cls: type) -> str | None:
     """None if ``cls`` gets a ``loeo_acc`` on ``scenario`` (a spec or a `Scenario`), else the reason it does not."""
     if isinstance(scenario, Mapping):
-        from cowbench.jobs import scenario_from_spec
-
         scenario = scenario_from_spec(scenario)
     n = len(scenario.scm.train_envs)
     if n < MIN_LOEO_ENVS:
@@ -246,68 +179,3 @@ def loeo_applies(scenario: Any, cls: type) -> str | None:
     if "edit" not in cls.outputs:
         return "the method returns no edited model to score on the held-out environment"
     return None
-
-
-def _subset(split: Split, keep: np.ndarray) -> Split:
-    n = len(split)
-
-    def cut(value: Any) -> Any:
-        return value[keep] if isinstance(value, np.ndarray) and value.shape[:1] == (n,) else value
-
-    return dataclasses.replace(split, x=split.x[keep], y=split.y[keep], env=split.env[keep],
-                               group=split.group[keep],
-                               concepts=split.concepts.iloc[np.flatnonzero(keep)].reset_index(drop=True),
-                               exogenous={k: cut(v) for k, v in split.exogenous.items()},
-                               do={k: cut(v) for k, v in split.do.items()})
-
-
-def without_env(data: Dataset, env: int) -> Dataset:
-    """``data`` with the training and validation units of environment ``env`` removed (test splits unchanged)."""
-    return dataclasses.replace(data, train=_subset(data.train, data.train.env != env),
-                               val=_subset(data.val, data.val.env != env))
-
-
-_FOLDS: dict[tuple[str, int], Any] = {}  # (replicate fingerprint, env) -> subject retrained without env
-
-
-def _fold_subject(rep: Replicate, env: int, train: Split) -> Any:
-    """The subject architecture retrained without ``env``: the held-out units must not have shaped the model an
-    edit starts from either. Kept for the replicate's other jobs in this process (one replicate at a time)."""
-    from cowbench.seeds import derive_seed
-    from cowbench.subject import SubjectConfig, fit_fresh, loss_for
-
-    key = (rep.fingerprint, int(env))
-    if key not in _FOLDS:
-        if any(k[0] != rep.fingerprint for k in _FOLDS):
-            _FOLDS.clear()
-        cfg = SubjectConfig.from_mapping({k: v for k, v in rep.subject_config.items() if k != "version"})
-        seed = derive_seed(0, "loeo-subject", rep.fingerprint, int(env))
-        _FOLDS[key] = fit_fresh(cfg, train.x, train.y, seed, loss=loss_for(rep.scenario))
-    return _FOLDS[key]
-
-
-def loeo_accuracy(rep: Replicate, method: Method, fit_seed: int) -> float | Missing | None:
-    """Mean over training environments ``e`` of the accuracy, on train's units of ``e``, of ``method`` refit on
-    the data without ``e`` (subject retrained without ``e`` as well). None if a fold returns no edited model;
-    `Missing` with the reason if a fold's refit raises (the job itself stays ok: its other scores stand)."""
-    from cowbench.access import Task
-    from cowbench.models import logits
-    from cowbench.scores import Missing
-    from cowbench.seeds import derive_seed
-
-    accs = []
-    for env in np.unique(rep.data.train.env):
-        fold = without_env(rep.data, int(env))
-        subject = _fold_subject(rep, int(env), fold.train)
-        task = Task(rep.scenario, fold, subject, type(method).access, subject_config=rep.subject_config)
-        try:
-            output = method.clone(random_state=derive_seed(fit_seed, "loeo", int(env))).run(task)
-        except Exception as exc:  # e.g. a method that assumes every training environment is present
-            return Missing(f"the refit without training environment {int(env)} raised {type(exc).__name__}: "
-                           f"{' '.join(str(exc).split())[:200]}")
-        if output.edited is None:
-            return None
-        held = rep.data.train.env == env
-        pred = logits(output.edited, rep.data.train.x[held]) > 0
-        accs.append(float(np.mean(pred == (np.asarray(rep.data.train.y[held]) == 1))))
-    return float(np.mean(accs))

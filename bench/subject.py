@@ -16,6 +16,8 @@ from torch import nn
 
 from cowbench.data import Dataset, Split
 from cowbench.models import ARCHS, build_model
+from cowbench.planted import planted_models
+from cowbench.registries import SCENARIOS
 from cowbench.training import fit_logit_model
 
 if TYPE_CHECKING:
@@ -66,8 +68,6 @@ def subject_for(scenario_spec: Mapping[str, Any], subject: Mapping[str, Any]) ->
     A declared subject replaces the whole table (defaults for what it does not set), so a planted scenario's
     replicate id does not depend on training settings it does not use.
     """
-    from cowbench.registries import SCENARIOS
-
     name = scenario_spec.get("generator") if isinstance(scenario_spec, Mapping) else None
     declared = None
     if name is not None and name in SCENARIOS.names():
@@ -106,8 +106,6 @@ def train_subject(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0
     """
     cfg = SubjectConfig.from_mapping({"arch": arch, **config})
     if cfg.arch == "planted":
-        from cowbench.planted import planted_models
-
         return planted_models(scn, seed=seed)[0]
     return fit_fresh(cfg, data.train.x, data.train.y, seed, loss=loss_for(scn))
 
@@ -131,8 +129,6 @@ def train_oracle(scn: Scenario, data: Dataset, arch: str = "mlp", seed: int = 0,
     """
     cfg = SubjectConfig.from_mapping({"arch": arch, **config})
     if cfg.arch == "planted":
-        from cowbench.planted import planted_models
-
         return planted_models(scn, seed=seed)[1]
     train = decorrelated_train(scn, data.train, seed)
     return fit_fresh(cfg, train.x, train.y, seed, loss=loss_for(scn))

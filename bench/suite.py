@@ -31,6 +31,7 @@ hyperparameters raise `InputError` naming the problem.
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,11 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from cowbench.errors import InputError
-from cowbench.jobs import JobSpec, ReplicateSpec, make_job
+from cowbench.jobs import JobSpec, ReplicateSpec, make_job, scenario_from_spec
 from cowbench.registries import METHODS, SCENARIOS
 from cowbench.seeds import stable_hash
+from cowbench.selection import RULES, loeo_applies
 from cowbench.store import check_suite_name
-from cowbench.trials import MAX_TRIALS
+from cowbench.trials import MAX_TRIALS, trial_settings
 
 _TOP_KEYS = {"suite", "subject", "scenarios", "methods"}
 _SUITE_KEYS = {"name", "description", "root_seed", "replicates", "time_limit", "memory_limit", "trials", "selection"}
@@ -101,8 +103,6 @@ class Suite:
 
     def pairs(self) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any], str | None]]:
         """(scenario spec, method, hyperparameters, reason to skip or None) for every pair of the suite."""
-        from cowbench.jobs import scenario_from_spec
-
         out = []
         for spec in self.scenarios:
             scenario = scenario_from_spec(spec)
@@ -116,7 +116,6 @@ class Suite:
         out = [{"scenario": dict(spec), "method": name, "reason": reason}
                for spec, name, _, reason in self.pairs() if reason is not None]
         if "loeo" in self.selection:  # the pair runs, but the loeo rule gives it no row
-            from cowbench.selection import loeo_applies
 
             for spec, name, _, reason in self.pairs():
                 why = loeo_applies(spec, METHODS.get(name)) if reason is None else None
@@ -129,9 +128,6 @@ class Suite:
 
         ``plugins``: the run's plugin files or modules; their source hashes enter every job's spec (a run with
         plugins never shares job ids with one without, or with other plugins)."""
-        from cowbench.selection import loeo_applies
-        from cowbench.trials import trial_settings
-
         # the draws depend on the root seed, the method and the index only: computed once for every scenario
         settings = [trial_settings(METHODS.get(name), k, self.root_seed, params)
                     for (name, params), k in zip(self.methods, self.entry_trials(), strict=True)]
@@ -202,9 +198,25 @@ def _int(value: Any, where: str, low: int, high: int) -> int:
     return value
 
 
-def _time_limit(value: Any) -> float | None:
-    from cowbench.runner import check_time_limit
+def check_memory_limit(value: Any) -> float | None:
+    """A per-job memory limit in megabytes (a finite number of at least 64), or None for the default."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 64:
+        raise InputError(f"the memory limit must be a number of megabytes, at least 64, got {value!r}")
+    return float(value)
 
+
+def check_time_limit(value: Any) -> float | None:
+    """A per-job time limit in seconds (a positive finite number), or None for no limit."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"the time limit must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _time_limit(value: Any) -> float | None:
     try:
         return check_time_limit(value)
     except InputError as exc:
@@ -212,8 +224,6 @@ def _time_limit(value: Any) -> float | None:
 
 
 def _memory_limit(value: Any) -> float | None:
-    from cowbench.runner import check_memory_limit
-
     try:
         return check_memory_limit(value)
     except InputError as exc:
@@ -299,8 +309,6 @@ def _methods(table: Any, trials: list[int | None] | None = None) -> list[tuple[s
 
 
 def _selection(value: Any) -> tuple[str, ...]:
-    from cowbench.selection import RULES
-
     if (not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value)
             or len(set(value)) != len(value)):
         raise _fail("[suite] selection", f"must be a non-empty list of distinct rule names, got {value!r}")

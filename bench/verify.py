@@ -33,6 +33,12 @@ import numpy as np
 import pandas as pd
 
 from cowbench.errors import InputError
+from cowbench.jobs import JobSpec, ReplicateSpec, load_plugins_once, prepare, run_job
+from cowbench.progress import job_label
+from cowbench.registries import METHODS, SCENARIOS
+from cowbench.reports.table import load_results, rank_methods, rank_stability, summarize
+from cowbench.scores import scorer_version
+from cowbench.store import iter_records, job_path, read_json
 
 DEFAULT_ABS = 1e-4
 DEFAULT_UNITS = 3.0
@@ -118,9 +124,6 @@ class VerifyResult:
 def job_spec_from_record(record: dict[str, Any]) -> Any:
     """The `JobSpec` of a stored record; `InputError` if it does not hash to the record's id or the installed
     cowbench has other generator, subject, method or scorer versions (the rerun would measure something else)."""
-    from cowbench.jobs import JobSpec, ReplicateSpec
-    from cowbench.registries import METHODS, SCENARIOS
-    from cowbench.scores import scorer_version
     from cowbench.subject import SUBJECT_VERSION
 
     spec = record["spec"]
@@ -182,9 +185,6 @@ def _scales(rep: Any) -> dict[str, float]:
 
 def _rerun_group(args: tuple[list[Any], str, tuple[str, ...]]) -> list[Rerun]:
     """Rerun the jobs of one replicate (in a worker process) and read back their records."""
-    from cowbench.jobs import load_plugins_once, prepare, run_job
-    from cowbench.store import job_path, read_json
-
     specs, out, plugins = args
     load_plugins_once(plugins)
     cache = Path(out) / "cache"
@@ -205,7 +205,6 @@ def rerun_jobs(specs: Sequence[Any], n_jobs: int = 1, plugins: Sequence[str] = (
     """Rerun ``specs`` in a temporary directory (``workdir`` if given), grouped by replicate, on ``n_jobs``
     processes; returns one `Rerun` per spec. ``progress(done, total)`` after each replicate's batch;
     ``on_failure(name)`` for each rerun that failed, when its batch comes back."""
-    from cowbench.progress import job_label
 
     by_id = {spec.id: spec for spec in specs}
     groups: dict[str, list[Any]] = {}
@@ -298,8 +297,6 @@ def confident_rank_changes(stored: pd.DataFrame, fresh: pd.DataFrame,
     Ranks and P(best) come from `cowbench.reports.table` (``summarize``, ``rank_methods``, ``rank_stability``) on
     both frames, so verify judges exactly what the report prints.
     """
-    from cowbench.reports.table import rank_methods, rank_stability, summarize
-
     def tables(frame: pd.DataFrame) -> pd.DataFrame:
         ranks = rank_methods(summarize(frame), frame)
         stability = rank_stability(frame, ranks)
@@ -329,10 +326,6 @@ def verify(results: Path, *, sample: int | None = DEFAULT_SAMPLE, seed: int = 0,
 
     Raises `InputError` for a directory with no finished jobs or results made by other versions.
     """
-    from cowbench.jobs import load_plugins_once
-    from cowbench.reports.table import load_results
-    from cowbench.store import iter_records
-
     tolerance = tolerance or Tolerance()
     results = Path(results)
     if not results.is_dir():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cowbench.errors import InputError
+from cowbench.generators.scm import Scenario
 from cowbench.registries import SCENARIOS
 
 
@@ -143,8 +144,6 @@ class ScenarioFamily:
         return {name: knob.validate(knobs.get(name, knob.default)) for name, knob in self.knobs.items()}
 
     def __call__(self, **knobs: Any) -> Any:
-        from cowbench.generators.scm import Scenario
-
         resolved = self.resolve(knobs)
         spec = {"generator": self.name, "version": self.version, "knobs": resolved}
         return Scenario(spec, self.build(**resolved))

@@ -19,6 +19,7 @@ from cowbench.access import spread_rows
 from cowbench.method import Method, MethodOutput
 from cowbench.methods._algorithm import over_directions
 from cowbench.methods._internals import resolve_layer
+from cowbench.subject import subject_for
 
 
 def default_point(model: Any, prefer: str) -> str:
@@ -62,7 +63,6 @@ class DiscoveryMethod(Method):
         reason = super().applicable(scenario)
         if reason is not None:
             return reason
-        from cowbench.subject import subject_for
 
         if subject_for(scenario.spec, {}).get("arch") != "planted":
             return "needs a planted subject: only there are the true feature directions known"

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from cowbench.method import MethodOutput
-from cowbench.methods._common import logistic_fit
+from cowbench.methods._common import logistic_fit, per_variable
 
 TAIL, ARROW, CIRCLE = -1, 1, 2
 
@@ -132,8 +132,6 @@ def verdict_output(task: Any, marks: np.ndarray | None, data: np.ndarray, *, alp
 
     ``marks=None`` means the data are `degenerate`: the method abstains with that reason.
     """
-    from cowbench.methods._common import per_variable
-
     if marks is None:  # the caller found the data degenerate before learning a graph
         return MethodOutput(abstain=True, details={**(details or {}), "reason": degenerate(data)})
     verdict = label_verdict(marks, data, alpha=alpha, pag=pag)

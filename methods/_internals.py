@@ -13,6 +13,7 @@ from torch import nn
 
 from cowbench import surgery
 from cowbench.method import MethodOutput
+from cowbench.methods._common import concept_directions
 
 
 def resolve_layer(model: nn.Module, layer: str | None) -> str:
@@ -59,8 +60,6 @@ def standardized_partial(h: np.ndarray, c: np.ndarray, cols: list[int], *, ridge
     the spurious concept correlates with the label and so with the causes, and a marginal correlation would
     rank pure cause units high too.
     """
-    from cowbench.methods._common import concept_directions
-
     b = concept_directions(c, h, ridge=ridge)  # (k, width)
     sd_h = h.std(0)
     sd_c = c.std(0)

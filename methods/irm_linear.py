@@ -11,7 +11,7 @@ import torch
 
 from cowbench.access import Task
 from cowbench.method import Integer, LogUniform, Method, MethodOutput, Options, register_method
-from cowbench.methods._common import per_variable
+from cowbench.methods._common import logistic_fit, per_variable
 
 
 class _EnvRisks:
@@ -150,7 +150,6 @@ def erm_fit(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
     if kind == "continuous":
         z = np.column_stack([np.ones(len(x)), np.asarray(x, dtype=np.float64)])
         return np.linalg.lstsq(z, np.asarray(y, dtype=np.float64), rcond=None)[0][1:]
-    from cowbench.methods._common import logistic_fit
 
     return logistic_fit(x, y, C=1e4, max_iter=1000)[0]
 

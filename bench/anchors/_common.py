@@ -7,6 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cowbench.jobs import ReplicateSpec, execute, make_job, prepare
+from cowbench.registries import METHODS
+from cowbench.seeds import stable_hash
+from cowbench.selection import apply_rules
+from cowbench.store import write_text_atomic
+from cowbench.trials import trial_settings
+from cowbench.version import __version__
+
 
 def rep_seeds(seed: int, *key: int, count: int = 2) -> list[int]:
     """``count`` independent non-negative seeds for one repetition, from ``SeedSequence([seed, *key])``."""
@@ -36,9 +44,6 @@ def cached(name: str, settings: dict, compute) -> pd.DataFrame:
     """
     import os
 
-    from cowbench import __version__
-    from cowbench.seeds import stable_hash
-
     key = stable_hash({**settings, "cowbench": __version__})[:16]
     folder = Path(os.environ.get("COWBENCH_CACHE", Path.home() / ".cache" / "cowbench")) / "anchors"
     path = folder / f"{name}-{key}.csv"
@@ -65,8 +70,6 @@ def runtime_note(frame: pd.DataFrame, elapsed: float) -> str:
 
 def write(path: str | Path, text: str) -> Path:
     """Write ``text`` atomically (temp file, fsync, rename: a killed run never leaves half a table)."""
-    from cowbench.store import write_text_atomic
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)
@@ -75,8 +78,6 @@ def write(path: str | Path, text: str) -> Path:
 
 def method_class(name: str):
     """A registered method's class, or None when it is not registered (yet): anchors list what is missing."""
-    from cowbench.registries import METHODS
-
     try:
         return METHODS.get(name)
     except (KeyError, ValueError):
@@ -94,10 +95,7 @@ def trial_rows(scn, methods: dict[str, str], *, n_reps: int, seed: int, trials: 
     for root seed ``seed``, so the metrics are exactly a suite's. ``extra(rep, output)`` may add columns.
     The frame has the columns `cowbench.selection.apply_rules` needs.
     """
-    from cowbench.jobs import ReplicateSpec, execute, make_job, prepare
-    from cowbench.seeds import stable_hash
     from cowbench.subject import SubjectConfig, subject_for
-    from cowbench.trials import trial_settings
 
     cfg = SubjectConfig.from_mapping(subject_for(scn.spec, subject or {})).to_dict()
     rows = []
@@ -123,6 +121,4 @@ def trial_rows(scn, methods: dict[str, str], *, n_reps: int, seed: int, trials: 
 
 def select(frame: pd.DataFrame, rules) -> pd.DataFrame:
     """The rows each selection rule of `cowbench.selection` picks, per (replicate, method)."""
-    from cowbench.selection import apply_rules
-
     return apply_rules(frame, list(rules))

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from cowbench.anchors._common import cached, fmt, mean_se, method_class, runtime_note, select, trial_rows, write
+from cowbench.registries import make_scenario
+from cowbench.version import __version__
 
 NAME = "colored_mnist_irm"
 COMMAND = f"cowbench anchor {NAME}"
@@ -59,9 +61,7 @@ def _extra(rep, output) -> dict[str, float]:
 def reproduce(n_reps: int = DEFAULT_REPS, seed: int = 0, *, trials: int = TRIALS, knobs: dict | None = None,
               methods: dict[str, str] | None = None) -> pd.DataFrame:
     """Job-level rows on ``colored_digits`` (``knobs`` over `KNOBS`): replicate x method x trial setting."""
-    import cowbench as cb
-
-    scn = cb.make_scenario("colored_digits", **{**KNOBS, **(knobs or {})})
+    scn = make_scenario("colored_digits", **{**KNOBS, **(knobs or {})})
     return trial_rows(scn, methods or METHODS, n_reps=n_reps, seed=seed, trials=trials, extra=_extra)
 
 
@@ -92,8 +92,6 @@ def _cell(g: pd.DataFrame, col: str) -> str:
 
 def main(n_reps: int = DEFAULT_REPS, seed: int = 0, out: str | Path | None = None) -> pd.DataFrame:
     """Write ``results/anchors/colored_mnist_irm.md``; return the job-level rows."""
-    from cowbench import __version__
-
     start = time.perf_counter()
     frame = trial_frame(n_reps, seed)
     elapsed = time.perf_counter() - start

@@ -18,6 +18,7 @@ import pandas as pd
 
 from cowbench.anchors import colored_mnist as cm
 from cowbench.anchors._common import fmt, mean_se, runtime_note, write
+from cowbench.version import __version__
 
 NAME = "domainbed_gap"
 COMMAND = f"cowbench anchor {NAME}"
@@ -46,8 +47,6 @@ def gaps(frame: pd.DataFrame) -> pd.DataFrame:
 
 def main(n_reps: int = DEFAULT_REPS, seed: int = 0, out: str | Path | None = None) -> pd.DataFrame:
     """Write ``results/anchors/domainbed_gap.md``; return the job-level rows."""
-    from cowbench import __version__
-
     start = time.perf_counter()
     frame = cm.trial_frame(n_reps, seed)
     elapsed = time.perf_counter() - start

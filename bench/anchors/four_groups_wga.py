@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from cowbench.anchors._common import cached, fmt, mean_se, method_class, runtime_note, select, trial_rows, write
+from cowbench.registries import make_scenario
+from cowbench.version import __version__
 
 NAME = "four_groups_wga"
 COMMAND = f"cowbench anchor {NAME}"
@@ -34,9 +36,7 @@ RULES = ("defaults", "train_val", "worst_group_val")
 def reproduce(n_reps: int = DEFAULT_REPS, seed: int = 0, *, trials: int = TRIALS, knobs: dict | None = None,
               methods: dict[str, str] | None = None) -> pd.DataFrame:
     """Job-level rows (every replicate x method x trial setting) on ``four_groups`` with ``knobs``."""
-    import cowbench as cb
-
-    scn = cb.make_scenario("four_groups", **(knobs or {}))
+    scn = make_scenario("four_groups", **(knobs or {}))
     return trial_rows(scn, methods or METHODS, n_reps=n_reps, seed=seed, trials=trials)
 
 
@@ -78,8 +78,6 @@ def _settings(frame: pd.DataFrame) -> str:
 
 def main(n_reps: int = DEFAULT_REPS, seed: int = 0, out: str | Path | None = None) -> pd.DataFrame:
     """Run `reproduce` and write ``results/anchors/four_groups_wga.md``; return the job-level rows."""
-    from cowbench import __version__
-
     start = time.perf_counter()
     versions = {name: getattr(method_class(name), "version", None) for name in METHODS.values()}
     frame = cached(NAME, {"n_reps": n_reps, "seed": seed, "trials": TRIALS, "methods": versions},

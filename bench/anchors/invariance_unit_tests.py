@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cowbench.anchors._common import cached, fmt, mean_se, method_class, rep_seeds, runtime_note, write
+from cowbench.anchors._common import cached, fmt, mean_se, method_class, rep_seeds, runtime_note, trial_rows, write
+from cowbench.registries import make_scenario
+from cowbench.version import __version__
 
 NAME = "invariance_unit_tests"
 COMMAND = f"cowbench anchor {NAME}"
@@ -195,15 +197,13 @@ def reproduce(n_reps: int = DEFAULT_REPS, seed: int = 0, *, examples=EXAMPLES, s
     split. The peer-protocol rows run on the first ``peer_reps`` repetitions of the unscrambled examples
     (0 leaves them out).
     """
-    import cowbench as cb
-
     irm_cls, vrex_cls = method_class("irm_linear"), method_class("vrex_linear")
     rows = []
     for ex in examples:
         for scr in scrambled:
             for r in range(n_reps):
                 weights_seed, data_seed, perm_seed = rep_seeds(seed, ex, scr, r, count=3)
-                scn = cb.make_scenario(f"iut_example{ex}", scrambled=scr, weights_seed=weights_seed, n_train=n,
+                scn = make_scenario(f"iut_example{ex}", scrambled=scr, weights_seed=weights_seed, n_train=n,
                                        n_val=n, n_test=3 * n)
                 kind = scn.scm.label_kind
                 data = scn.sample(data_seed)
@@ -242,15 +242,13 @@ def reproduce_mlp(n_reps: int = MLP_REPS, seed: int = 0, *, examples=EXAMPLES, n
     the harness's own replicate data (root seed ``seed``); the error is on the peer's test split made from
     that replicate's ``test_id``.
     """
-    import cowbench as cb
-    from cowbench.anchors._common import trial_rows
     from cowbench.models import logits
 
     rows = []
     for ex in examples:
         for r in range(n_reps):
             weights_seed, _, perm_seed = rep_seeds(seed, ex, 0, r, count=3)
-            scn = cb.make_scenario(f"iut_example{ex}", weights_seed=weights_seed, n_train=n, n_val=n // 5,
+            scn = make_scenario(f"iut_example{ex}", weights_seed=weights_seed, n_train=n, n_val=n // 5,
                                    n_test=3 * n)
             kind = scn.scm.label_kind
 
@@ -396,8 +394,6 @@ Where we agree and where we differ, and why:
 
 def main(n_reps: int = DEFAULT_REPS, seed: int = 0, out: str | Path | None = None) -> pd.DataFrame:
     """Run `reproduce` and write ``results/anchors/invariance_unit_tests.md``; return the rows."""
-    from cowbench import __version__
-
     start = time.perf_counter()
     settings = {"n_reps": n_reps, "seed": seed, "peer_reps": PEER_REPS, "grid": list(PENALTY_GRID)}
     df = cached(NAME, settings, lambda: reproduce(n_reps=n_reps, seed=seed))

@@ -20,6 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cowbench.registries import METHODS, make_scenario
+from cowbench.store import write_text_atomic
+from cowbench.version import __version__
+
 # The repository's committed synthetic_results.txt, means over 200 repetitions per configuration
 # (copied from reference/anchor-results.md): (causal MSE, non-causal MSE).
 PUBLISHED: dict[tuple[int, int, int], dict[str, tuple[float, float]]] = {
@@ -56,8 +60,6 @@ def _lstsq(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
 
 def _input_space_estimates(x: np.ndarray, y: np.ndarray, env: np.ndarray) -> dict[str, np.ndarray]:
     """ERM, ICP, IRM (the repository's parametrisation and protocol) and irm_linear's defaults, on the inputs."""
-    from cowbench.registries import METHODS
-
     icp_cls, irm_cls = METHODS.get("icp"), METHODS.get("irm_linear")
     out = {"ERM": _lstsq(x, y)[0]}
     icp = icp_cls(alpha=0.05).fit_inputs(x, y, env)
@@ -83,13 +85,11 @@ def reproduce_irm_synthetic(n_reps: int = 20, seed: int = 0) -> pd.DataFrame:
     hidden weights) and its own data seed, both drawn from ``SeedSequence([seed, c, r])``, as the
     repository draws a new SEM per repetition.
     """
-    import cowbench as cb
-
     rows = []
     for c, (hidden, hetero, scramble) in enumerate(CONFIGS):
         for r in range(n_reps):
             weights_seed, data_seed = (int(s) for s in np.random.SeedSequence([seed, c, r]).generate_state(2) >> 1)
-            scn = cb.make_scenario("irm_synthetic", hidden=hidden, hetero=hetero, scramble=scramble,
+            scn = make_scenario("irm_synthetic", hidden=hidden, hetero=hetero, scramble=scramble,
                                    weights_seed=weights_seed)
             train = scn.sample(data_seed).train
             x = np.asarray(train.x, dtype=np.float64)
@@ -175,8 +175,6 @@ Where and why our numbers differ from the repository's:
 
 def main(n_reps: int = 20, seed: int = 0, out: str | Path | None = None) -> pd.DataFrame:
     """Run `reproduce_irm_synthetic` and write ``results/anchors/irm_synthetic.md``; return the rows."""
-    from cowbench import __version__
-
     start = time.perf_counter()
     df = reproduce_irm_synthetic(n_reps=n_reps, seed=seed)
     elapsed = time.perf_counter() - start
@@ -216,7 +214,5 @@ Means with standard errors over repetitions:
 
 {detail_md}
 """
-    from cowbench.store import write_text_atomic
-
     write_text_atomic(path, text)  # temp file, fsync, rename: a killed run never leaves half a table
     return df

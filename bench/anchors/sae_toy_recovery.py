@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from cowbench.anchors._common import cached, fmt, mean_se, rep_seeds, runtime_note, write
+from cowbench.scores.discover import mmcs
+from cowbench.version import __version__
 
 NAME = "sae_toy_recovery"
 COMMAND = f"cowbench anchor {NAME}"
@@ -56,7 +58,6 @@ def toy_layer(n: int, width: int, p: float, rows: int, seed: int) -> tuple[np.nd
 
 def _mmcs(h: np.ndarray, true: np.ndarray, *, ratio: float, l1: float, seed: int) -> tuple[float, float]:
     from cowbench.methods.sae_l1 import SAEL1
-    from cowbench.scores.discover import mmcs
 
     sae = SAEL1(ratio=ratio * true.shape[0] / h.shape[1], l1=l1, random_state=seed)
     found, details = sae.directions(h)
@@ -85,8 +86,6 @@ def reproduce(n_reps: int = DEFAULT_REPS, seed: int = 0, *, l1_grid=L1_GRID, rat
 
 def main(n_reps: int = DEFAULT_REPS, seed: int = 0, out: str | Path | None = None) -> pd.DataFrame:
     """Write ``results/anchors/sae_toy_recovery.md``; return the rows."""
-    from cowbench import __version__
-
     start = time.perf_counter()
     settings = {"n_reps": n_reps, "seed": seed, "l1": L1_GRID, "ratio": RATIO_GRID, "density": DENSITY_GRID,
                 "shape": (N_FEATURES, WIDTH, ROWS)}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from cowbench.errors import InputError
-from cowbench.launchers import EngineError, Launcher, Run, register_launcher
+from cowbench.launchers.base import EngineError, Launcher, Run, register_launcher
 
 CONNECT_TIMEOUT = "30s"  # how long an existing scheduler (--scheduler) may take to answer
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import as_completed
 from typing import Any
 
-from cowbench.launchers import EngineError, Launcher, Run, init_local_worker, register_launcher, run_identity
+from cowbench.launchers.base import EngineError, Launcher, Run, init_local_worker, register_launcher, run_identity
 
 MAX_RESTARTS = 8
 

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from cowbench.launchers import Launcher, Run, register_launcher
+from cowbench.launchers.base import Launcher, Run, register_launcher
 
 
 def _run(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:

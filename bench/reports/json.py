@@ -43,7 +43,7 @@ def report_data(tables: Tables) -> dict[str, Any]:
     return {"schema": SCHEMA, "provenance": tables.provenance, "cells": _records(tidy_cells(tables)),
             "across": _records(tables.across), "resolvable": _records(tables.resolvable),
             "skipped": skipped, "failed": failed,
-            # the setting each selection rule chose, per replicate (`cowbench.selection.apply_selection`)
+            # the setting each selection rule chose, per replicate (`cowbench.reports.table.apply_selection`)
             "selections": (res.manifest or {}).get("selections", [])}
 
 

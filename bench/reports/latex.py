@@ -22,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from cowbench.errors import InputError
+from cowbench.reports.leaderboard import boards
 from cowbench.reports.table import CONTROL_MARK, TRACK_TITLES, Tables, access_key, tidy_cells
 from cowbench.reports.text import fmt
 
@@ -227,7 +229,6 @@ def board_tables(tables: Tables, board: Any, width: float = COLUMN_WIDTH_PT) -> 
 
 def check_metrics(tables: Tables, metrics: list[str]) -> list[str]:
     """``metrics`` validated against the registered ones (`InputError` naming the unknown and the allowed)."""
-    from cowbench.errors import InputError
 
     known = list(tables.scores.index)
     bad = [m for m in metrics if m not in known]
@@ -239,7 +240,6 @@ def check_metrics(tables: Tables, metrics: list[str]) -> list[str]:
 def render(tables: Tables, metrics: list[str] | None = None, *, width: float = COLUMN_WIDTH_PT) -> str:
     """The default LaTeX report: per track and metric (the primary ones unless ``metrics`` names others), the
     method x scenario tables that fit ``width`` points, each preceded by a ``% track: NAME, metric: M`` line."""
-    from cowbench.reports.leaderboard import boards
 
     if metrics is not None:
         check_metrics(tables, metrics)

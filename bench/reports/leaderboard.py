@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cowbench.reports.plots import _pyplot, _save
 from cowbench.reports.table import CONTROL_MARK, TRACK_TITLES, Tables, access_key, scenario_family, tidy_cells
 from cowbench.reports.text import fmt
 
@@ -228,7 +229,6 @@ def standing(board: Board) -> pd.DataFrame:
 
 def heatmap(board: Board) -> Figure:
     """The board as a heatmap: colour = the mean's standing within its scenario (best bright), text = the mean."""
-    from cowbench.reports.plots import _pyplot
 
     plt = _pyplot()
     scaled = standing(board)
@@ -303,7 +303,6 @@ def write_heatmaps(tables: Tables, out_dir: Any, formats: list[str] | tuple[str,
     """Write ``leaderboard-<track>`` heatmaps under ``out_dir`` in each of ``formats``; the files written."""
     from pathlib import Path
 
-    from cowbench.reports.plots import _save
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cowbench.reports.plots import dose_image_lines, sweeps
 from cowbench.reports.table import (
     AGGREGATION,
     DEFAULT_SELECTION,
@@ -31,7 +32,10 @@ from cowbench.reports.table import (
     telling_routes,
 )
 from cowbench.reports.text import cell_text, fmt, hparams_text, md_cell, missing_lines, mrd_text, versions_text
+from cowbench.scores import scorer_version
+from cowbench.selection import RULE_LABELS
 from cowbench.stats import RANK_RULE
+from cowbench.version import __version__
 
 NAME = "md"
 FILENAME = "report.md"
@@ -43,9 +47,6 @@ def render(tables: Tables) -> str:
 
 
 def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
-    from cowbench import __version__
-    from cowbench.scores import scorer_version
-
     manifest = res.manifest
     suite = manifest["suite"] if manifest else {}
     pct = f"{level * 100:g}%"
@@ -109,8 +110,6 @@ def markdown_report(out: Path, level: float = 0.95, suite: str | None = None, *,
 def drawn_sweeps(tables: Tables) -> list:
     """The knob sweeps of a run whose dose-response curve `cowbench.reports.plots.write_plots` draws (a sweep
     with a value of some track's primary metric): the sweeps a report with images shows as curves."""
-    from cowbench.reports.plots import sweeps
-
     primary = set(tables.scores.index[tables.scores["primary"].astype(bool)])
     drawn = tables.summary[tables.summary.metric.isin(primary)]
     return [s for s in sweeps(tables.results) if drawn.scenario.isin(s.scenarios).any()]
@@ -134,8 +133,6 @@ def render_markdown(tables: Tables, title: str | None = None, *, image_dir: str 
     stability, missing, told = tables.stability, tables.missing, tables.told
     swept: set[str] = set()
     if image_dir is not None:
-        from cowbench.reports.plots import dose_image_lines
-
         for sweep in drawn_sweeps(tables):
             lines += dose_image_lines(sweep, image_dir, image_format)
             swept |= set(sweep.scenarios)
@@ -184,8 +181,6 @@ def render_markdown(tables: Tables, title: str | None = None, *, image_dir: str 
 
 
 def _rule_label(rule: str) -> str:
-    from cowbench.selection import RULE_LABELS
-
     return RULE_LABELS.get(rule, rule)
 
 

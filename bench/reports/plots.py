@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cowbench.errors import InputError
+from cowbench.registries import SCENARIOS
 from cowbench.reports.table import TRACK_TITLES, RunResults, primary_scores, scenario_label, score_table, summarize
 
 if TYPE_CHECKING:
@@ -185,8 +187,6 @@ def dot_plot(summary: pd.DataFrame, track: str, metric: str, *, higher_is_better
 
 def knob_meaning(generator: str, knob: str) -> str:
     """The knob's one-line meaning from the scenario family's declaration (empty if the family is unknown)."""
-    from cowbench.errors import InputError
-    from cowbench.registries import SCENARIOS
 
     try:
         found = SCENARIOS.get(generator).knobs.get(knob)

@@ -13,10 +13,13 @@ none computes a number.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import combinations
@@ -29,8 +32,12 @@ import pandas as pd
 from cowbench import ledger
 from cowbench.access import ACCESS_LEVELS, TELLING_ROUTES
 from cowbench.errors import InputError
+from cowbench.registries import METHODS, SCENARIOS
+from cowbench.scores import all_scores, scorer_version
+from cowbench.selection import RULES, apply_rules, check_rules, selections
 from cowbench.stats import ALPHA, RANK_RULE, holm, min_resolvable_difference, paired_t_test
 from cowbench.store import iter_records, read_json, run_path, select_manifest
+from cowbench.version import __version__
 
 TRACK_TITLES = {"world": "World recovery", "model": "Model recovery", "detect": "Detection", "edit": "Edit",
                 "discover": "Discovery"}
@@ -72,8 +79,6 @@ AUDIT_PREFIX = "audit:"
 def score_table() -> pd.DataFrame:
     """One row per registered metric: track, direction, primary, range (``lower``, ``upper``), ``chance``
     (NaN where the metric declares none) and ``binary`` (None where the metric does not declare it)."""
-    from cowbench.scores import all_scores
-
     rows = []
     for s in all_scores():
         # bounds and chance are declared by newer Score objects; older ones are treated as unbounded, no chance
@@ -110,8 +115,6 @@ def _metric_info(scores: pd.DataFrame, metric: str) -> dict[str, Any]:
 
 def scenario_label(spec: dict[str, Any]) -> str:
     """``cow`` for the defaults, ``cow(agreement_test=0.5)`` for knobs that differ from them."""
-    from cowbench.registries import SCENARIOS
-
     knobs = spec["knobs"]
     try:
         family = SCENARIOS.get(spec["generator"])
@@ -165,8 +168,6 @@ def is_control(method: str) -> bool:
     """Whether the registered method ``method`` is a control (class attribute ``control``: no edit, random
     ablations): scored and shown, not ranked, no P(best), not in the across-scenario win rates. A name no
     registry knows (a method of a plugin not loaded now, a test's made-up name) is not a control."""
-    from cowbench.registries import METHODS
-
     try:
         return bool(getattr(METHODS.get(method), "control", False))
     except InputError:
@@ -228,7 +229,7 @@ def _manifest(out: Path, suite: str | None) -> dict[str, Any] | None:
 def load_results(out: Path, suite: str | None = None, *, select: bool = True) -> RunResults:
     """Read the records of one suite's planned jobs under ``out`` (``suite``: which, if there are several).
 
-    ``select``: apply the manifest's selection rules (`cowbench.selection.apply_selection`); False gives every
+    ``select``: apply the manifest's selection rules (`apply_selection`); False gives every
     ok job once, as stored (what ``cowbench verify`` reruns).
     """
     out = Path(out)
@@ -275,10 +276,63 @@ def load_results(out: Path, suite: str | None = None, *, select: bool = True) ->
     frame.insert(4, "entry", frame["job_id"].map(entry).astype(object))
     missing_frame = pd.DataFrame(missing, columns=[*job_columns, "metric", "reason"])
     missing_frame["entry"] = missing_frame["job_id"].map(entry).astype(object)
-    from cowbench.selection import apply_selection  # the manifest's selection rules (unchanged for defaults only)
-
     res = RunResults(frame, jobs_frame, missing_frame, failed, manifest, runs, ledger.head_line(out))
     return apply_selection(res) if select else res
+
+
+def _job_level(res: Any, trials: Mapping[str, int]) -> pd.DataFrame:
+    """One row per ok job of ``res`` (`RunResults`) with the selection metrics as columns and the draw index."""
+    metrics = [m for m in RULES.values() if m is not None]
+    part = res.frame[res.frame["metric"].isin(metrics)]
+    wide = part.pivot_table(index="job_id", columns="metric", values="value", aggfunc="first")
+    jobs = res.jobs.drop(columns=[c for c in ("selection", "entry") if c in res.jobs])
+    out = jobs.set_index("job_id").join(wide.reindex(columns=metrics)).reset_index()
+    out["trial"] = out["job_id"].map(lambda j: int(trials.get(j, 0)))
+    return out
+
+
+def apply_selection(res: Any) -> Any:
+    """A `RunResults` whose rows are the jobs each of the manifest's rules selected, once per rule.
+
+    The manifest's ``selection`` (default ``["defaults"]``) and ``trials`` (job id -> draw index) say what to
+    do; a run with neither is returned unchanged. Each selected job's rows carry ``selection`` (the rule) and
+    ``selected_hparams`` (its setting); ``hparams`` is emptied for every rule but ``defaults``, so one row
+    gathers a rule's choices over replicates whatever setting each replicate chose; ``access`` and ``told``
+    are as the rule set them; ``entry`` is recomputed (`add_entries`) and the oracle's is marked as an upper
+    bound. The manifest copy gains ``selections`` (`cowbench.selection.selections`: the setting each rule chose
+    per replicate, computed here at report time from the stored jobs, so it is never out of date) and
+    ``selection_skipped`` (why a rule gave no row), which are also added to its ``skipped`` list.
+    """
+    manifest = copy.deepcopy(res.manifest) if res.manifest else {}
+    rules = check_rules(manifest.get("selection") or ["defaults"])
+    trials = manifest.get("trials") or {}
+    if rules == ["defaults"] and not trials:
+        return res
+    skipped: list[dict[str, Any]] = []
+    chosen = apply_rules(_job_level(res, trials), rules, skipped=skipped)
+    chosen.loc[chosen["selection"] != "defaults", "hparams"] = ""
+    keyed = chosen[["job_id", "selection", "selected_hparams", "hparams", "access", "told"]]
+    jobs = res.jobs.drop(columns=[c for c in ("selection", "entry", "hparams", "access", "told") if c in res.jobs])
+    jobs = add_entries(jobs.merge(keyed, on="job_id", how="inner"))  # marks the oracle's rows as an upper bound
+    entries = jobs[["job_id", "selection", "entry"]]
+    columns = ["selection", "entry", "hparams", "access", "told"]
+
+    def expand(table: pd.DataFrame) -> pd.DataFrame:
+        base = table.drop(columns=[c for c in columns if c in table])
+        return base.merge(keyed, on="job_id", how="inner").merge(entries, on=["job_id", "selection"], how="left")
+
+    manifest["selections"] = selections(chosen)
+    manifest["selection_skipped"] = skipped
+    # the report lists them with the pairs the suite skipped (by scenario spec), once per (scenario, method, rule)
+    specs = {scenario_label(spec): spec for spec in (manifest.get("suite") or {}).get("scenarios", [])}
+    listed = {(scenario_label(s["scenario"]), s["method"]) for s in manifest.get("skipped", [])
+              if str(s.get("reason", "")).startswith("no loeo selection")}
+    manifest["skipped"] = list(manifest.get("skipped", [])) + [
+        {"scenario": specs[s["scenario"]], "method": s["method"], "reason": f"no {s['selection']} row: {s['reason']}"}
+        for s in skipped if s["scenario"] in specs and (s["selection"] != "loeo" or (s["scenario"], s["method"])
+                                                        not in listed)]
+    return dataclasses.replace(res, frame=expand(res.frame), jobs=jobs, missing=expand(res.missing),
+                               manifest=manifest)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -837,9 +891,6 @@ def provenance(results: RunResults, level: float = 0.95) -> dict[str, Any]:
     """Where a run's numbers come from, as data: the suite (name, hash, root seed, replicates, subject), the
     package, scorer, generator and method versions the records were made with (and the installed ones), the
     selection rules, the interval level, the aggregation and the machine fingerprint(s) of the run records."""
-    from cowbench import __version__
-    from cowbench.scores import scorer_version
-
     manifest = results.manifest or {}
     suite = manifest.get("suite") or {}
     jobs = results.jobs

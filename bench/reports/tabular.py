@@ -14,6 +14,7 @@ import io
 import pandas as pd
 
 from cowbench.reports.table import Tables, tidy_cells
+from cowbench.reports.text import csv_safe
 
 NAME = "csv"
 FILENAME = "report.csv"
@@ -21,8 +22,6 @@ FILENAME = "report.csv"
 
 def render(tables: Tables) -> str:
     """The tidy cells of ``tables`` as CSV text (header row first, ``\\n`` line ends)."""
-    from cowbench.reports.text import csv_safe
-
     cells = tidy_cells(tables)
     for column in cells.columns:  # names cannot inject formulas into a spreadsheet; numbers stay numbers
         if not pd.api.types.is_numeric_dtype(cells[column]):

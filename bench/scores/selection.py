@@ -35,7 +35,7 @@ def val_wga(ctx) -> float | None:
 def loeo_acc(ctx) -> float | Missing | None:
     """Leave-one-environment-out accuracy: ``mean_e acc(f_{-e}, train_e)``, with ``f_{-e}`` the method refit on
     the training and validation units outside environment ``e`` (subject retrained on them too) and scored on
-    the training units of ``e``. Computed by the job runner (`cowbench.selection.loeo_accuracy`) for suites
+    the training units of ``e``. Computed by the job runner (`cowbench.loeo.loeo_accuracy`) for suites
     that select by ``loeo``, where train has at least 3 environments; None elsewhere; missing, with the reason,
     where a fold's refit raised."""
     return getattr(ctx, "loeo_acc", None)

@@ -1,0 +1,83 @@
+"""Leave-one-environment-out: refit a job's method without each training environment (run by the job).
+
+The ``loeo_acc`` selection metric (`cowbench.scores.selection`) of a job is computed where the job runs, from
+its replicate and its method: it belongs with the job, not with the report-time selection rules
+(`cowbench.selection`), which only read the stored metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cowbench.access import Task
+from cowbench.scores import Missing
+from cowbench.seeds import derive_seed
+
+if TYPE_CHECKING:
+    from cowbench.data import Dataset, Split
+    from cowbench.method import Method
+    from cowbench.replicate import Replicate
+
+
+def _subset(split: Split, keep: np.ndarray) -> Split:
+    n = len(split)
+
+    def cut(value: Any) -> Any:
+        return value[keep] if isinstance(value, np.ndarray) and value.shape[:1] == (n,) else value
+
+    return dataclasses.replace(split, x=split.x[keep], y=split.y[keep], env=split.env[keep],
+                               group=split.group[keep],
+                               concepts=split.concepts.iloc[np.flatnonzero(keep)].reset_index(drop=True),
+                               exogenous={k: cut(v) for k, v in split.exogenous.items()},
+                               do={k: cut(v) for k, v in split.do.items()})
+
+
+def without_env(data: Dataset, env: int) -> Dataset:
+    """``data`` with the training and validation units of environment ``env`` removed (test splits unchanged)."""
+    return dataclasses.replace(data, train=_subset(data.train, data.train.env != env),
+                               val=_subset(data.val, data.val.env != env))
+
+
+_FOLDS: dict[tuple[str, int], Any] = {}  # (replicate fingerprint, env) -> subject retrained without env
+
+
+def _fold_subject(rep: Replicate, env: int, train: Split) -> Any:
+    """The subject architecture retrained without ``env``: the held-out units must not have shaped the model an
+    edit starts from either. Kept for the replicate's other jobs in this process (one replicate at a time)."""
+    from cowbench.subject import SubjectConfig, fit_fresh, loss_for  # torch: not at import
+
+    key = (rep.fingerprint, int(env))
+    if key not in _FOLDS:
+        if any(k[0] != rep.fingerprint for k in _FOLDS):
+            _FOLDS.clear()
+        cfg = SubjectConfig.from_mapping({k: v for k, v in rep.subject_config.items() if k != "version"})
+        seed = derive_seed(0, "loeo-subject", rep.fingerprint, int(env))
+        _FOLDS[key] = fit_fresh(cfg, train.x, train.y, seed, loss=loss_for(rep.scenario))
+    return _FOLDS[key]
+
+
+def loeo_accuracy(rep: Replicate, method: Method, fit_seed: int) -> float | Missing | None:
+    """Mean over training environments ``e`` of the accuracy, on train's units of ``e``, of ``method`` refit on
+    the data without ``e`` (subject retrained without ``e`` as well). None if a fold returns no edited model;
+    `Missing` with the reason if a fold's refit raises (the job itself stays ok: its other scores stand)."""
+    from cowbench.models import logits  # torch: not at import
+
+    accs = []
+    for env in np.unique(rep.data.train.env):
+        fold = without_env(rep.data, int(env))
+        subject = _fold_subject(rep, int(env), fold.train)
+        task = Task(rep.scenario, fold, subject, type(method).access, subject_config=rep.subject_config)
+        try:
+            output = method.clone(random_state=derive_seed(fit_seed, "loeo", int(env))).run(task)
+        except Exception as exc:  # e.g. a method that assumes every training environment is present
+            return Missing(f"the refit without training environment {int(env)} raised {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}")
+        if output.edited is None:
+            return None
+        held = rep.data.train.env == env
+        pred = logits(output.edited, rep.data.train.x[held]) > 0
+        accs.append(float(np.mean(pred == (np.asarray(rep.data.train.y[held]) == 1))))
+    return float(np.mean(accs))
