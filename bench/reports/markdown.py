@@ -81,6 +81,8 @@ def _header(res: RunResults, level: float, mrd: pd.DataFrame) -> list[str]:
         lines.append(f"- machine: {fingerprint}")
     if res.ledger:
         lines.append(f"- {res.ledger}")
+    plugins = sorted({p for cell in res.jobs.get("plugins", []) for p in str(cell).split(",") if p})
+    lines.append(f"- plugins loaded: {', '.join(plugins) if plugins else 'none (built-in methods only)'}")
     unsafe = int((res.jobs["run_mode"] != "blind").sum()) if "run_mode" in res.jobs else 0
     if unsafe:
         lines.append(f"- **{unsafe} job(s) ran in-process (the debugger launcher): their methods shared a process "

@@ -259,6 +259,9 @@ def load_results(out: Path, suite: str | None = None, *, select: bool = True) ->
         rows.extend({**job, "metric": m, "value": v} for m, v in rec["metrics"].items() if v is not None)
         missing.extend({**job, "metric": m, "reason": str(reason)} for m, reason in (rec.get("missing") or {}).items())
         job["run_mode"] = str(rec.get("run_mode") or "blind")
+        # every plugin file or module the job's run loaded, with its source hash (issue 17): the header lists them
+        job["plugins"] = ",".join(sorted(f"{p.get('plugin')} ({str(p.get('sha256'))[:12]})"
+                                         for p in rec.get("plugins") or [] if isinstance(p, dict)))
         if run_path(out, rec["job_id"]).is_file():
             try:
                 runs.append(read_json(run_path(out, rec["job_id"])))
@@ -267,7 +270,7 @@ def load_results(out: Path, suite: str | None = None, *, select: bool = True) ->
         elif isinstance(rec.get("provenance"), dict):  # a clone has no runs/: the job keeps its own provenance
             runs.append(rec["provenance"])
     job_columns = ["job_id", "scenario", "method", "hparams", "access", "told", "replicate", "detects", "scorer",
-                   "selection", "generator", "generator_version", "method_version", "run_mode"]
+                   "selection", "generator", "generator_version", "method_version", "run_mode", "plugins"]
     jobs_frame = pd.DataFrame(jobs, columns=job_columns)
     # entries are decided over every job, so a method's label does not depend on which metric is looked at
     jobs_frame = add_entries(jobs_frame)
