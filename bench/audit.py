@@ -94,7 +94,11 @@ ALLOWED: dict[str, frozenset[tuple[str, str]]] = {
     "audit:ctypes": frozenset({
         ("threadpoolctl", "*"),  # finds the loaded BLAS/OpenMP libraries to pin their thread counts
     }),
-    "audit:subprocess": frozenset(),
+    "audit:subprocess": frozenset({
+        # loky (scikit-learn's joblib) counts physical cores once by running `lscpu`: a fixed command, its
+        # result cached (the template pays it first: `cowbench.sandbox._preload`)
+        ("joblib.externals.loky.backend.context", "_count_physical_cores_linux"),
+    }),
     "audit:gc": frozenset(),
     "audit:socket": frozenset(),
 }

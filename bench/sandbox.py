@@ -859,6 +859,10 @@ def _preload(plugins: Sequence[str]) -> None:
     METHODS.scan()
     for plugin in plugins:
         load_plugin(plugin)
+    with contextlib.suppress(Exception):  # loky counts physical cores once (a subprocess): cached here, not per job
+        from joblib.externals.loky import cpu_count
+
+        cpu_count(only_physical_cores=True)
     for _, cls in METHODS.items():  # the heavy imports methods declare (`Method.preload`), once for every job
         for module in getattr(cls, "preload", ()):
             with contextlib.suppress(ImportError):
