@@ -68,6 +68,8 @@ def _access_of(member: Any, guard: str = "_need") -> str:
     except (OSError, TypeError):
         return "any"
     levels = re.findall(rf"{guard}\(\s*[\"'](\w+)[\"']", source)
+    # the read log's guard names the entry first, then the level: ``self._read("concept_x", "concept", ...)``
+    levels += re.findall(r"_read\(\s*f?[\"'][^\"']*[\"']\s*,\s*[\"'](\w+)[\"']", source)
     if "self._group_level" in source:
         levels.append("group (group_val for the validation split)")
     return ", ".join(dict.fromkeys(levels)) or "any"
