@@ -185,7 +185,9 @@ def _provenance_list(prov: dict) -> str:
              ("generators", versions(prov.get("generators") or {})),
              ("methods", versions(prov.get("methods") or {})),
              ("selection", ", ".join(prov.get("selection") or [])),
-             ("machine", str(prov.get("machine") or "no fingerprint in the run records"))]
+             ("machine", str(prov.get("machine") or "no fingerprint in the run records")),
+             ("ledger", str(prov.get("ledger") or "none")),
+             ("plugins", ", ".join(prov.get("plugins") or []) or "none (built-in methods only)")]
     return '<dl class="prov">' + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items) + "</dl>"
 
 

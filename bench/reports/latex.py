@@ -63,7 +63,15 @@ def _caption(tables: Tables, track: str, cells: pd.DataFrame) -> str:
     return (f"{TRACK_TITLES.get(track, track)}. Suite {escape(suite)} (hash \\texttt{{{escape(suite_hash)}}}), "
             f"hyperparameter selection: {escape(rules)}; {_n_text(cells['n'])} replicates per cell. "
             f"Mean {{\\scriptsize $\\pm$ half the {tables.level * 100:g}\\% interval}}; rows grouped by access "
-            f"level, {rank_on}; bold: best ranked setting.")
+            f"level, {rank_on}; bold: best ranked setting.{_ledger_text(prov)}")
+
+
+def _ledger_text(prov: dict) -> str:
+    """`` Ledger head <hash>.`` from the provenance's ledger line (`cowbench.ledger.head_line`), or nothing."""
+    import re
+
+    found = re.search(r"`([0-9a-f]{8,})`", str(prov.get("ledger") or ""))
+    return f" Ledger head \\texttt{{{found.group(1)}}}." if found else ""
 
 
 #: Rows (scenario headers included) per float: a track of a large suite is split between whole scenarios into
@@ -215,7 +223,8 @@ def board_tables(tables: Tables, board: Any, width: float = COLUMN_WIDTH_PT) -> 
         key = "; ".join(f"({number[s]}) {escape(s)}" for s in chunk)
         caption = (f"{TRACK_TITLES.get(board.track, board.track)}: {escape(board.metric)} {arrow}, mean over "
                    f"replicates ({n_text}); suite {escape(suite)} (hash \\texttt{{{escape(suite_hash)}}}); rank: "
-                   f"across scenarios; bold: best ranked setting of the scenario. Scenarios: {key}.")
+                   f"across scenarios; bold: best ranked setting of the scenario. Scenarios: {key}."
+                   f"{_ledger_text(prov)}")
         if len(chunks) > 1:
             caption += f" Part {part + 1} of {len(chunks)}."
         # a label is not typeset: no escapes (an escaped underscore breaks \\ref), only safe characters

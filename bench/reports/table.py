@@ -915,6 +915,8 @@ def provenance(results: RunResults, level: float = 0.95) -> dict[str, Any]:
         "selection": selection_rules(jobs), "level": level,
         "aggregation": AGGREGATION, "rank_rule": RANK_RULE,
         "machine": machine_line(results.runs), "fingerprints": fingerprints,
+        "ledger": results.ledger,  # the folder's ledger head (`cowbench.ledger.head_line`)
+        "plugins": sorted({p for cell in jobs.get("plugins", []) for p in str(cell).split(",") if p}),
     }
 
 
