@@ -111,8 +111,8 @@ class LedgerIndex:
     def problem(self, path: Path) -> str | None:
         """Why the ledger does not vouch for the file at ``path``, or None if it does."""
         path = Path(path)
-        try:
-            rel = path.relative_to(self.out).as_posix()
+        try:  # both made absolute (not resolved: a symlink is judged as what it is): a relative --out must match
+            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(self.out)).as_posix()
         except ValueError:
             return "lies outside the results folder of its ledger"
         held = self.files.get(rel)

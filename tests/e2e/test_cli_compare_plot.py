@@ -51,7 +51,8 @@ def test_compare_a_run_with_itself_finds_no_difference(runs):
     verdicts = [ln for ln in res.stdout.splitlines() if ln.startswith("- ")]
     assert verdicts and all("no resolvable difference" in v and "A better in 0, B better in 0" in v
                             for v in verdicts)
-    assert "(3) | 1 | 0 / 0 | — |" in res.stdout  # zero differences over 3 pairs, p = 1
+    # zero differences over 3 pairs: t-test p = 1, sign test p = 1 (which cannot reach 0.05 there), no winner
+    assert "(3) | 1 | 1 (cannot reach 0.05 at 0 differing pairs) | 0 / 0 | — |" in res.stdout
 
 
 def test_compare_two_methods_pairs_every_replicate(runs):
