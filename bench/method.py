@@ -441,8 +441,8 @@ class Method:
     # a control (no edit, random ablations): scored and shown so others can be read against it, marked, and
     # not a competitor in rankings
     control: ClassVar[bool] = False
-    # modules the sandbox's template imports once for every job (`cowbench.sandbox`): a heavy import the method
-    # makes inside ``run`` would otherwise be paid by every job's fresh process
+    # modules the sandbox's template imports before forking this method's first job (`cowbench.sandbox`): a heavy
+    # import the method makes inside ``run`` is then paid once per worker, not by every job's fresh process
     preload: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, random_state: int | None = None):

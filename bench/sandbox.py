@@ -243,10 +243,13 @@ class Template:
             raise _TemplateDied("the template closed its socket")
         return json.loads(data)
 
-    def fork(self, fds: Sequence[int], private_dir: str, memory_limit_mb: int | None) -> int:
+    def fork(self, fds: Sequence[int], private_dir: str, memory_limit_mb: int | None,
+             preload: Sequence[str] = ()) -> int:
         """Fork a child that reads its call from ``fds[0]``, writes its result to ``fds[1]`` and its audit records
-        and Task reads, as they happen, to ``fds[2]``; its pid."""
-        return int(self._ask({"op": "fork", "private": private_dir, "memory_mb": memory_limit_mb}, fds)["pid"])
+        and Task reads, as they happen, to ``fds[2]``; its pid. ``preload``: modules the template imports first
+        (once: the heavy imports the job's method declares, `Method.preload`)."""
+        return int(self._ask({"op": "fork", "private": private_dir, "memory_mb": memory_limit_mb,
+                              "preload": list(preload)}, fds)["pid"])
 
     def wait(self, pid: int) -> int | None:
         """Reap child ``pid`` (killed or done) and kill orphans it left; its wait status, None if the template died."""
@@ -368,7 +371,7 @@ def _execute(kind: str, body: Any, plugins: tuple[str, ...] | None, *, time_limi
     payload = cloudpickle.dumps((kind, body, dict(options or {})))
     private = tempfile.mkdtemp(prefix="cowbench-job-")
     try:
-        template, pid, send, recv, records = _spawn(plugins, private, memory_limit_mb)
+        template, pid, send, recv, records = _spawn(plugins, private, memory_limit_mb, _preload_of(body))
         try:
             got = _converse(template, pid, send, recv, records, payload, time_limit, memory_limit_mb)
         finally:
@@ -393,8 +396,23 @@ def _checked(got: tuple[dict[str, Any], bytes] | Lost, records: _Records) -> tup
     return header, blob
 
 
-def _spawn(plugins: tuple[str, ...] | None, private: str, memory_limit_mb: int | None
-           ) -> tuple[Template, int, Connection, Connection, _Records]:
+def _preload_of(body: Any) -> tuple[str, ...]:
+    """The modules a run's method declares for the template to import (`Method.preload`); none for a forward."""
+    method = getattr(body, "method", None)
+    if method is None:
+        return ()
+    if not isinstance(method, str):
+        return tuple(getattr(method, "preload", ()))
+    try:
+        from cowbench.registries import METHODS
+
+        return tuple(getattr(METHODS.get(method), "preload", ()))
+    except Exception:  # a plugin's method this worker never loaded: its template imports what it needs
+        return ()
+
+
+def _spawn(plugins: tuple[str, ...] | None, private: str, memory_limit_mb: int | None,
+           preload: Sequence[str] = ()) -> tuple[Template, int, Connection, Connection, _Records]:
     """A fresh child of this thread's template, with its call, result and record pipes."""
     for attempt in (0, 1):  # a template that died between two jobs is replaced once
         template = _template(plugins)
@@ -402,7 +420,7 @@ def _spawn(plugins: tuple[str, ...] | None, private: str, memory_limit_mb: int |
         out_r, out_w = os.pipe()
         rec_r, rec_w = os.pipe()
         try:
-            pid = template.fork((in_r, out_w, rec_w), private, memory_limit_mb)
+            pid = template.fork((in_r, out_w, rec_w), private, memory_limit_mb, preload)
         except _TemplateDied:
             for fd in (in_w, out_r, rec_r):
                 os.close(fd)
@@ -863,10 +881,6 @@ def _preload(plugins: Sequence[str]) -> None:
         from joblib.externals.loky import cpu_count
 
         cpu_count(only_physical_cores=True)
-    for _, cls in METHODS.items():  # the heavy imports methods declare (`Method.preload`), once for every job
-        for module in getattr(cls, "preload", ()):
-            with contextlib.suppress(ImportError):
-                importlib.import_module(module)
     cowbench.audit.installed_roots()  # computed once here, inherited by every child
     # the first call imports torch._inductor (seconds): paid here, not by every job
     torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled())
@@ -899,6 +913,10 @@ def _template_main() -> None:
             os._exit(0)  # the parent closed the socket: no more work
         message = json.loads(data)
         if message["op"] == "fork":
+            for module in message.get("preload") or ():  # once per template: later jobs inherit the import
+                if isinstance(module, str) and module not in sys.modules:
+                    with contextlib.suppress(Exception):
+                        importlib.import_module(module)
             pid = os.fork()
             if pid == 0:
                 sock.close()
