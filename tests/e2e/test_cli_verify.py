@@ -49,6 +49,12 @@ def test_verify_fails_and_names_the_cell_when_a_stored_metric_is_altered(small_r
             break
     else:
         pytest.fail("no logistic job of replicate 1 in the run")
+    # the folder's ledger catches the edit first: status names the file and leaves it out
+    status = cowbench("status", altered)
+    assert "differs from the content ledger entry" in status.stderr, status.stderr
+    # a forger with write access also rewrites the ledger; then only a rerun can tell, which is verify's job
+    (altered / "ledger.jsonl").unlink()
+    assert cowbench("ledger", "adopt", altered).returncode == 0
     result = cowbench("verify", altered, "--all")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "| cow | logistic | world_err | 2 | 0.01 | 0.0001 | NO (replicate 1) |" in result.stdout
