@@ -84,6 +84,11 @@ def _prepare_in_process(replicate: ReplicateSpec, cache_dir: str, plugins: tuple
     try:
         load_plugins_once(plugins)
         prepare(replicate, Path(cache_dir))
+        from cowbench.sandbox import _template  # torch: not at import of the CLI
+
+        # this worker's sandbox template (seconds of imports) starts here, on the preparation's clock, not on
+        # the first job's time limit
+        _template(tuple(plugins))
     except Exception as exc:  # the jobs of this replicate will record the failure with its traceback
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -404,8 +404,6 @@ def _preload_of(body: Any) -> tuple[str, ...]:
     if not isinstance(method, str):
         return tuple(getattr(method, "preload", ()))
     try:
-        from cowbench.registries import METHODS
-
         return tuple(getattr(METHODS.get(method), "preload", ()))
     except Exception:  # a plugin's method this worker never loaded: its template imports what it needs
         return ()
@@ -992,6 +990,9 @@ def _child_main(fds: Sequence[int], private: str, memory_mb: int | None, templat
         except MemoryError:
             header, blob = {"lost": ["memory", f"memory: the job ran out of its {memory_mb} MB limit",
                                      traceback.format_exc()]}, b""
+        except _Unstorable as exc:  # the output holds what no record can: the job's failure, not the method's
+            header, blob = {"lost": ["unstorable", f"unstorable: the method's output cannot be stored: {exc}",
+                                     traceback.format_exc()]}, b""
         except BaseException as exc:
             reason = "memory" if memory_mb is not None and _out_of_memory(exc) else "exception"
             header, blob = {"lost": [reason, f"{type(exc).__name__}: {exc}", traceback.format_exc()]}, b""
@@ -1042,6 +1043,10 @@ def _peak_rss_mb() -> float | None:
     return None
 
 
+class _Unstorable(Exception):
+    """The method's output cannot cross to the harness (an object in ``details``, an unpicklable edit)."""
+
+
 def _serve_run(call: BlindCall, private: str, rec_fd: int, options: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     import cloudpickle
 
@@ -1060,8 +1065,11 @@ def _serve_run(call: BlindCall, private: str, rec_fd: int, options: dict[str, An
             wall = time.perf_counter() - start
             if not isinstance(output, MethodOutput):
                 raise TypeError(f"run() must return a MethodOutput, got {type(output).__name__}")
-            plain = output.to_plain()
-            blob = b"" if output.edited is None else cloudpickle.dumps(output.edited)
+            try:
+                plain = output.to_plain()
+                blob = b"" if output.edited is None else cloudpickle.dumps(output.edited)
+            except (TypeError, ValueError, AttributeError, pickle.PicklingError) as exc:
+                raise _Unstorable(f"{type(exc).__name__}: {exc}") from exc
         finally:
             recorder.stop()
     header = {"output": plain, "read_log": _read_log(task), "audit": recorder.routes(),
