@@ -125,7 +125,7 @@ def test_main_writes_the_command_the_rule_and_the_published_numbers(small, tmp_p
 
 def test_registry_names_every_anchor_and_rejects_others():
     assert set(ANCHORS) == {"irm_synthetic", "invariance_unit_tests", "colored_mnist_irm", "domainbed_gap",
-                            "four_groups_wga"}
+                            "four_groups_wga", "sae_toy_recovery"}
     with pytest.raises(ValueError, match="allowed"):
         anchor_module("nope")
     with pytest.raises(ValueError, match="reps"):

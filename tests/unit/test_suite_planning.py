@@ -15,7 +15,8 @@ from cowbench.suite import builtin_suites, parse_suite, track_undefined, unscora
 
 CONTROLS = {"world": {"zero_world", "random_world"}, "model": {"constant_attribution", "random_attribution"},
             "detect": {"random_detect", "always_abstain"},
-            "edit": {"no_edit", "random_direction_ablation", "random_neuron_ablation"}}
+            "edit": {"no_edit", "random_direction_ablation", "random_neuron_ablation"},
+            "discover": {"random_directions", "unit_axes"}}
 
 
 def _suite(methods, scenarios):
