@@ -14,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from cowbench import surgery
-from cowbench.method import MethodOutput
+from cowbench.method import Choice, Method, MethodOutput
 from cowbench.methods._internals import ablate_top_units, resolve_layer, train_mean
 
 
@@ -61,3 +61,26 @@ def weight_statistic_ablation(task: Any, layer: str | None, k: int, mode: str, s
         raise ValueError(f"statistic must be one of bias, norm, gain; got {statistic!r}")
     mean = train_mean(task, model, point) if mode == "mean" else None
     return ablate_top_units(task, model, point, scores, k, mode, mean=mean)
+
+
+class WeightStatisticControl(Method):
+    """The shared body of the weight-statistic localization controls: each subclass names only its
+    ``statistic`` (a key of `weight_statistic_ablation`), its ``name`` and its docstring."""
+
+    version = "1"
+    family = "editing"
+    access = frozenset({"pooled", "internals"})
+    outputs = frozenset({"edit"})
+    control = True
+    search_space = {"k": Choice((1, 2, 4, 8, 16)), "mode": Choice(("zero", "mean"))}
+    statistic: str
+
+    def __init__(self, *, k: int = 2, mode: str = "mean", layer: str | None = None,
+                 random_state: int | None = None):
+        self.k = k
+        self.mode = mode
+        self.layer = layer
+        self.random_state = random_state
+
+    def run(self, task: Any) -> MethodOutput:
+        return weight_statistic_ablation(task, self.layer, self.k, self.mode, self.statistic)

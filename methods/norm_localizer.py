@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from cowbench.access import Task
-from cowbench.method import Choice, Method, MethodOutput, register_method
-from cowbench.methods._weight_controls import weight_statistic_ablation
+from cowbench.method import register_method
+from cowbench.methods._weight_controls import WeightStatisticControl
 
 
 @register_method
-class NormLocalizer(Method):
+class NormLocalizer(WeightStatisticControl):
     """Control: score each unit at a hidden point by ``||w_in||``, its weight row's norm; ablate the top ``k``.
 
     It reads the subject's weights only: no data, no concept, no edit target. On planted networks (version 2,
@@ -38,19 +37,4 @@ class NormLocalizer(Method):
     """
 
     name = "norm_localizer"
-    version = "1"
-    family = "editing"
-    access = frozenset({"pooled", "internals"})
-    outputs = frozenset({"edit"})
-    control = True
-    search_space = {"k": Choice((1, 2, 4, 8, 16)), "mode": Choice(("zero", "mean"))}
-
-    def __init__(self, *, k: int = 2, mode: str = "mean", layer: str | None = None,
-                 random_state: int | None = None):
-        self.k = k
-        self.mode = mode
-        self.layer = layer
-        self.random_state = random_state
-
-    def run(self, task: Task) -> MethodOutput:
-        return weight_statistic_ablation(task, self.layer, self.k, self.mode, "norm")
+    statistic = "norm"
