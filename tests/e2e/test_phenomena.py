@@ -5,6 +5,7 @@ import pytest
 
 import cowbench as cb
 from cowbench.jobs import ReplicateSpec, prepare
+from cowbench.model_truth import reliance_units
 from cowbench.models import accuracy
 from cowbench.subject import SubjectConfig
 
@@ -27,10 +28,26 @@ def test_erm_loses_at_least_15_points_out_of_distribution(cow, seed):
     assert oracle_ood > acc_ood + 0.15
 
 
+def grass_share_of_the_oracle(cow, seed: int) -> float:
+    """The oracle's spurious share of reliance relative to the subject's: what ``residual_spurious`` gives a model
+    trained with grass independent of cow. It is the score's noise floor at this n_train (0.02 to 0.13 on seeds
+    0-7), so an edit cannot be asked to go below it."""
+    rep = prepare(ReplicateSpec(cow.spec, 0, seed, SubjectConfig().to_dict()))
+
+    def share(model) -> float:
+        ace = {v: float(np.mean(u)) for v, u in reliance_units(model, cow, rep.data.test_id, seed=0).items()}
+        return sum(abs(ace[v]) for v in cow.truth.of_role("spurious")) / sum(abs(a) for a in ace.values())
+
+    return share(rep.oracle) / share(rep.subject)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_erase_spurious_removes_grass_and_recovers_ood_accuracy(cow, seed):
     m = cb.evaluate(cow, cb.get_method("erase_spurious")(), seed=seed)
-    assert m["residual_spurious"] <= 0.1
+    # residual_spurious is a share of the edited model's reliance (issue 16): measured against the grass-blind
+    # oracle's share on the same seed, the edit leaves at most 0.1 more (measured 0.00-0.14 against 0.02-0.07)
+    assert m["residual_spurious"] <= grass_share_of_the_oracle(cow, seed) + 0.1
+    assert m["residual_spurious"] < 1.0
     assert m["edit_score"] >= 0.5
     # causal_kept sees magnitude (it was a cosine, > 0.99): erasing grass also moves the reliance on the causes,
     # which are correlated with grass in training, by a few percent (0.94 to 0.98 measured on these seeds)
