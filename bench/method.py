@@ -152,6 +152,8 @@ def _plain_localized(value: Any) -> dict[str, Any] | None:
                 raise TypeError(f"localized['point'] must be a hook point name, got {type(v).__name__}")
             out[key] = v
         elif key in ("unit_scores", "subspace"):
+            if v is None:  # "may be absent" (MethodOutput): None is absent, as the scorer reads it
+                continue
             if hasattr(v, "detach"):  # a torch tensor
                 v = v.detach().cpu().numpy()
             a = np.asarray(v)

@@ -365,6 +365,10 @@ def test_to_plain_and_from_plain_round_trip_and_refuse_what_is_not_plain():
         with pytest.raises(TypeError):
             bad.to_plain()
     assert plain["localized"]["subspace"] == np.eye(3, 2).tolist()  # plain lists, as the unblinder expects
+    # an array the docstring says "may be absent" may be given as None: absent, as the scorer reads it
+    absent = MethodOutput(localized={"point": "hidden.0", "unit_scores": None, "subspace": np.eye(3, 1)}).to_plain()
+    assert "unit_scores" not in absent["localized"]
+    assert "unit_scores" not in MethodOutput.from_plain(json.loads(json.dumps(absent))).localized
     for bad in ({"edited": 1}, {"world_coef": [1]}, {"localized": {"unit_scores": {"a": 1}}},
                 {"localized": {"unit_scores": [1, "x"]}}, {"localized": {"array_dtypes": {"unit_scores": "object"}}},
                 []):
