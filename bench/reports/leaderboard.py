@@ -195,8 +195,6 @@ def boards(tables: Tables, metrics: list[str] | None = None) -> list[Board]:
                 if mine.empty:
                     continue
                 slug = track if len(rules) == 1 else f"{track}-{rule}"
-                if metrics is not None and len(names) > 1:
-                    slug = f"{slug}-{metric}"
                 out.append(board(tables, mine, selection=rule, slug=slug, show_rule=show_rule))
     return out
 

@@ -233,6 +233,11 @@ def test_one_table_per_selection_rule_ranked_within_its_rule():
     assert rows["alpha (upper bound)"].startswith("| 2 | alpha (upper bound) | 0.215 |")
     assert rows["zero (upper bound) (control)"].startswith("| — |")
     assert "![world-oracle heatmap](plots/leaderboard-world-oracle.png)" in text
+    # the LaTeX tables (built from the same boards): one per rule, distinct labels, the rule in the caption
+    tex = get_format("latex").render(tables)
+    labels = re.findall(r"\\label\{([^}]*)\}", tex)
+    assert len(labels) >= 2 and len(set(labels)) == len(labels)
+    assert "Selection: training-domain validation" in tex and "Selection: test-domain oracle" in tex
 
 
 def test_the_page_follows_the_tables_columns_but_never_ranks_or_bolds_a_control(synthetic_tables, monkeypatch):
