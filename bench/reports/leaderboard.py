@@ -24,6 +24,7 @@ so the page follows the tables as the ranking rules change.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -277,18 +278,23 @@ def legend(boards_: list[Board]) -> dict[str, str]:
 
 
 def _coverage(row: dict[str, Any]) -> str:
-    return "—" if row["control"] else f"{row['ranked_in']}/{row['tables']}"
+    """``k/n``: ranked in k of the n tables that rank anyone; ``—`` for a control or where no table ranks anyone."""
+    return "—" if row["control"] or not row["tables"] else f"{row['ranked_in']}/{row['tables']}"
 
 
 def _nobody_note(board: Board) -> str | None:
     """The scenarios of the table where nobody was ranked, and against what (a control or chance)."""
-    if not board.unranked_scenarios:
+    def against(gate: str) -> str:
+        return "chance" if gate == "chance" else f"the best control {gate}" if gate else "the gate"
+
+    found = board.unranked_scenarios
+    if not found:
         return None
-    parts = []
-    for scenario, gate in board.unranked_scenarios.items():
-        against = "chance" if gate == "chance" else f"the best control, {gate}" if gate else "the gate"
-        parts.append(f"{board.short[scenario]} (against {against})")
-    return ("No setting ranked (none beats its gate by the paired test) on: " + "; ".join(parts) + ".")
+    if len(found) == len(board.columns) and len(set(found.values())) == 1:
+        return (f"No setting ranked on any scenario (none beats {against(next(iter(found.values())))} by the "
+                "paired test).")
+    parts = [f"{board.short[scenario]} (against {against(gate)})" for scenario, gate in found.items()]
+    return "No setting ranked (none beats its gate by the paired test) on: " + "; ".join(parts) + "."
 
 
 def _md_table(board: Board) -> list[str]:
@@ -398,8 +404,11 @@ def heatmap(board: Board) -> Figure:
     right = ax.secondary_yaxis("right")
     right.set_yticks([(a + b - 1) / 2 for a, b in zip(starts, ends, strict=True)],
                      [board.rows[a]["group"] for a in starts], fontsize=7)
-    ax.set_title(f"{board.title} (mean over replicates; colour: standing within the scenario; bold: separated "
-                 "leader; italic: not ranked there; row label: rank across scenarios)", fontsize=8)
+    # wrapped to the figure's width (about 0.6 of the font size per character): a long title was cut off
+    key = ("mean over replicates; colour: standing within the scenario; bold: separated leader; italic: not "
+           "ranked there; row label: rank across scenarios")
+    chars = max(40, int(fig.get_figwidth() * 72 / (7 * 0.6)))
+    ax.set_title(textwrap.fill(f"{board.title} ({key})", chars), fontsize=7)
     fig.colorbar(image, ax=ax, shrink=0.6, pad=0.08, label="worst → best in the scenario")
     return fig
 

@@ -168,7 +168,7 @@ def test_the_hand_made_run_gives_the_page_worked_out_by_hand(hand_tables):
     text = render_leaderboard(hand_tables)
     assert section(text, "## World recovery: err ↓") == EXPECTED
     assert ("No setting ranked (none beats its gate by the paired test) on: four_groups (against the best "
-            "control, zero (control)).") in text
+            "control zero (control)).") in text
 
 
 def test_a_control_is_never_ranked_even_with_the_best_mean(hand_tables):
@@ -200,6 +200,18 @@ def test_a_method_ranked_on_one_scenario_does_not_win_by_its_absence(hand_tables
     assert min(means, key=means.get) == "partial" and sorted(means, key=means.get)[1] == "spotty"
 
 
+def test_one_replicate_crowns_no_one():
+    # a paired test needs two pairs: with one replicate nothing is ranked, so the page shows no rank, no bold
+    frame = hand_frame()
+    tables = build_tables(results_from_frame(frame[frame.replicate == 0], manifest=MANIFEST), scores=SCORES)
+    rows = md_rows(render_leaderboard(tables))
+    assert {r[0] for r in rows.values()} == {"—"} and {r[-1] for r in rows.values()} == {"—"}
+    assert not any("**" in cell for r in rows.values() for cell in r)
+    assert rows["spotty"][2] == "*0.050*" and rows["zero (control)"][4] == "0.100"
+    assert ("No setting ranked on any scenario (none beats the best control zero (control) by the paired test)."
+            in render_leaderboard(tables))
+
+
 def test_ties_show_as_ties(hand_tables):
     (board,) = boards(hand_tables)
     rank = {r["entry"]: r["rank"] for r in board.rows}
@@ -208,6 +220,26 @@ def test_ties_show_as_ties(hand_tables):
     assert not board.bold("alpha", "linear_sem") and not board.bold("beta", "linear_sem")
     # one rank in a group is not a tie: told_m is "1" although alpha and beta share "1" in another group
     assert rank["told_m"] == "1"
+
+
+def test_the_heatmap_and_the_html_mark_the_same_cells_as_the_markdown(hand_tables):
+    (board,) = boards(hand_tables)
+    fig = heatmap(board)
+    row_of = {r["entry"]: i for i, r in enumerate(board.rows)}
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in fig.axes[0].texts}
+    cow, four = board.columns.index("cow"), board.columns.index("four_groups")
+    assert texts[(row_of["spotty"], cow)].get_fontweight() == "bold"  # the separated leader
+    assert texts[(row_of["gamma"], cow)].get_fontstyle() == "italic"  # below the control there
+    control = texts[(row_of["zero (control)"], four)]  # the best mean of four_groups, not bold, not italic
+    assert control.get_text() == "0.12" and control.get_fontweight() == "normal" and control.get_fontstyle() == "normal"
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[0].split() == ["1=", "alpha"] and labels[-1].split() == ["—", "zero", "(control)"]
+    html = html_section(hand_tables)
+    gamma = next(line for line in html.splitlines() if '<td class="text">gamma</td>' in line)
+    assert gamma.count('class="unranked"') == 2 and "<td>3</td>" in gamma and "<td>2/3</td>" in gamma
+    control_row = next(line for line in html.splitlines() if "zero (control)" in line)
+    assert f'data-group="{CONTROLS_GROUP}"' in control_row and 'class="best"' not in control_row
+    assert "unranked" not in control_row and "four_groups (against the best control zero (control))" in html
 
 
 def test_one_table_per_selection_rule_ranked_within_its_rule():
