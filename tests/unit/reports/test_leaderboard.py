@@ -212,6 +212,19 @@ def test_one_replicate_crowns_no_one():
             in render_leaderboard(tables))
 
 
+def test_on_the_edit_track_the_groups_are_the_access_levels():
+    # every edit method is told the target, so the leagues are the access levels: the same run on an edit
+    # metric groups by access alone (told_m, told_n with pooled+group access; the rest pooled), controls apart
+    scores = pd.DataFrame([{**SCORES.loc["err"].to_dict(), "metric": "edit_err", "track": "edit",
+                            "chance": np.nan}]).set_index("metric")
+    frame = hand_frame().assign(metric="edit_err", told="edit_target")
+    text = render_leaderboard(build_tables(results_from_frame(frame, manifest=MANIFEST), scores=scores))
+    lines = section(text, "## Edit: edit_err ↓")
+    groups = [line.split("|")[2].strip() for line in lines if line.startswith("| | *")]
+    assert groups == ["*pooled*", "*pooled+group*", f"*{CONTROLS_GROUP}*"]
+    assert lines[-1].startswith("| — | zero (control) |")
+
+
 def test_ties_show_as_ties(hand_tables):
     (board,) = boards(hand_tables)
     rank = {r["entry"]: r["rank"] for r in board.rows}
