@@ -26,6 +26,7 @@ from cowbench.errors import InputError
 from cowbench.reports.leaderboard import boards
 from cowbench.reports.table import CONTROL_MARK, TRACK_TITLES, Tables, access_key, tidy_cells
 from cowbench.reports.text import fmt
+from cowbench.selection import RULE_LABELS
 
 NAME = "latex"
 FILENAME = "report.tex"
@@ -193,6 +194,8 @@ def column_chunks(board: Any, width: float = COLUMN_WIDTH_PT) -> list[list[str]]
 
 
 def _row_name(row: dict) -> str:
+    if "name" in row:  # the front page's name: the selection rule left to the caption, a control marked
+        return str(row["name"])
     return row["entry"] + (CONTROL_MARK if row["control"] and not row["entry"].endswith(CONTROL_MARK) else "")
 
 
@@ -225,10 +228,12 @@ def board_tables(tables: Tables, board: Any, width: float = COLUMN_WIDTH_PT) -> 
                    f"replicates ({n_text}); suite {escape(suite)} (hash \\texttt{{{escape(suite_hash)}}}); rank: "
                    f"across scenarios; bold: best ranked setting of the scenario. Scenarios: {key}."
                    f"{_ledger_text(prov)}")
+        if board.show_rule:  # one table per selection rule: say which
+            caption += f" Selection: {escape(RULE_LABELS.get(board.selection, board.selection))}."
         if len(chunks) > 1:
             caption += f" Part {part + 1} of {len(chunks)}."
         # a label is not typeset: no escapes (an escaped underscore breaks \\ref), only safe characters
-        label = re.sub(r"[^A-Za-z0-9:.-]+", "-", f"tab:cowbench-{suite}-{board.track}-{board.metric}"
+        label = re.sub(r"[^A-Za-z0-9:.-]+", "-", f"tab:cowbench-{suite}-{board.slug}-{board.metric}"
                        + (f"-{part + 1}" if part else ""))
         lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
                   r"\end{table}"]

@@ -295,8 +295,8 @@ def _across_table(agg: pd.DataFrame) -> list[str]:
              "Win rate: share of pairwise contests won, each contest one scenario both methods were ranked in, "
              "within their league (ties count half), so no method is compared on a scenario its opponent lacks "
              "or with a method of another league; scenarios: where the method was ranked, out of the track's "
-             "tables with a rank. Rank: by win rate within each league and access level, only for settings "
-             f"ranked in at least {MIN_COVERAGE:.0%} of the track's tables (a high rate from a few scenarios "
+             "tables with a rank. Rank: by win rate within each selection rule, league and access level, only for "
+             f"settings ranked in at least {MIN_COVERAGE:.0%} of the track's tables (a high rate from a few scenarios "
              "says little about the track). Rows grouped by league and access level, ordered by rank within it.",
              "",
              "| track | league | rank | method | access | win rate | contests | scenarios |",

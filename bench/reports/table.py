@@ -686,7 +686,7 @@ def access_key(access: str) -> tuple[int, str]:
 
 
 ACROSS_COLUMNS = ["track", "entry", "method", "access", "league", "win_rate", "contests", "scenarios", "tables", "rank",
-                  "unranked"]
+                  "unranked", "selection"]
 
 #: A setting is ranked across scenarios only if it was ranked in at least this share of the track's tables: a
 #: win rate from the one scenario only an instrumental-variable method can run says little about the track.
@@ -700,8 +700,10 @@ def across_scenarios(ranks: pd.DataFrame) -> pd.DataFrame:
     an equal rank is a tie and counts half. A method is never compared on a scenario its opponent lacks,
     so differing scenario sets do not bias the rate (a mean rank would: a method ranked first in the one
     scenario only it can run would head a table of methods ranked over fifteen); ``scenarios`` (ranked in)
-    against ``tables`` (the track's tables with a rank) states each method's coverage. ``rank``: by win
-    rate within the track, league and access level, equal rates sharing a rank, only for settings ranked in at least
+    against ``tables`` (the track's tables of its selection rule with a rank) states each method's coverage. ``rank``:
+    by win rate within the track, selection rule, league and access level (one rule per table: a setting chosen on
+    test data never outranks one chosen on validation data), equal rates sharing a rank, only for settings ranked in
+    at least
     `MIN_COVERAGE` of the track's tables (``unranked = "coverage"`` otherwise, ``"no contest"`` without an
     opponent); rows are ordered by track, league, access level (fewer levels first), rank, then wider coverage.
     """
@@ -719,29 +721,30 @@ def across_scenarios(ranks: pd.DataFrame) -> pd.DataFrame:
                 score[(track, x)] += 1.0 if r[x] < r[y] else 0.5 if r[x] == r[y] else 0.0
     if ranked.empty:
         return pd.DataFrame(columns=ACROSS_COLUMNS)
-    tables = ranked.groupby("track")["scenario"].nunique()
+    tables = ranked.groupby(["track", "selection"])["scenario"].nunique()
     meta = ranked.groupby(["track", "entry"]).agg(method=("method", "first"), access=("access", "first"),
-                                                  league=("league", "first"),
+                                                  league=("league", "first"), selection=("selection", "first"),
                                                   scenarios=("scenario", "nunique")).reset_index()
     rows = []
     for r in meta.itertuples():
         n = contests.get((r.track, r.entry), 0)
         rows.append({"track": r.track, "entry": r.entry, "method": r.method, "access": r.access,
                      "league": r.league, "win_rate": score[(r.track, r.entry)] / n if n else math.nan, "contests": n,
-                     "scenarios": int(r.scenarios), "tables": int(tables[r.track])})
+                     "scenarios": int(r.scenarios), "tables": int(tables[(r.track, r.selection)]),
+                     "selection": r.selection})
     agg = pd.DataFrame(rows, columns=ACROSS_COLUMNS)
     covered = agg["scenarios"] >= MIN_COVERAGE * agg["tables"]
     agg["unranked"] = np.where(agg["win_rate"].isna(), "no contest", np.where(covered, "", "coverage"))
-    for _, block in agg.groupby(["track", "league", "access"]):
+    for _, block in agg.groupby(["track", "selection", "league", "access"]):
         rated = block[block["unranked"] == ""]
         if not rated.empty:
             agg.loc[rated.index, "rank"] = tied_ranks(rated["win_rate"].to_numpy(), higher_is_better=True)
     agg["rank"] = agg["rank"].astype(float)
     order = {t: i for i, t in enumerate(TRACK_TITLES)}
-    keys = pd.DataFrame({"t": agg["track"].map(lambda t: order.get(t, len(order))), "l": agg["league"],
-                         "a1": agg["access"].str.count(r"\+"), "a2": agg["access"],
+    keys = pd.DataFrame({"t": agg["track"].map(lambda t: order.get(t, len(order))), "s": agg["selection"],
+                         "l": agg["league"], "a1": agg["access"].str.count(r"\+"), "a2": agg["access"],
                          "r": agg["rank"].fillna(math.inf), "c": -agg["scenarios"], "e": agg["entry"]})
-    return agg.loc[keys.sort_values(["t", "l", "a1", "a2", "r", "c", "e"]).index].reset_index(drop=True)
+    return agg.loc[keys.sort_values(["t", "s", "l", "a1", "a2", "r", "c", "e"]).index].reset_index(drop=True)
 
 
 LEADING_COLUMNS = ["track", "metric", "scenario", "selection", "league", "a", "b", "n_pairs", "mean_diff", "sd_diff",
@@ -922,8 +925,8 @@ def provenance(results: RunResults, level: float = 0.95) -> dict[str, Any]:
 
 #: How the across-scenario table aggregates (every format states it).
 AGGREGATION = ("pairwise win rate over the scenarios both methods of a pair were ranked in, within their "
-               "league (ties count half), ranked within each league and access level among settings ranked in at "
-               f"least {MIN_COVERAGE:.0%} of the track's tables; coverage stated per setting")
+               "league (ties count half), ranked within each selection rule, league and access level among settings "
+               f"ranked in at least {MIN_COVERAGE:.0%} of the track's tables; coverage stated per setting")
 
 
 @dataclass
