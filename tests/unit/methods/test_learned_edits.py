@@ -4,8 +4,10 @@ sae_ablation and das.
 Truth: the harness's own scores on a real replicate (``cow``: an MLP subject trained by ERM that leans on
 grass), with the edit's gain over no edit judged against the standard error of the paired accuracy
 difference on ``test_bal`` (``sd(c_edited - c_base) / sqrt(n)``); the planted superposed network's true grass
-subspace (``PlantedTruth``) for DAS's localization, against the best any set of unit axes could reach; and
-a toy dictionary with known sparse directions for the autoencoder fit.
+subspace (``PlantedTruth``) for DAS's localization, against the best any set of unit axes could reach and a
+random line, as a mean over drawn networks (one draw's overlap depends on its embedding), and DAS's own
+interchange objective evaluated at the true line; and a toy dictionary with known sparse directions for the
+autoencoder fit.
 """
 
 from __future__ import annotations
