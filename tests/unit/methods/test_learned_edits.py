@@ -4,8 +4,10 @@ sae_ablation and das.
 Truth: the harness's own scores on a real replicate (``cow``: an MLP subject trained by ERM that leans on
 grass), with the edit's gain over no edit judged against the standard error of the paired accuracy
 difference on ``test_bal`` (``sd(c_edited - c_base) / sqrt(n)``); the planted superposed network's true grass
-subspace (``PlantedTruth``) for DAS's localization, against the best any set of unit axes could reach; and
-a toy dictionary with known sparse directions for the autoencoder fit.
+subspace (``PlantedTruth``) for DAS's localization, against the best any set of unit axes could reach and a
+random line, as a mean over drawn networks (one draw's overlap depends on its embedding), and DAS's own
+interchange objective evaluated at the true line; and a toy dictionary with known sparse directions for the
+autoencoder fit.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import pytest
 import torch
 
 import cowbench as cb
+from cowbench import surgery
 from cowbench.access import Task
 from cowbench.errors import AccessError
 from cowbench.jobs import ReplicateSpec, execute, prepare
-from cowbench.methods._edits import counterfactual_do
+from cowbench.methods._edits import counterfactual_do, factual_targets
 from cowbench.methods._internals import standardized_partial
 from cowbench.methods.sae_ablation import fit_sae
 from cowbench.models import logits
 from cowbench.scores.localize import subspace_overlap
 from cowbench.subject import SubjectConfig
+from cowbench.surgery import orthonormal_basis
 
 METHODS = ("cf_augment", "cf_logit_pairing", "rrr", "sae_ablation", "das")
 COUNTERFACTUAL = ("cf_augment", "cf_logit_pairing", "das")
@@ -81,17 +85,56 @@ def planted_poly():
     return _replicate("planted_poly")
 
 
-@pytest.mark.parametrize("name", ("cf_augment", pytest.param("cf_logit_pairing", marks=pytest.mark.xfail(
-    reason="on planted v2's planted_poly cf_logit_pairing leaves more grass than the claim; re-measure next round",
-    strict=True)), "rrr", "das"))
+@pytest.mark.parametrize("name", ("cf_augment", "rrr", "das"))
 def test_edits_stay_clean_when_every_grass_unit_also_carries_a_cause(planted_poly, name):
     """planted_poly: no unit carries grass alone, so ablating units cannot separate it (neuron ablation fails
-    here); counterfactual fine-tuning, the input-gradient penalty and a learnt direction still remove it."""
+    here); counterfactual fine-tuning, the input-gradient penalty and a learnt direction still remove it
+    (cf_logit_pairing: `test_cf_logit_pairing_leaves_only_its_step_size_jitter_on_planted_poly`)."""
     output, metrics, _ = execute(planted_poly, cb.get_method(name)(), fit_seed=0)
     gain, se = _gain_and_se(planted_poly, output.edited)
     assert gain > 4 * se
     assert metrics["residual_spurious"] < 0.1
     assert metrics["causal_kept"] > 0.6
+
+
+SMALL_STEP = {"lr": 0.01, "epochs": 500}  # a fifth of the default step, same lr x epochs (5) as 0.05 x 100
+
+
+def test_cf_logit_pairing_leaves_only_its_step_size_jitter_on_planted_poly(planted_poly):
+    """cf_logit_pairing's penalty is L1: its gradient has magnitude ``lam`` whatever the gap, so full-batch Adam
+    does not settle at gap 0 but keeps stepping about ``lr`` per weight around it. Planted v2's readouts carry a
+    large random (cancelling) part, largest on this draw (``|w_out|`` up to 14; one step of 0.05 on every weight
+    could move grass's coefficient by ``lr ||d ace_grass / d theta||_1 = 4.5``, the whole shortcut), so the grass
+    left depends on where the oscillation stops: residual 0.04 to 0.18 between epochs 96 and 104 at the default
+    ``lr = 0.05``, 0.19 at epoch 300; 0.004 at ``lr = 0.01`` x 500 and 0.001 at 0.002 x 1000. At the defaults
+    the edit still gains, keeps the causes and removes most of the share that fine-tuning without the penalty
+    keeps whole; at a fifth of the step the claim of the other edits (residual < 0.1) holds."""
+    _, control, _ = execute(planted_poly, cb.get_method("cf_logit_pairing")(lam=1e-6), fit_seed=0)
+    assert control["residual_spurious"] > 0.9  # the task loss alone keeps grass: the penalty does the removing
+    output, metrics, _ = execute(planted_poly, cb.get_method("cf_logit_pairing")(), fit_seed=0)
+    gain, se = _gain_and_se(planted_poly, output.edited)
+    assert gain > 4 * se
+    assert metrics["causal_kept"] > 0.6
+    assert metrics["residual_spurious"] < 0.5
+    output, metrics, _ = execute(planted_poly, cb.get_method("cf_logit_pairing")(**SMALL_STEP), fit_seed=0)
+    gain, se = _gain_and_se(planted_poly, output.edited)
+    assert gain > 4 * se
+    assert metrics["causal_kept"] > 0.6
+    assert metrics["residual_spurious"] < 0.1
+
+
+@pytest.mark.slow
+def test_cf_logit_pairing_at_a_smaller_step_is_clean_on_every_planted_poly_draw():
+    """Over eight draws of planted_poly, cf_logit_pairing at a fifth of the default step leaves less grass than
+    at the default on every draw (8 of 8 by chance: 1/256) and under the 0.1 of the other edits on every draw.
+    Measured: default 0.011 to 0.177 (mean 0.061), small step 0.004 to 0.019."""
+    scn = cb.make_scenario("planted_poly")
+    for replicate in range(8):
+        rep = prepare(ReplicateSpec(scn.spec, replicate, 0, SubjectConfig().to_dict()))
+        default = execute(rep, cb.get_method("cf_logit_pairing")(), fit_seed=0)[1]["residual_spurious"]
+        small = execute(rep, cb.get_method("cf_logit_pairing")(**SMALL_STEP), fit_seed=0)[1]["residual_spurious"]
+        assert small < default, replicate
+        assert small < 0.1, replicate
 
 
 @pytest.mark.parametrize("name", ("sae_ablation", "das"))
@@ -132,24 +175,97 @@ def test_counterfactual_do_flips_binary_and_permutes_continuous(cow):
     assert np.array_equal(np.sort(do["moo"]), np.sort(moo))
 
 
-@pytest.mark.xfail(reason="planted v2 (one drawn norm under superposition): DAS's overlap 0.58 falls short of the claim; re-measure next round", strict=True)  # noqa: E501
-def test_das_finds_the_superposed_grass_direction_where_unit_axes_cannot():
+SUPERPOSED_DRAWS = range(10)  # replicates of planted_superposed, each with its own drawn embedding, offsets and norm
+
+
+def _interchange_errors(rep, bases: list[np.ndarray], seed: int = 1) -> list[np.ndarray]:
+    """Per training unit ``i``, the squared error of DAS's objective for each line in ``bases``: the subject run
+    from ``h_i`` with its coordinate along the line swapped for unit ``pi(i)``'s, against the subject's own
+    ``f(x_i | do(grass = grass_pi(i)))``. The pairing ``pi`` is the test's own (``seed``), not the one DAS fitted."""
+    task = Task(rep.scenario, rep.data, rep.subject, cb.get_method("das").access, subject_config=rep.subject_config)
+    x = np.array(task.train.x)
+    pairing = np.random.default_rng(seed).permutation(len(x))
+    factual = factual_targets(task, task.edit_target)
+    target = logits(rep.subject, task.intervene({t: v[pairing] for t, v in factual.items()}, "train").x)
+    h = surgery.activations(rep.subject, "hidden.0", x)
+    errors = []
+    for basis in bases:
+        q = orthonormal_basis(basis)
+        swapped = torch.as_tensor(h + ((h[pairing] - h) @ q) @ q.T, dtype=torch.float32)
+        with torch.no_grad():
+            out = surgery.forward_from(rep.subject, "hidden.0", swapped).reshape(-1).double().numpy()
+        errors.append((out - target) ** 2)
+    return errors
+
+
+def test_das_minimises_its_objective_at_least_as_well_as_the_planted_grass_line():
+    """Under superposition (four variables in three hidden directions) no line carries grass alone: swapping the
+    planted grass line also swaps the parts of moo, tail and sky that overlap it, so that line does not minimise
+    the interchange objective and DAS's line need not be it (overlap 0.65 on this draw; 0.24 to 1.00 over ten).
+    What DAS must do is minimise its objective: on pairs it did not fit, its line's error is no larger than the
+    planted line's (paired, within 4 standard errors) and far below a random line's; the planted line's own
+    error is measurably above 0 (the superposition's leak)."""
     rep = _replicate("planted_superposed")
-    das_out, das_metrics, _ = execute(rep, cb.get_method("das")(), fit_seed=0)
-    point = das_out.localized["point"]
-    true = rep.unit_truth.subspace(point)  # (width, 1)
-    n_fit = min(cb.get_method("das")().n_fit, len(rep.data.train))
-    assert subspace_overlap(true, das_out.localized["subspace"]) > 1 - 4 / np.sqrt(n_fit)
-    assert das_metrics["loc_overlap"] > 1 - 4 / np.sqrt(n_fit)
-    # any span of k unit axes overlaps the true line by (sum of their squared loadings) / k, at most the
-    # largest squared loading of the unit-norm direction: superposition keeps that ceiling far below 1
-    ceiling = float(np.max(true[:, 0] ** 2))
-    assert ceiling < 0.6
-    _, neuron_metrics, _ = execute(rep, cb.get_method("neuron_ablation")(), fit_seed=0)
-    assert neuron_metrics["loc_overlap"] <= ceiling + 1e-9
-    # no hidden-layer edit reaches C = 0 under superposition (the variables' directions overlap), and how
-    # close one gets depends on the drawn embedding: the direction-level edit beats the unit-level one
-    assert das_metrics["residual_spurious"] < neuron_metrics["residual_spurious"]
+    das_out, _, _ = execute(rep, cb.get_method("das")(), fit_seed=0)
+    assert das_out.localized["point"] == "hidden.0"
+    true = rep.unit_truth.subspace("hidden.0")
+    rand = np.random.default_rng(0).standard_normal((true.shape[0], 1))
+    found_err, true_err, rand_err = _interchange_errors(rep, [das_out.localized["subspace"], true, rand])
+
+    def mean_se(d):
+        return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+
+    diff, se = mean_se(found_err - true_err)
+    assert diff < 4 * se
+    diff, se = mean_se(rand_err - found_err)
+    assert diff > 4 * se
+    leak, se = mean_se(true_err)
+    assert leak > 4 * se
+
+
+@pytest.mark.slow
+def test_das_finds_the_superposed_grass_direction_where_unit_axes_cannot():
+    """Over ten draws of planted_superposed, DAS's line overlaps the planted grass line more than the best set of
+    unit axes can and more than a random line, and its mean-ablation leaves less grass than a random line's.
+
+    Per draw the claims do not hold (the interchange objective's minimum moves off the grass line by how much
+    the drawn embedding makes the other variables overlap it: DAS's overlap was below the unit axes' ceiling
+    on one draw of ten, 0.24 against 0.40), so they are on the mean over draws, by 4 standard errors of the
+    per-draw values (measured: overlap 0.81 +- 0.27 sd against a ceiling of 0.35; residual grass 0.34 +- 0.30
+    against a random line's 0.87). The direction-level edit does not beat neuron ablation on residual grass
+    by 4 SE over these draws (0.34 against 0.43), so that is not claimed.
+    """
+    das_minus_ceiling, das_overlap, rand_minus_das = [], [], []
+    for replicate in SUPERPOSED_DRAWS:
+        rep = prepare(ReplicateSpec(cb.make_scenario("planted_superposed").spec, replicate, 0,
+                                    SubjectConfig().to_dict()))
+        true = rep.unit_truth.subspace("hidden.0")  # (width, 1)
+        # any span of k unit axes overlaps the true line by (sum of their squared loadings) / k, at most the
+        # largest squared loading; the line loads +a and -a on the two units of each pair, so that is <= 1/2
+        ceiling = float(np.max(true[:, 0] ** 2))
+        assert ceiling <= 0.5 + 1e-12
+        _, neuron_metrics, _ = execute(rep, cb.get_method("neuron_ablation")(), fit_seed=0)
+        assert neuron_metrics["loc_overlap"] <= ceiling + 1e-9
+        _, das_metrics, _ = execute(rep, cb.get_method("das")(), fit_seed=0)
+        das_overlap.append(das_metrics["loc_overlap"])
+        das_minus_ceiling.append(das_metrics["loc_overlap"] - ceiling)
+        rand = [execute(rep, cb.get_method("random_direction_ablation")(random_state=s), fit_seed=0)[1]
+                for s in range(5)]
+        rand_minus_das.append(np.mean([m["residual_spurious"] for m in rand]) - das_metrics["residual_spurious"])
+    width = true.shape[0]
+    n = len(SUPERPOSED_DRAWS)
+
+    def mean_se(values):
+        values = np.asarray(values)
+        return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n))
+
+    gain, se = mean_se(das_minus_ceiling)
+    assert gain > 4 * se
+    # a random line's overlap is Beta(1/2, (w-1)/2): mean 1/w exactly
+    mean, se = mean_se(das_overlap)
+    assert mean - 1 / width > 4 * se
+    gain, se = mean_se(rand_minus_das)
+    assert gain > 4 * se
 
 
 def test_das_without_fitting_is_a_random_subspace():
