@@ -10,6 +10,8 @@ from cowbench.models import accuracy
 from cowbench.subject import SubjectConfig
 
 SEEDS = range(5)
+# these tests build eight distinct replicates about 26 times over (`prepare`, `cb.evaluate`): build each once
+pytestmark = pytest.mark.usefixtures("each_replicate_built_once")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,8 @@ from cowbench.access import Task
 from cowbench.model_truth import reliance
 
 SEEDS = range(3)
+# the same cow replicates (seeds 0-2) are evaluated by test after test: build each once
+pytestmark = pytest.mark.usefixtures("each_replicate_built_once")
 
 
 def mean_metric(scenario: str, method: str, metric: str, **knobs) -> float:

@@ -22,6 +22,8 @@ import pytest
 import cowbench as cb
 
 SEEDS = range(3)
+# every method is evaluated on the same cow and four_groups replicates (seeds 0-2): build each once
+pytestmark = pytest.mark.usefixtures("each_replicate_built_once")
 
 
 def mean_metric(scenario: str, method: str, metric: str) -> float:
