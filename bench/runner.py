@@ -38,6 +38,14 @@ from cowbench.store import job_status, read_json, remove_stale_tmp, write_json_a
 from cowbench.suite import Suite, check_memory_limit, check_time_limit
 
 DEFAULT_TIME_LIMIT = 3600.0  # seconds per job: generous, a smoke job takes under one
+# seconds to build a replicate (train or load the subject and the oracle, start the worker's sandbox template):
+# never the method's clock, so a short --time-limit for methods cannot fail jobs on a slow or busy machine
+PREPARE_TIME_LIMIT = 3600.0
+
+
+def prepare_time_limit(job_time_limit: float | None) -> float:
+    """The preparation's own limit: at least `PREPARE_TIME_LIMIT`, more if the jobs are given more."""
+    return max(PREPARE_TIME_LIMIT, job_time_limit or 0.0)
 # the default memory limit per job: this share of the machine's physical memory, divided among the parallel jobs
 # (at least `MIN_MEMORY_LIMIT_MB`); one method grew a worker to 18.4 GB on a 23 GB machine before limits existed
 DEFAULT_MEMORY_SHARE = 0.8
@@ -172,12 +180,12 @@ def _prepare_worker(args: tuple[ReplicateSpec, _Call]) -> str | None:
     replicate, call = args
     _in_worker(call)
     # a second run sharing the directory waits here, then loads the models the first one trained
-    with hold(replicate_lock_path(Path(call.cache_dir), replicate.id), wait=call.time_limit):
+    limit = prepare_time_limit(call.time_limit)
+    with hold(replicate_lock_path(Path(call.cache_dir), replicate.id), wait=limit):
         if not call.isolate:
             return _prepare_in_process(replicate, call.cache_dir, call.plugins)
-        result = call_isolated(_prepare_in_process, (replicate, call.cache_dir, call.plugins),
-                               time_limit=call.time_limit)
-    return result.message if isinstance(result, Lost) else result
+        result = call_isolated(_prepare_in_process, (replicate, call.cache_dir, call.plugins), time_limit=limit)
+    return f"preparing the replicate: {result.message}" if isinstance(result, Lost) else result
 
 
 def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
@@ -196,11 +204,13 @@ def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
     if not call.isolate:  # the debugger shortcut: the method runs in this process (its records say unsafe)
 
         return spec.id, _stored(out, spec, run_job(*job_args, **{**job_kwargs, "run_method": run_inprocess}), call)
-    # the replicate first, with its own clock (after a restart the new child reloads it): the job's time limit
-    # is for the method; a preparation failure is recorded by run_job itself with its traceback
+    # the replicate first, on its own clock and limit (after a restart the new child reloads it): the job's time
+    # limit is for the method; a preparation failure is recorded by run_job itself with its traceback
     result = call_isolated(_prepare_in_process, (spec.replicate, call.cache_dir, call.plugins),
-                           time_limit=call.time_limit)
-    if not isinstance(result, Lost):
+                           time_limit=prepare_time_limit(call.time_limit))
+    if isinstance(result, Lost):
+        result = Lost(result.reason, f"preparing the replicate: {result.message}", result.traceback)
+    else:
         result = call_isolated(run_job, job_args, job_kwargs, time_limit=call.time_limit)
     if isinstance(result, Lost):  # the child is gone, and its lock with it: store the job's failure here
         result = store_failure(spec, out, result.reason, result.message, result.traceback, planned_at=call.planned_at)

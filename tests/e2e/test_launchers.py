@@ -297,6 +297,19 @@ def test_the_time_limit_comes_from_the_suite_and_the_flag_overrides_it(tmp_path,
     assert not (tmp_path / "other").exists()
 
 
+def test_preparing_a_replicate_is_not_on_the_methods_clock(tmp_path, plugin):
+    # a plugin whose import takes 12 s in the sandbox template (which loads it while the replicate is prepared):
+    # with an 8 s time limit for methods (a fast double's job fits in it on a busy machine), the job must still
+    # run and succeed: the limit is the method's (before, the preparation ran under it and the job failed, timeout)
+    slow = tmp_path / "slow_template.py"
+    slow.write_text("import sys, time\nif sys.argv[:1] == ['cowbench-sandbox']:\n    time.sleep(12)\n")
+    out = tmp_path / "out"
+    run = cowbench("run", write_suite(tmp_path, ["t_counter"]), "--out", out, "--plugins", plugin, "--plugins", slow,
+                   "--launcher", "serial", "--time-limit", 8)
+    assert run.returncode == 0, run.stderr
+    assert records(out)["t_counter"]["status"] == "ok"
+
+
 def test_details_are_cleaned_or_fail_their_own_job(tmp_path, plugin):
     out = tmp_path / "out"
     run = cowbench("run", write_suite(tmp_path, ["t_nan_details", "t_object_details", "logistic"]), "--out", out,
