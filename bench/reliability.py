@@ -34,7 +34,17 @@ from cowbench.store import write_text_atomic
 #: validation splits), the test sample (test_id, test_ood, test_bal), the subject seed, the method's fit seed.
 SEED_KINDS = ("train_data", "test_data", "subject", "fit")
 KIND_TEXT = {"train_data": "training data", "test_data": "test data", "subject": "subject seed", "fit": "fit seed"}
-STANDARD_REPLICATES = 5  # the standard suite's replicate count
+
+
+def _standard_replicates() -> int:
+    """The standard suite's replicate count, read from its file (``[suite] replicates``): the n every resolution
+    of the study is stated at, so it follows the suite instead of a copy of its number."""
+    import tomllib
+
+    return int(tomllib.loads((Path(__file__).parent / "suites" / "standard.toml").read_text())["suite"]["replicates"])
+
+
+STANDARD_REPLICATES = _standard_replicates()
 #: The difference the standard suite must resolve between the two leading methods of each league, per track it
 #: is chosen for (issue 16: 0.05 on the edit and model tracks); the others state the resolution they reach.
 TRACK_TARGETS: dict[str, float] = {"edit": 0.05, "model": 0.05}
@@ -286,11 +296,14 @@ def resolution_per_track(resolution: pd.DataFrame, n: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["track", "pairs", "n", "median_mrd", "max_mrd"])
 
 
-def from_results(out: Path, suite: str | None = None, n: int = STANDARD_REPLICATES,
+def from_results(out: Path, suite: str | None = None, n: int | None = None,
                  targets: Mapping[str, float] | None = None, *, ranked_only: bool = True) -> pd.DataFrame:
     """`leading_resolution` of a results directory's stored jobs (no job is run: the suite's replicates are
-    paired already); ``ranked_only``: the leading pairs among the ranked settings (those a paper compares)."""
+    paired already); ``ranked_only``: the leading pairs among the ranked settings (those a paper compares);
+    ``n``: the replicate count the resolution is stated at (default: the run's suite's, from its manifest)."""
     res = load_results(Path(out), suite)
+    if n is None:
+        n = int(((res.manifest or {}).get("suite") or {}).get("replicates") or STANDARD_REPLICATES)
     return leading_resolution(leading_pairs(res.frame, ranked_only=ranked_only), n, targets)
 
 

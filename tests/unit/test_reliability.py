@@ -172,3 +172,22 @@ def test_leading_pairs_set_the_suite_replicate_count_from_the_target():
     per_track = resolution_per_track(res, 5).set_index("track")
     assert per_track.loc["world", "max_mrd"] == pytest.approx(min_resolvable_difference(0.18, 5))
     assert per_track.loc["edit", "pairs"] == 2
+
+
+def test_resolutions_are_stated_at_the_suites_own_replicate_count():
+    # the study's n is the standard suite's file, not a copy of its number (it was 5 while the suite ran 3)
+    import json
+    import tomllib
+    from pathlib import Path
+
+    import cowbench
+    from cowbench.reliability import STANDARD_REPLICATES, from_results
+
+    suite_file = Path(cowbench.__file__).parent / "suites" / "standard.toml"
+    assert STANDARD_REPLICATES == tomllib.loads(suite_file.read_text())["suite"]["replicates"]
+    # the published folder's resolution is stated at its own suite's replicates (its manifest), and any n given
+    published = Path(__file__).parents[2] / "results" / "standard"
+    held = json.loads((published / "manifests" / "standard.json").read_text())["suite"]["replicates"]
+    leading = from_results(published)
+    assert not leading.empty and set(leading["n"]) == {held}
+    assert set(from_results(published, n=held + 4)["n"]) == {held + 4}
