@@ -1,3 +1,3 @@
 """The version of cowbench (the release sets it here; `cowbench.__version__` re-exports it)."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
