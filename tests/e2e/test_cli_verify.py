@@ -82,11 +82,14 @@ def test_reliability_tiny_configuration_writes_markdown_and_json(tmp_path):
     data = json.loads(out.with_suffix(".json").read_text())
     # 2 methods x 5 seed kinds (training data, test data, subject, fit, all) x 2 replicates
     assert len(data["values"]) == 20 and all(v["value"] is not None for v in data["values"])
-    assert [(r["a"], r["b"], r["n"]) for r in data["resolution"]] == [("logistic", "ols", 5)]
+    # resolutions are stated at the standard suite's replicate count (its file's, 3 since issue 16)
+    from cowbench.reliability import STANDARD_REPLICATES
+
+    assert [(r["a"], r["b"], r["n"]) for r in data["resolution"]] == [("logistic", "ols", STANDARD_REPLICATES)]
     # logistic and ols are deterministic given the data: the fit seed moves nothing
     assert all(r["sd_fit"] == 0 for r in data["reseed"])
     text = out.read_text()
-    assert "| world | world_err | cow | logistic |" in text and "min. resolvable at n=5" in text
+    assert "| world | world_err | cow | logistic |" in text and f"min. resolvable at n={STANDARD_REPLICATES}" in text
     assert "Machine:" in text and "MKL_CBWR" in text
 
 
