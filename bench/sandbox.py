@@ -1262,8 +1262,9 @@ def evaluate_once(model_bytes: bytes, batches: Sequence[np.ndarray], *, seed: in
     chunks = [*(mixed[i:i + 1] for i in singles), *(mixed[a:b] for a, b in itertools.pairwise(bounds)), mixed,
               *arrays]
     model = SandboxedModel(model_bytes, plugins=plugins, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
-    with model.session():
-        outs = [np.asarray(o, dtype=np.float64).reshape(-1) for o in model.forward_chunks(chunks)]
+    # one message out and one back: the child loads the model once and calls it on each chunk in this order (a
+    # session would cost a round trip per chunk, most of an edit job's evaluation time)
+    outs = [np.asarray(o, dtype=np.float64).reshape(-1) for o in model.forward_chunks(chunks)]
     k, n_chunks = len(singles), len(bounds) - 1
     got = outs[k + n_chunks]
     if got.shape != (n,):
