@@ -297,7 +297,8 @@ class InterventionInputs:
     columns: np.ndarray | None  # shown column j = rendered column columns[j]; None: the rendering's own order
     strict: bool = True  # blinded: only shown observed names may be intervened on
 
-    def __call__(self, do: Mapping[str, Any], split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    def __call__(self, do: Mapping[str, Any], split: str
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[], pd.DataFrame]]:
         if split not in self.units:
             raise AccessError(f"interventions are on 'train' or 'val' units, not {split!r}")
         real = {}
@@ -317,12 +318,16 @@ class InterventionInputs:
                 raise ValueError(f"do[{key!r}] must be a scalar or have shape ({len(units)},), got {np.shape(value)}")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"do[{key!r}] has non-finite values")
-        out = self.generator.make_split(split, units.exogenous, units.env, real)
-        x = out.x if self.columns is None else out.x[:, self.columns]
-        shown = list(self.real_name)
-        concepts = out.concepts[[self.real_name[v] for v in shown]].copy()
-        concepts.columns = shown
-        return x, out.y, out.env, concepts
+        x, y, values = self.generator.rendered(units.exogenous, units.env, real)
+        if self.columns is not None:
+            x = x[:, self.columns]
+        generator, real_name = self.generator, dict(self.real_name)
+
+        def concepts() -> pd.DataFrame:  # built when read: most do-queries read only x (about half their cost)
+            columns = generator.concept_columns(values, list(real_name.values()))
+            return pd.DataFrame({shown: columns[name] for shown, name in real_name.items()})
+
+        return x, y, units.env, concepts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -546,21 +551,29 @@ class Intervened(SplitView):
     and they would name the spurious variable to a method that declared only ``counterfactual``.
     """
 
-    __slots__ = ("_concepts",)
+    __slots__ = ("_concepts", "_make_concepts")
 
-    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, env: np.ndarray | None, concepts: pd.DataFrame,
-                 read: Read):
+    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, env: np.ndarray | None,
+                 concepts: pd.DataFrame | Callable[[], pd.DataFrame], read: Read):
         super().__init__(name, x, y, env, None, read)
-        self._concepts = concepts
+        # a DataFrame, or a function that builds it on the first read (`InterventionInputs` passes one)
+        self._concepts = concepts if isinstance(concepts, pd.DataFrame) else None
+        self._make_concepts = None if isinstance(concepts, pd.DataFrame) else concepts
+
+    def _frame(self) -> pd.DataFrame:
+        if self._concepts is None:
+            self._concepts = self._make_concepts()
+            self._make_concepts = None
+        return self._concepts
 
     def _restricted(self, rows: np.ndarray, pick: Callable) -> SplitView:
         return Intervened(self.name, pick(self._x), pick(self._y), pick(self._env),
-                          self._concepts.iloc[rows].reset_index(drop=True), self._read)
+                          lambda: self._frame().iloc[rows].reset_index(drop=True), self._read)
 
     @property
     def concepts(self) -> pd.DataFrame:
         """The observed variables of the intervened units (no label, no hidden ones), a copy."""
-        return self._concepts.copy()
+        return self._frame().copy()
 
     @property
     def group(self) -> np.ndarray:

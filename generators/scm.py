@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,18 +262,25 @@ class SCM:
 
     def make_split(self, name: str, exogenous: Arrays, env: np.ndarray,
                    do: Mapping[str, Any] | None = None) -> Split:
+        x, y, values = self.rendered(exogenous, env, do)
+        return Split(name=name, x=x, y=y, env=env, group=self.groups(values),
+                     concepts=pd.DataFrame(self.concept_columns(values, self.truth.roles)), exogenous=exogenous,
+                     do=dict(do or {}))
+
+    def rendered(self, exogenous: Arrays, env: np.ndarray, do: Mapping[str, Any] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, Arrays]:
+        """``(x, y, values)`` of the units under ``do``: what `make_split` computes before it builds the split's
+        DataFrame (a do-query's hot path, which reads the concepts only when asked: `concept_columns`)."""
         values = self.evaluate(exogenous, env, do)
         x = self.rendering.render(values, exogenous, self.row_params(env))
         label = values[self.truth.label]
         y = label.astype(np.int64) if self.label_kind == "binary" else label.astype(np.float32)
-        group = self.groups(values)
+        return x, y, values
+
+    def concept_columns(self, values: Arrays, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """The concepts' columns ``names`` from evaluated ``values``: binary variables as int64, others as they are."""
         kinds = {v.name: v.kind for v in self.variables}
-        concepts = pd.DataFrame({
-            v: (values[v].astype(np.int64) if kinds[v] == "binary" else values[v])
-            for v in self.truth.roles
-        })
-        return Split(name=name, x=x, y=y, env=env, group=group, concepts=concepts, exogenous=exogenous,
-                     do=dict(do or {}))
+        return {v: (values[v].astype(np.int64) if kinds[v] == "binary" else values[v]) for v in names}
 
     def groups(self, values: Arrays) -> np.ndarray:
         """Group labels ``2 y + s`` (label x first spurious variable, both binarised; ``y`` alone without one)."""
