@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -16,6 +17,7 @@ from cowbench.access import ACCESS_LEVELS
 from cowbench.anchors import ANCHORS, run_anchor
 from cowbench.compare import compare
 from cowbench.conformance import check_method
+from cowbench.cost import run_cpu
 from cowbench.errors import InputError
 from cowbench.fingerprint import fingerprint_summary
 from cowbench.glossary import glossary_markdown
@@ -330,6 +332,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     read_manifests(out)  # another suite's broken manifest would otherwise fail the report after the jobs ran
     for message in scan_store(out).messages():
         _warn(message)
+    started, cpu_start = time.time(), time.process_time()
     summary = run_suite(suite, out, launcher=args.launcher, n_jobs=args.jobs, force=args.force,
                         retry_failed=args.retry_failed, plugins=args.plugins,
                         log=lambda m: print(m, file=sys.stderr), time_limit=args.time_limit,
@@ -349,6 +352,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed_total = len(summary.failed) + summary.failed_before
     print(f"ran {summary.ran} job(s): {summary.ok} ok, {len(summary.failed)} failed; "
           f"{failed_total} failed in total; results in {out}", file=sys.stderr)
+    if summary.ran:
+        cpu = run_cpu(out, [j.id for j in suite.plan(args.plugins)], started,
+                      run_process_s=time.process_time() - cpu_start)
+        print(cpu.line(time.time() - started), file=sys.stderr)
     return summary.exit_code
 
 

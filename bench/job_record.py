@@ -235,9 +235,21 @@ def run_job(spec: JobSpec, out: Path, cache_dir: Path | None = None, plugins: tu
         return _run_job_locked(spec, Path(out), cache_dir, plugins, run_method)
 
 
+def _sandbox_cpu_s() -> float:
+    """CPU seconds of the sandbox processes this thread has reaped (0 where the sandbox is not installed)."""
+    try:
+        from cowbench.sandbox import sandbox_cpu_s
+    except ImportError:
+        return 0.0
+    return sandbox_cpu_s()
+
+
 def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: tuple[str, ...],
                     run_method: Callable[[Any], Any] | None) -> str:
     started = time.time()
+    # the job's CPU over its process tree: this process's (preparing, blinding, scoring) plus every sandbox
+    # process it used (the method's run, the edited model's evaluation), as the kernel counted them
+    cpu_start, sandbox_start = time.process_time(), _sandbox_cpu_s()
     record = _base_record(spec)
     resources: dict[str, Any] = {}
     runner = run_method or default_run_method()
@@ -286,8 +298,10 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
         record.update(_failure(exc.reason, str(exc), exc.traceback))
     except Exception as exc:  # a failing method fails its own job, never the sweep
         record.update(_failure("exception", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    harness_cpu, sandbox_cpu = time.process_time() - cpu_start, _sandbox_cpu_s() - sandbox_start
     return _write_record(out, spec, record, {"started_unix": started, "job_wall_s": time.time() - started,
-                                             **resources})
+                                             "job_cpu_s": harness_cpu + sandbox_cpu, "harness_cpu_s": harness_cpu,
+                                             "sandbox_cpu_s": sandbox_cpu, **resources})
 
 
 def _check_shared_state(rep: Replicate) -> None:

@@ -187,7 +187,8 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
         except BaseException:
             closer()
             raise
-    resources = {"method_wall_s": float(result.wall_s), "method_peak_rss_mb": result.peak_rss_mb}
+    resources = {"method_wall_s": float(result.wall_s), "method_peak_rss_mb": result.peak_rss_mb,
+                 "method_cpu_s": getattr(result, "cpu_s", None)}
     return BlindRun(output, log, used_from_log(log, access), sorted(result.audit), resources, mode, closer)
 
 

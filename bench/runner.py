@@ -21,6 +21,7 @@ from typing import Any
 
 from cowbench import ledger
 from cowbench.blind_run import run_inprocess
+from cowbench.cost import record_prepare
 from cowbench.errors import InputError
 from cowbench.isolation import Lost, call_isolated, close_isolated
 from cowbench.jobs import JobSpec, ReplicateSpec, load_plugins_once, prepare, run_job, store_failure
@@ -88,17 +89,30 @@ class _Call:
     run_start: str | None = None
 
 
+_STARTED_ACCOUNTED = []  # non-empty once this process's start-up (its imports) is in a preparation's CPU record
+
+
 def _prepare_in_process(replicate: ReplicateSpec, cache_dir: str, plugins: tuple[str, ...]) -> str | None:
+    # the CPU account (`cowbench.cost`): the first call in a process also carries that process's imports
+    cpu0 = 0.0 if not _STARTED_ACCOUNTED else time.process_time()
+    wall0 = time.time()
     try:
+        from cowbench.replicate import _prepare_cached
+        from cowbench.sandbox import _template, sandbox_cpu_s  # torch: not at import of the CLI
+
+        misses, startup0 = _prepare_cached.cache_info().misses, sandbox_cpu_s() - sandbox_cpu_s(startup=False)
         load_plugins_once(plugins)
         prepare(replicate, Path(cache_dir))
-        from cowbench.sandbox import _template  # torch: not at import of the CLI
-
         # this worker's sandbox template (seconds of imports) starts here, on the preparation's clock, not on
         # the first job's time limit
         _template(tuple(plugins))
     except Exception as exc:  # the jobs of this replicate will record the failure with its traceback
         return f"{type(exc).__name__}: {exc}"
+    startup = sandbox_cpu_s() - sandbox_cpu_s(startup=False) - startup0
+    if not _STARTED_ACCOUNTED or _prepare_cached.cache_info().misses != misses or startup:
+        _STARTED_ACCOUNTED.append(True)
+        with contextlib.suppress(OSError):
+            record_prepare(cache_dir, replicate.id, time.process_time() - cpu0 + startup, time.time() - wall0)
     return None
 
 

@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import pickle
+import resource
 import shutil
 import signal
 import socket
@@ -124,6 +125,9 @@ class BlindResult:
     truth_objects : list of str or None
         Harness objects carrying truth found in the method process's memory (only when asked by the
         conformance kit's `probe_blind`).
+    cpu_s : float or None
+        CPU seconds of the method's process and everything it started, as the kernel counted them when the
+        template reaped it (`sandbox_cpu_s`); None in-process.
     """
 
     output: dict[str, Any]
@@ -135,6 +139,7 @@ class BlindResult:
     audit_details: list[str] = field(default_factory=list)
     run_mode: str = "blind"
     truth_objects: list[str] | None = None
+    cpu_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,7 @@ class Template:
             raise RuntimeError(f"the sandbox template failed to start: {why}")
         self._sock.settimeout(None)
         self.pid = self._proc.pid
+        self.startup_cpu_s = float(reply.get("cpu_s") or 0.0)  # the template's imports, before any job
 
     def alive(self) -> bool:
         return self._proc.poll() is None
@@ -252,11 +258,15 @@ class Template:
                               "preload": list(preload)}, fds)["pid"])
 
     def wait(self, pid: int) -> int | None:
-        """Reap child ``pid`` (killed or done) and kill orphans it left; its wait status, None if the template died."""
+        """Reap child ``pid`` (killed or done) and kill orphans it left; its wait status, None if the template died.
+        The CPU seconds the child and its descendants used are added to `sandbox_cpu_s`."""
         try:
-            return int(self._ask({"op": "wait", "pid": pid})["status"])
+            reply = self._ask({"op": "wait", "pid": pid})
+            status = int(reply["status"])
         except (_TemplateDied, ValueError, KeyError):
             return None
+        _charge(float(reply.get("cpu_s") or 0.0))
+        return status
 
     def close(self) -> None:
         """End the template (closing its socket ends it; a stuck one is killed)."""
@@ -273,6 +283,19 @@ class Template:
 
 
 _LOCAL = threading.local()  # one template per thread (a Dask worker may run several tasks at once)
+
+
+def _charge(cpu_s: float, kind: str = "children") -> None:
+    setattr(_LOCAL, f"cpu_{kind}", getattr(_LOCAL, f"cpu_{kind}", 0.0) + cpu_s)
+
+
+def sandbox_cpu_s(*, startup: bool = True) -> float:
+    """CPU seconds (user + system) of this thread's sandbox processes so far: the children its templates reaped
+    (method runs and edited-model evaluations, with everything they started, as the kernel counted them:
+    ``wait4``) and, with ``startup``, the templates' own start-up (their imports). A job's share is the
+    difference across it."""
+    children = float(getattr(_LOCAL, "cpu_children", 0.0))
+    return children + (float(getattr(_LOCAL, "cpu_startup", 0.0)) if startup else 0.0)
 _ALL: weakref.WeakSet[Template] = weakref.WeakSet()
 
 
@@ -300,6 +323,7 @@ def _template(plugins: tuple[str, ...] | None) -> Template:
         current = None
     if current is None:
         current = _LOCAL.template = Template(tuple(plugins or ()))
+        _charge(current.startup_cpu_s, "startup")
         _ALL.add(current)
     return current
 
@@ -586,12 +610,14 @@ def probe_blind(call: BlindCall, *, time_limit: float | None = None) -> BlindRes
 
 def _run(call: BlindCall, time_limit: float | None, memory_limit_mb: int | None,
          options: dict[str, Any]) -> BlindResult | Lost:
+    before = sandbox_cpu_s(startup=False)
     got = _execute("run", call, tuple(call.plugins), time_limit=time_limit, memory_limit_mb=memory_limit_mb,
                    options=options)
     if isinstance(got, Lost):
         return got
     header, blob = got
     return BlindResult(output=header["output"], edited=blob if header.get("blob") else None,
+                       cpu_s=sandbox_cpu_s(startup=False) - before,
                        read_log=[str(r) for r in header["read_log"]], audit=sorted(map(str, header["audit"])),
                        wall_s=float(header["wall_s"]),
                        peak_rss_mb=None if header["peak_rss_mb"] is None else float(header["peak_rss_mb"]),
@@ -900,7 +926,8 @@ def _template_main() -> None:
         with contextlib.suppress(OSError):
             sock.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
         os._exit(1)
-    sock.send(b'{"ready": true}')
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # its start-up (the imports), for the run's CPU account
+    sock.send(json.dumps({"ready": True, "cpu_s": usage.ru_utime + usage.ru_stime}).encode())
     jobs: set[int] = set()
     while True:
         try:
@@ -925,17 +952,21 @@ def _template_main() -> None:
             sock.send(json.dumps({"pid": pid}).encode())
         elif message["op"] == "wait":
             pid = int(message["pid"])
-            status = -1
+            status, cpu = -1, 0.0
             if pid in jobs:
                 with contextlib.suppress(ChildProcessError):
-                    status = os.waitpid(pid, 0)[1]
+                    # the kernel's account of the child and every descendant it reaped: what the job cost,
+                    # measured outside the method's process (a method cannot under-report it)
+                    _, status, usage = os.wait4(pid, 0)
+                    cpu = usage.ru_utime + usage.ru_stime
                 jobs.discard(pid)
-            _kill_orphans(jobs)
-            sock.send(json.dumps({"status": status}).encode())
+            cpu += _kill_orphans(jobs)
+            sock.send(json.dumps({"status": status, "cpu_s": cpu}).encode())
 
 
-def _kill_orphans(jobs: set[int]) -> None:
-    """Kill and reap every child of this template that is not a running job (a job's escaped grandchild)."""
+def _kill_orphans(jobs: set[int]) -> float:
+    """Kill and reap every child of this template that is not a running job (a job's escaped grandchild); the CPU
+    seconds of those reaped (an escaped grandchild's work is its job's cost)."""
     me = os.getpid()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) in jobs:
@@ -948,13 +979,15 @@ def _kill_orphans(jobs: set[int]) -> None:
         if ppid == me:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
+    cpu = 0.0
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return cpu
         if pid == 0:
-            return
+            return cpu
+        cpu += usage.ru_utime + usage.ru_stime
         jobs.discard(pid)
 
 

@@ -201,3 +201,25 @@ def _forge(self, task):
         os.dup2(w, record_fd)
     gc.get_referrers(task)  # the next record: it must not be lost
     return MethodOutput()
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+@_attack("attack_cpu", seconds=0.6)
+def _cpu(self, task):
+    """Burn CPU in a forked child it waits for and in itself, then claim to have used none (a cost account the
+    method could under-report would let a costly method look cheap)."""
+    pid = os.fork()
+    if pid == 0:
+        _burn(self.seconds)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    _burn(self.seconds)
+    import resource
+
+    resource.getrusage = lambda who: None  # the harness must not ask the method's process how much it used
+    return MethodOutput(details={"claimed_cpu_s": 0.0})
