@@ -45,15 +45,30 @@ def pinned_threads(n: int = 1) -> Iterator[None]:
     n : int
         Threads per pool; 1 in the harness, so a result does not depend on how many workers share a machine.
     """
-    import scipy.linalg  # noqa: F401  load scipy's own OpenBLAS now: threadpoolctl limits only loaded libraries
-    from threadpoolctl import threadpool_limits
-
     from cowbench.models import torch_threads
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"thread count must be a positive integer, got {n!r}")
-    with threadpool_limits(limits=n), torch_threads(n):
+    with _controller().limit(limits=n), torch_threads(n):
         yield
+
+
+_CONTROLLER: list = []  # [(len(sys.modules) when scanned, ThreadpoolController)]
+
+
+def _controller():
+    """A threadpoolctl controller of the BLAS/OpenMP libraries loaded in this process, scanned again only when
+    a module was imported since the last scan (a native library comes with one). A scan walks every loaded
+    shared object (4-5 ms with torch loaded) and a job entered this context several times."""
+    import sys
+
+    import scipy.linalg  # noqa: F401  load scipy's own OpenBLAS now: threadpoolctl limits only loaded libraries
+    from threadpoolctl import ThreadpoolController
+
+    if not _CONTROLLER or _CONTROLLER[0][0] != len(sys.modules):
+        controller = ThreadpoolController()
+        _CONTROLLER[:] = [(len(sys.modules), controller)]
+    return _CONTROLLER[0][1]
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib
 import itertools
 import json
@@ -910,6 +911,10 @@ def _preload(plugins: Sequence[str]) -> None:
     torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled())
     with _determinism():
         pass
+    # everything loaded so far lives as long as the template: out of the cyclic collector's sight, so a child's
+    # collections neither walk it nor write to its pages (which fork shares copy-on-write)
+    gc.collect()
+    gc.freeze()
 
 
 def _template_main() -> None:
