@@ -120,8 +120,9 @@ def _kill_template(self, task):
     return MethodOutput()
 
 
-@_attack("attack_memory", mb=4000, step=50)
+@_attack("attack_memory", mb=4000, step=50, delay=0.0)
 def _memory(self, task):
+    time.sleep(self.delay)  # past the watchdog's first seconds, when it checks memory less often
     held = []
     for _ in range(self.mb // self.step):
         held.append(np.ones(self.step * 2**20 // 8))  # touched: resident, not just reserved

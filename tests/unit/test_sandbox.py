@@ -176,6 +176,9 @@ def test_a_method_that_kills_its_template_fails_alone_and_the_next_job_gets_a_fr
     ("attack_sleep", {}, {"time_limit": 2.0}, "timeout", "time limit of 2 s"),
     ("attack_memory", {"mb": 600}, {"memory_limit_mb": 200, "time_limit": 120}, "memory", "limit"),
     ("attack_memory", {"mb": 8000, "step": 4000}, {"memory_limit_mb": 200, "time_limit": 120}, "memory", "limit"),
+    # allocating after the first seconds, when memory is checked every MEMORY_CHECK_S: 600 MB over 1.2 s
+    ("attack_memory", {"mb": 600, "step": 10, "delay": 3.0}, {"memory_limit_mb": 200, "time_limit": 120}, "memory",
+     "limit"),
     ("attack_raise", {}, {"time_limit": 120}, "exception", "ValueError: boom from the method"),
     ("attack_exit", {}, {"time_limit": 120}, "exit", "sys.exit(3)"),
     ("attack_wrong_output", {}, {"time_limit": 120}, "exception", "must return a MethodOutput"),
@@ -392,3 +395,13 @@ def test_the_truth_scan_tells_a_named_scenario_from_the_tasks_anonymous_generato
     assert any(carries(v) for v in scenario.scm.variables)
     assert not carries(anonymous) and not carries(anonymous.scm) and not carries(anonymous.truth)
     assert not any(carries(v) for v in anonymous.scm.variables)
+
+
+def test_the_memory_watchdogs_cheap_bound_is_an_upper_bound_and_the_exact_figure_is_taken_near_the_limit():
+    from cowbench.sandbox import _group_private_mb
+
+    group = os.getpgid(0)
+    exact = _group_private_mb(group)
+    bound = _group_private_mb(group, unless_below=1e9)  # far below the limit: resident + swap, no page walk
+    assert bound >= exact > 0
+    assert _group_private_mb(group, unless_below=0.0) == pytest.approx(exact, rel=0.05)  # near it: the exact one
