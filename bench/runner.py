@@ -231,6 +231,11 @@ def _job_worker(args: tuple[JobSpec, _Call, bool]) -> tuple[str, str]:
     return spec.id, _stored(out, spec, result, call)
 
 
+def _replicate_of(args: tuple[JobSpec, _Call, bool]) -> str:
+    """The bundle key of a `_job_worker` call: its job's replicate."""
+    return args[0].replicate.id
+
+
 def _module_in_cwd(name: str) -> str | None:
     """The file of a plugin module found only because the working folder is on this process's import path
     (``python -m cowbench``): workers do not have that folder on theirs (`safe_import_path`), so they load the
@@ -381,9 +386,11 @@ def run_suite(suite: Suite, out: Path, *, launcher: str = "joblib", n_jobs: int 
             # first pass: skip what another run holds; second pass: wait for those it has not stored (if that
             # run dies, its locks go with it and this one runs the jobs)
             pending = todo
+            # an engine that bundles (Dask) runs a replicate's jobs together: its worker loads the replicate once
+            grouped = {"group": _replicate_of} if engine.bundles else {}
             for wait in (False, True):
                 held_elsewhere = []
-                for result in run(_job_worker, [(j, call, wait) for j in pending]):
+                for result in run(_job_worker, [(j, call, wait) for j in pending], **grouped):
                     if isinstance(result, EngineError):
                         spec = result.item[0]
                         status = store_failure(spec, out, "engine", f"the launcher lost the job: {result.message}",

@@ -43,6 +43,10 @@ class Launcher:
         Whether the runner runs each job in an isolated child process (time limit, deaths recorded).
     remote : bool
         Whether it accepts ``--scheduler`` (the address of an existing cluster).
+    bundles : bool
+        Whether its ``run`` also takes ``group=key``: a function of an item, whose items may run together, in
+        their order, in one engine task (the result of each is still yielded when it ends). Results of grouped
+        calls must be plain data (str, numbers, lists, dicts, tuples of them).
     doc : str
         One line for ``--help``.
     """
@@ -51,6 +55,7 @@ class Launcher:
     session: Callable[..., AbstractContextManager[Run]]
     isolates: bool = True
     remote: bool = False
+    bundles: bool = False
     doc: str = ""
 
 

@@ -117,3 +117,31 @@ def test_a_run_on_an_existing_cluster_survives_a_killed_worker_and_resumes(tmp_p
     for path in (out / "jobs").glob("*/*.json"):
         record = json.loads(path.read_bytes())
         assert record["status"] == "ok" and record["job_id"] == path.stem
+
+
+def test_a_job_that_kills_its_process_inside_a_bundle_fails_alone_and_every_job_is_stored_once(tmp_path, plugin):
+    # one worker, one replicate: its 7 jobs run in 2 Dask tasks (bundles of 4 and 3), the deaths among them
+    methods = [*({"name": "t_counter", "params": {"k": k}} for k in range(4)), "t_os_exit", "t_self_kill", "t_reader"]
+    out = tmp_path / "out"
+    run = cowbench("run", write_suite(tmp_path, methods), "--out", out, "--plugins", plugin, "--launcher", "dask",
+                   "--jobs", 1)
+    assert run.returncode == 1, run.stderr
+    assert "ran 7 job(s): 5 ok, 2 failed" in run.stderr
+    jobs = [json.loads(data) for data in job_files(out).values()]
+    assert len(jobs) == 7
+    failed = {r["spec"]["method"]: r["reason"] for r in jobs if r["status"] != "ok"}
+    assert failed == {"t_os_exit": "exit", "t_self_kill": "signal"}
+    # one record and one ledger entry per job, whatever the bundle
+    entries = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    assert sorted(e["job_id"] for e in entries if e["kind"] == "job") == sorted(r["job_id"] for r in jobs)
+    assert len(list((out / "runs").glob("*/*.json"))) == 7
+
+
+def test_bundled_dask_writes_the_same_job_files_as_joblib(tmp_path):
+    # one worker, two replicates: each replicate's 3 jobs run in one Dask task
+    args = ["smoke", "--replicates", "2", "--methods", "logistic,erase_spurious,group_reweight"]
+    joblib = cowbench("run", *args, "--out", tmp_path / "joblib", "--launcher", "joblib", "--jobs", 2)
+    dask = cowbench("run", *args, "--out", tmp_path / "dask", "--launcher", "dask", "--jobs", 1)
+    assert joblib.returncode == 0 and dask.returncode == 0, joblib.stderr + dask.stderr
+    assert len(job_files(tmp_path / "joblib")) == 6
+    assert job_files(tmp_path / "dask") == job_files(tmp_path / "joblib")
