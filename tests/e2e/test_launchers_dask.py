@@ -52,7 +52,9 @@ ARGS = ["--replicates", "1", "--methods", "logistic,irm_linear,erase_spurious,gr
 @pytest.fixture
 def plugin(tmp_path) -> Path:
     path = tmp_path / "doubles.py"
-    path.write_text(SLOW_PLUGIN)
+    # the log path baked in as test_launchers' fixture does (else every run writes a file named @LOG@ in the
+    # working folder)
+    path.write_text(SLOW_PLUGIN.replace('"@LOG@"', repr(str(tmp_path / "plugin_loads.txt"))))
     return path
 
 
