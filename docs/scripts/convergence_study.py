@@ -254,9 +254,10 @@ def markdown(record: dict[str, Any]) -> str:
     def pct(count: int, n: int) -> str:
         return f"{count} ({100 * count / n:.2f}%)"
 
-    lines = ["| scenario | fit | steps E | n_bal | acc_bal(E) | SE | flips k=E/3 | flips k=2E/3 | flips k=E-10 | "
-             "max abs dlogit k=E-10 | acc(E-10)-acc(E) | rel. loss change, last 10 steps | k_se | k_verify |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | fit | steps E | n_bal | acc_bal(E) | SE | flips k=E/3 | flips k=2E/3 | "
+             "flips k=E-10 | max abs dlogit k=E-10 | acc(E-10)-acc(E) | rel. loss change, last 10 steps | "
+             "k_se (first) | k_se | k_verify |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["fits"]:
         e, n = r["epochs"], r["n_bal"]
         at = {int(k): v for k, v in r["flips"].items()}
@@ -264,8 +265,24 @@ def markdown(record: dict[str, Any]) -> str:
         dacc = {int(k): v for k, v in r["dacc"].items()}
         lines.append(f"| {r['scenario']} | {r['fit']} | {e} | {n} | {r['acc_bal']:.4f} | {r['se']:.4f} | "
                      f"{pct(at[third], n)} | {pct(at[two], n)} | {pct(r['flips_prev'], n)} | {r['dlogit_prev']:.3g} | "
-                     f"{dacc[r['prev']]:+.4f} | {r['rel10_last']:.1e} | {r['k_se']} | {r['k_verify']} |")
-    out = ["\n".join(lines)]
+                     f"{dacc[r['prev']]:+.4f} | {r['rel10_last']:.1e} | {r['k_se_first']} | {r['k_se']} | "
+                     f"{r['k_verify']} |")
+    fits = record["fits"]
+    still = [r for r in fits if r["k_verify"] == r["epochs"]]
+    se_last = [r for r in fits if r["k_se"] == r["epochs"]]
+    share = np.array([r["flips_prev"] / r["n_bal"] for r in fits])
+    dacc = np.array([abs({int(k): v for k, v in r["dacc"].items()}[r["prev"]]) / max(r["se"], 1e-12) for r in fits])
+    early = [f"{r['scenario']}:{r['fit']} ({r['k_verify']})" for r in fits if r["k_verify"] < r["epochs"]]
+    summary = [f"- fits watched: {len(fits)}",
+               f"- more than {VERIFY_UNITS} test_bal predictions still flip between step E-10 and E: {len(still)} of "
+               f"{len(fits)}; the others (first step from which at most {VERIFY_UNITS} flip): {', '.join(early)}",
+               f"- k_se = E (0.1%-flips-and-1-SE not yet met from step E-10 on): {len(se_last)} of {len(fits)}",
+               f"- share of test_bal flipping between E-10 and E: median {100 * np.median(share):.2f}%, "
+               f"max {100 * share.max():.2f}%; |acc(E-10) - acc(E)| / SE: median {np.median(dacc):.2f}, "
+               f"max {dacc.max():.2f}",
+               f"- returned float32 model vs the float64 weights at step E: "
+               f"{sum(r['returned_vs_last_flips'] for r in fits)} sign differences in all"]
+    out = ["\n".join(summary), "\n".join(lines)]
     if record.get("long"):
         rows = ["| scenario | steps | acc_bal(300) - acc_bal(end) | flips 300 vs end | max abs dlogit 300 vs end | "
                 "k_se | k_verify | rel. loss change, last 10 steps |", "|---|---|---|---|---|---|---|---|"]
@@ -284,6 +301,31 @@ def markdown(record: dict[str, Any]) -> str:
     return "\n\n".join(out)
 
 
+def check_results(record: dict[str, Any], results: Path) -> tuple[int, int, list[str]]:
+    """Compare each job's last watched fit with the job file stored under ``results`` (its ``acc_bal``).
+
+    Returns (jobs compared, jobs equal to 1e-12, descriptions of the others). Plans the standard suite only.
+    """
+    from cowbench.suite import load_suite
+
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for fit in record["fits"]:
+        last[(fit["scenario"], fit["fit"].split("#")[0])] = fit
+    compared, equal, other = 0, 0, []
+    for job in load_suite("standard", replicates=1).plan():
+        fit = last.get((job.replicate.scenario.get("generator"), job.method))
+        path = results / "jobs" / job.id[:2] / f"{job.id}.json"
+        if fit is None or not path.exists():
+            continue
+        stored = json.loads(path.read_text()).get("metrics", {}).get("acc_bal")
+        compared += 1
+        if stored is not None and abs(stored - fit["acc_bal"]) < 1e-12:
+            equal += 1
+        else:
+            other.append(f"{fit['scenario']} {job.method}: stored {stored}, watched {fit['acc_bal']}")
+    return compared, equal, other
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
@@ -294,10 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plans", nargs="*", default=["standard", "paper"],
                         help="suites whose replicate-0 plan is searched for repeated fits (no training)")
     parser.add_argument("--out", type=Path, required=True, help="folder for fits.json (per-fit curves)")
+    parser.add_argument("--check-results", type=Path, metavar="DIR",
+                        help="compare a finished run's fits.json with the job files of DIR (e.g. results/standard)")
     parser.add_argument("--markdown", action="store_true", help="print the tables of a finished run's fits.json")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads((args.out / "fits.json").read_text())))
+        return 0
+    if args.check_results:
+        compared, equal, other = check_results(json.loads((args.out / "fits.json").read_text()), args.check_results)
+        print(f"# acc_bal of the job's last watched fit equals the stored job's: {equal} of {compared}")
+        print("\n".join(other))
         return 0
     PROBE.every = args.every
 
@@ -389,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"ret={row['returned_vs_last_flips']}", flush=True)
             if args.long and rspec.subject.get("arch") != "planted":
                 # Adam's steps do not depend on the step budget: steps 1..300 of this fit are the subject's
-                PROBE.job = "subject_long"
+                PROBE.job, PROBE.x_bal = "subject_long", x_bal  # the subject's own columns
                 model = build_model(cfg.arch, rep.data.train.x.shape[1], hidden=cfg.hidden, seed=rspec.subject_seed)
                 from cowbench.training import fit_logit_model
 
