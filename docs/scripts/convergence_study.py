@@ -335,16 +335,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="also train the subject's fit this many steps (0: skip): is step 300 on a plateau?")
     parser.add_argument("--plans", nargs="*", default=["standard", "paper"],
                         help="suites whose replicate-0 plan is searched for repeated fits (no training)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for fits.json (per-fit curves)")
+    parser.add_argument("--out", type=Path, nargs="+", required=True,
+                        help="folder for fits.json (per-fit curves); with --markdown or --check-results, several "
+                             "folders are read as one run (scenarios run in parallel processes)")
     parser.add_argument("--check-results", type=Path, metavar="DIR",
                         help="compare a finished run's fits.json with the job files of DIR (e.g. results/standard)")
     parser.add_argument("--markdown", action="store_true", help="print the tables of a finished run's fits.json")
     args = parser.parse_args(argv)
+    if args.markdown or args.check_results:
+        record: dict[str, Any] = {}
+        for folder in args.out:
+            for key, value in json.loads((folder / "fits.json").read_text()).items():
+                record.setdefault(key, []).extend(value)
     if args.markdown:
-        print(markdown(json.loads((args.out / "fits.json").read_text())))
+        print(markdown(record))
         return 0
     if args.check_results:
-        compared, equal, other = check_results(json.loads((args.out / "fits.json").read_text()), args.check_results)
+        compared, equal, other = check_results(record, args.check_results)
         print(f"# acc_bal of the job's last watched fit equals the stored job's: {equal} of {compared}")
         print("\n".join(other))
         return 0
@@ -472,12 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for owner, attr, value in saved:
             setattr(owner, attr, value)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out[0].mkdir(parents=True, exist_ok=True)
     plans = [plan_repeats(s) for s in args.plans]
     for plan in plans:
         print(f"# plan {plan}", flush=True)
     record = {"plans": plans, "fits": rows, "seeds": seeds, "alike": pairs, "long": longs}
-    (args.out / "fits.json").write_text(json.dumps(record, indent=1, default=float))
+    (args.out[0] / "fits.json").write_text(json.dumps(record, indent=1, default=float))
     by_key: dict[str, list[str]] = {}
     for row in rows:
         if row["fingerprint"]:
