@@ -249,6 +249,21 @@ def plan_repeats(suite_name: str) -> dict[str, Any]:
             "stage1_distinct_seeds": sum(len(set(v)) for v in stage1.values())}
 
 
+def at_step(fits: list[dict[str, Any]], frac: float) -> str:
+    """One summary line: flips and accuracy change at step ``frac * E`` (rounded to a snapshot) against step E."""
+    share, dacc, beyond = [], [], 0
+    for r in fits:
+        k = 10 * round(frac * r["epochs"] / 10)
+        flips = {int(key): v for key, v in r["flips"].items()}[k]
+        share.append(flips / r["n_bal"])
+        dacc.append(abs({int(key): v for key, v in r["dacc"].items()}[k]) / max(r["se"], 1e-12))
+        beyond += flips > VERIFY_UNITS
+    share, dacc = np.array(share), np.array(dacc)
+    return (f"- stopping at {frac:.2f} E: flips against step E median {100 * np.median(share):.2f}%, max "
+            f"{100 * share.max():.2f}%; |acc diff| / SE median {np.median(dacc):.2f}, max {dacc.max():.2f}, "
+            f"> 1 SE in {int(np.sum(dacc > 1))} of {len(fits)} fits; more than {VERIFY_UNITS} flips in {beyond}")
+
+
 def markdown(record: dict[str, Any]) -> str:
     """The tables of ``docs/cost.md`` from a ``fits.json`` record."""
     def pct(count: int, n: int) -> str:
@@ -280,6 +295,10 @@ def markdown(record: dict[str, Any]) -> str:
                f"- share of test_bal flipping between E-10 and E: median {100 * np.median(share):.2f}%, "
                f"max {100 * share.max():.2f}%; |acc(E-10) - acc(E)| / SE: median {np.median(dacc):.2f}, "
                f"max {dacc.max():.2f}",
+               *(at_step(fits, frac) for frac in (1 / 3, 2 / 3)),
+               f"- mean |sigmoid(logit_E-10) - sigmoid(logit_E)| on test_bal: median "
+               f"{np.median([r['dprob_prev'] for r in fits]):.1e}, min {min(r['dprob_prev'] for r in fits):.1e} "
+               f"(verify's tolerance for continuous metrics, which are means of such quantities: 1e-4)",
                f"- returned float32 model vs the float64 weights at step E: "
                f"{sum(r['returned_vs_last_flips'] for r in fits)} sign differences in all"]
     out = ["\n".join(summary), "\n".join(lines)]
