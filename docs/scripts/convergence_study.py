@@ -256,12 +256,14 @@ def at_step(fits: list[dict[str, Any]], frac: float) -> str:
         k = 10 * round(frac * r["epochs"] / 10)
         flips = {int(key): v for key, v in r["flips"].items()}[k]
         share.append(flips / r["n_bal"])
-        dacc.append(abs({int(key): v for key, v in r["dacc"].items()}[k]) / max(r["se"], 1e-12))
+        if r["se"] > 0:  # acc_bal(E) of exactly 0 or 1 has no SE: left out of the ratio
+            dacc.append(abs({int(key): v for key, v in r["dacc"].items()}[k]) / r["se"])
         beyond += flips > VERIFY_UNITS
     share, dacc = np.array(share), np.array(dacc)
     return (f"- stopping at {frac:.2f} E: flips against step E median {100 * np.median(share):.2f}%, max "
             f"{100 * share.max():.2f}%; |acc diff| / SE median {np.median(dacc):.2f}, max {dacc.max():.2f}, "
-            f"> 1 SE in {int(np.sum(dacc > 1))} of {len(fits)} fits; more than {VERIFY_UNITS} flips in {beyond}")
+            f"> 1 SE in {int(np.sum(dacc > 1))} of {len(dacc)} fits with SE > 0; more than {VERIFY_UNITS} flips in "
+            f"{beyond}")
 
 
 def markdown(record: dict[str, Any]) -> str:
@@ -286,7 +288,7 @@ def markdown(record: dict[str, Any]) -> str:
     still = [r for r in fits if r["k_verify"] == r["epochs"]]
     se_last = [r for r in fits if r["k_se"] == r["epochs"]]
     share = np.array([r["flips_prev"] / r["n_bal"] for r in fits])
-    dacc = np.array([abs({int(k): v for k, v in r["dacc"].items()}[r["prev"]]) / max(r["se"], 1e-12) for r in fits])
+    dacc = np.array([abs({int(k): v for k, v in r["dacc"].items()}[r["prev"]]) / r["se"] for r in fits if r["se"] > 0])
     early = [f"{r['scenario']}:{r['fit']} ({r['k_verify']})" for r in fits if r["k_verify"] < r["epochs"]]
     summary = [f"- fits watched: {len(fits)}",
                f"- more than {VERIFY_UNITS} test_bal predictions still flip between step E-10 and E: {len(still)} of "
