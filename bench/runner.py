@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cowbench.replicate as replicate_module
 from cowbench import ledger
 from cowbench.blind_run import run_inprocess
 from cowbench.cost import record_prepare
@@ -97,10 +98,11 @@ def _prepare_in_process(replicate: ReplicateSpec, cache_dir: str, plugins: tuple
     cpu0 = 0.0 if not _STARTED_ACCOUNTED else time.process_time()
     wall0 = time.time()
     try:
-        from cowbench.replicate import _prepare_cached
         from cowbench.sandbox import _template, sandbox_cpu_s  # torch: not at import of the CLI
 
-        misses, startup0 = _prepare_cached.cache_info().misses, sandbox_cpu_s() - sandbox_cpu_s(startup=False)
+        # the module's attribute, read now: a test fixture may replace the cache
+        misses = replicate_module._prepare_cached.cache_info().misses
+        startup0 = sandbox_cpu_s() - sandbox_cpu_s(startup=False)
         load_plugins_once(plugins)
         prepare(replicate, Path(cache_dir))
         # this worker's sandbox template (seconds of imports) starts here, on the preparation's clock, not on
@@ -109,7 +111,7 @@ def _prepare_in_process(replicate: ReplicateSpec, cache_dir: str, plugins: tuple
     except Exception as exc:  # the jobs of this replicate will record the failure with its traceback
         return f"{type(exc).__name__}: {exc}"
     startup = sandbox_cpu_s() - sandbox_cpu_s(startup=False) - startup0
-    if not _STARTED_ACCOUNTED or _prepare_cached.cache_info().misses != misses or startup:
+    if not _STARTED_ACCOUNTED or replicate_module._prepare_cached.cache_info().misses != misses or startup:
         _STARTED_ACCOUNTED.append(True)
         with contextlib.suppress(OSError):
             record_prepare(cache_dir, replicate.id, time.process_time() - cpu0 + startup, time.time() - wall0)

@@ -40,7 +40,7 @@ def reference_fit(seed: int = 0) -> float:
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(1), y)
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def reference_cpu_s(rounds: int = 3) -> float:
