@@ -90,19 +90,20 @@ class _Call:
     run_start: str | None = None
 
 
-_STARTED_ACCOUNTED = []  # non-empty once this process's start-up (its imports) is in a preparation's CPU record
+_STARTED_ACCOUNTED = False  # True once this process's start-up (its imports) is in a preparation's CPU record
 
 
 def _prepare_in_process(replicate: ReplicateSpec, cache_dir: str, plugins: tuple[str, ...]) -> str | None:
+    global _STARTED_ACCOUNTED
     # the CPU account (`cowbench.cost`): the first call in a process also carries that process's imports
     cpu0 = 0.0 if not _STARTED_ACCOUNTED else time.process_time()
     wall0 = time.time()
     try:
-        from cowbench.sandbox import _template, sandbox_cpu_s  # torch: not at import of the CLI
+        from cowbench.sandbox import _template, template_startup_cpu_s  # torch: not at import of the CLI
 
         # the module's attribute, read now: a test fixture may replace the cache
         misses = replicate_module._prepare_cached.cache_info().misses
-        startup0 = sandbox_cpu_s() - sandbox_cpu_s(startup=False)
+        startup0 = template_startup_cpu_s()
         load_plugins_once(plugins)
         prepare(replicate, Path(cache_dir))
         # this worker's sandbox template (seconds of imports) starts here, on the preparation's clock, not on
@@ -110,9 +111,9 @@ def _prepare_in_process(replicate: ReplicateSpec, cache_dir: str, plugins: tuple
         _template(tuple(plugins))
     except Exception as exc:  # the jobs of this replicate will record the failure with its traceback
         return f"{type(exc).__name__}: {exc}"
-    startup = sandbox_cpu_s() - sandbox_cpu_s(startup=False) - startup0
+    startup = template_startup_cpu_s() - startup0
     if not _STARTED_ACCOUNTED or replicate_module._prepare_cached.cache_info().misses != misses or startup:
-        _STARTED_ACCOUNTED.append(True)
+        _STARTED_ACCOUNTED = True
         with contextlib.suppress(OSError):
             record_prepare(cache_dir, replicate.id, time.process_time() - cpu0 + startup, time.time() - wall0)
     return None

@@ -295,13 +295,20 @@ def _charge(cpu_s: float, kind: str = "children") -> None:
     setattr(_LOCAL, f"cpu_{kind}", getattr(_LOCAL, f"cpu_{kind}", 0.0) + cpu_s)
 
 
+def template_startup_cpu_s() -> float:
+    """CPU seconds this thread's sandbox templates spent starting (their imports), so far."""
+    return float(getattr(_LOCAL, "cpu_startup", 0.0))
+
+
 def sandbox_cpu_s(*, startup: bool = True) -> float:
     """CPU seconds (user + system) of this thread's sandbox processes so far: the children its templates reaped
     (method runs and edited-model evaluations, with everything they started, as the kernel counted them:
-    ``wait4``) and, with ``startup``, the templates' own start-up (their imports). A job's share is the
-    difference across it."""
+    ``wait4``) and, with ``startup``, the templates' own start-up (`template_startup_cpu_s`). A job's share is
+    the difference across it."""
     children = float(getattr(_LOCAL, "cpu_children", 0.0))
-    return children + (float(getattr(_LOCAL, "cpu_startup", 0.0)) if startup else 0.0)
+    return children + (template_startup_cpu_s() if startup else 0.0)
+
+
 _ALL: weakref.WeakSet[Template] = weakref.WeakSet()
 
 
