@@ -949,6 +949,9 @@ def _preload(plugins: Sequence[str]) -> None:
     cowbench.audit.installed_roots()  # computed once here, inherited by every child
     # the first call imports torch._inductor (seconds): paid here, not by every job
     torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled())
+    # unpickling a model imports torch's serialization config on first use (20 ms): paid here, not by every
+    # edited model's evaluation
+    pickle.loads(pickle.dumps(torch.nn.Linear(1, 1)))
     with _determinism():
         pass
     # everything loaded so far lives as long as the template: out of the cyclic collector's sight, so a child's

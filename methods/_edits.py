@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from cowbench.models import torch_threads
+from cowbench.training import mask_relu_grad
 
 
 def factual_targets(task, targets: list[str], split: str = "train") -> dict[str, np.ndarray]:
@@ -50,7 +51,7 @@ def finetune(model: nn.Module, x: np.ndarray, y: np.ndarray, *, label_kind: str,
     loss_fn = loss_function(label_kind)
     model.double()
     try:
-        with torch_threads(1):
+        with torch_threads(1), mask_relu_grad(model):
             opt = torch.optim.Adam(model.parameters(), lr=lr)
             model.train()
             for _ in range(epochs):

@@ -20,6 +20,7 @@ from torch import nn
 from cowbench.method import Method, MethodOutput
 from cowbench.models import build_model, torch_threads
 from cowbench.subject import SubjectConfig, trainable_arch
+from cowbench.training import mask_relu_grad
 
 #: ``objective(model, step) -> scalar tensor``; it closes over its own data (float64 tensors).
 Objective = Callable[[nn.Module, int], torch.Tensor]
@@ -84,7 +85,7 @@ def train_objective(model: nn.Module, objective: Objective, *, epochs: int, lr: 
 
     try:
         # one thread, as the harness's workers: a reduction split across threads rounds differently
-        with torch_threads(1):
+        with torch_threads(1), mask_relu_grad(model):
             opt = new_optimizer()
             model.train()
             for step in range(epochs):

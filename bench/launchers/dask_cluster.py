@@ -33,6 +33,16 @@ CONNECT_TIMEOUT = "30s"  # how long an existing scheduler (--scheduler) may take
 # more replicate loads (cheap: the isolated child keeps the last two) and more tasks
 BUNDLES_PER_THREAD = 2
 _POLL_S = 0.5  # the run's loop wakes this often to let a Ctrl-C or SIGTERM through
+# Dask settings of the LocalCluster a run starts itself. By default every worker samples its threads' stacks 100
+# times a second (the dashboard's profile, which nobody reads here) and the scheduler, nannies and workers wake
+# every 20-500 ms for ticks and monitors: 0.20 CPU-s per second on an idle 2-worker cluster, measured; with
+# these, 0.035. A cluster of the user's own (--scheduler) keeps its settings: see docs/cost.md.
+QUIET_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
 
 
 @contextlib.contextmanager
@@ -157,6 +167,7 @@ def _bundled(client: Any, fn: Callable[[Any], Any], items: list[Any], group: Cal
 @contextlib.contextmanager
 def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
     try:
+        import dask
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise InputError("--launcher dask needs dask.distributed: pip install 'cowbench[dask]'") from None
@@ -170,7 +181,7 @@ def _session(n_jobs: int = 1, scheduler: str | None = None) -> Iterator[Run]:
         # one thread per worker process: jobs pin their own threads, and the isolated child does the work.
         # The worker processes are started with SIGINT ignored (a disposition they keep through exec): a Ctrl-C
         # at the terminal reaches the whole process group, and only the run must answer it, in one line
-        with _sigint_ignored():
+        with _sigint_ignored(), dask.config.set(QUIET_CONFIG):  # the nannies hand the config to their workers
             cluster = LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None,
                                    silence_logs=logging.ERROR)
         client = Client(cluster)

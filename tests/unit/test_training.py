@@ -162,3 +162,72 @@ def test_subject_weights_do_not_depend_on_the_cpu_kernels():
     here = _weights_under({})
     other = _weights_under({"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"})
     np.testing.assert_array_equal(here, other)
+
+
+# -- the masked ReLU backward of the training loops (issue 20): the same weights, bit for bit ----------------------
+
+
+def _plain_loops(monkeypatch):
+    """Every training loop with the swap replaced by a no-op: nn.ReLU's own backward (threshold_backward)."""
+    import contextlib
+
+    import cowbench.methods._edits as edits
+    import cowbench.methods._robust as robust
+    import cowbench.training as training
+
+    def plain(model):
+        return contextlib.nullcontext(model)
+
+    for module in (training, robust, edits):
+        monkeypatch.setattr(module, "mask_relu_grad", plain)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_masked_relu_backward_trains_the_same_weights_bit_for_bit(monkeypatch, arch):
+    rng = np.random.default_rng(3)
+    d = 256 if arch == "cnn" else 3
+    x = rng.normal(size=(600, d)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.normal(size=600) > 0).astype(np.float32)
+    import cowbench.training as training
+
+    calls = []
+    swapped_forward = training._MaskReLUModule.forward
+    monkeypatch.setattr(training._MaskReLUModule, "forward",
+                        lambda self, t: calls.append(1) or swapped_forward(self, t))
+    fast = _params(fit_logit_model(build_model(arch, d, seed=1), x, y, epochs=60))
+    assert len(calls) == 60 * (2 if arch == "cnn" else 1)  # the fast path ran: every ReLU, every step
+    with monkeypatch.context() as m:
+        _plain_loops(m)
+        plain = _params(fit_logit_model(build_model(arch, d, seed=1), x, y, epochs=60))
+    assert fast.tobytes() == plain.tobytes()
+    assert not np.allclose(plain, _params(build_model(arch, d, seed=1)))  # it trained: the equality is not vacuous
+
+
+def test_masked_relu_backward_is_relu_gradient_and_its_gradient():
+    from cowbench.training import _MaskReLU
+
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.25, 3.0], dtype=torch.float64, requires_grad=True)
+    g = torch.tensor([1.5, -2.0, 4.0, -0.75, 0.5], dtype=torch.float64, requires_grad=True)
+    (ours,) = torch.autograd.grad(_MaskReLU.apply(x), x, g, create_graph=True)
+    (aten,) = torch.autograd.grad(torch.relu(x), x, g, create_graph=True)
+    assert torch.equal(ours, aten) and torch.equal(ours, torch.tensor([0.0, 0.0, 0.0, -0.75, 0.5], dtype=torch.float64))
+    # differentiable again (IRMv1's penalty differentiates a gradient): d(grad)/d(g) is the same mask
+    assert torch.equal(torch.autograd.grad(ours.sum(), g)[0], torch.autograd.grad(aten.sum(), g)[0])
+    assert torch.autograd.gradcheck(_MaskReLU.apply, (torch.tensor([-1.0, 0.5, 2.0], dtype=torch.float64,
+                                                                   requires_grad=True),))
+
+
+def test_the_swap_is_undone_even_when_the_loop_raises_and_leaves_inplace_relus_alone():
+    import pickle
+
+    from cowbench.training import mask_relu_grad
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.ReLU(inplace=True),
+                                torch.nn.Linear(4, 1))
+    with pytest.raises(RuntimeError, match="boom"), mask_relu_grad(model):
+        assert type(model[1]) is not torch.nn.ReLU and isinstance(model[1], torch.nn.ReLU)  # hook points see a ReLU
+        assert type(model[2]) is torch.nn.ReLU  # in place: not swapped (its input is overwritten)
+        raise RuntimeError("boom")
+    assert [type(m) for m in model] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.ReLU, torch.nn.Linear]
+    assert b"_MaskReLU" not in pickle.dumps(fit_logit_model(build_model("mlp", 2, seed=0), np.zeros((8, 2), np.float32),
+                                                             np.array([0, 1] * 4, np.float32), epochs=2))
