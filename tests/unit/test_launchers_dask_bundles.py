@@ -104,3 +104,24 @@ def test_each_result_reaches_the_run_when_its_item_ends_not_when_its_bundle_does
         if item == 0:
             go.touch()
     assert got == dict.fromkeys(range(5), "went")
+
+
+def _worker_settings(_item: int) -> tuple[bool, float]:
+    import dask
+    from dask.utils import parse_timedelta
+
+    return (bool(dask.config.get("distributed.worker.profile.enabled")),
+            parse_timedelta(dask.config.get("distributed.admin.tick.interval")))
+
+
+def test_the_cluster_a_run_starts_samples_no_stacks_and_ticks_slowly(dask_run):
+    # the settings reach the worker processes (the nannies hand them over), not only this process
+    import dask
+    from dask.utils import parse_timedelta
+
+    from cowbench.launchers.dask_cluster import QUIET_CONFIG
+
+    got = list(dask_run(_worker_settings, [0, 1]))
+    tick = parse_timedelta(QUIET_CONFIG["distributed.admin.tick.interval"])
+    assert got == [(False, tick), (False, tick)]
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # this process's config is put back
