@@ -21,6 +21,7 @@ from cowbench.fingerprint import machine_fingerprint
 from cowbench.job_run import (
     BatchDependent,
     MethodLost,
+    blind_refit,
     blind_step,
     default_run_method,
     run_mode_of,
@@ -257,9 +258,8 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
     record["run_mode"] = mode
     try:
         record["plugins"] = plugin_digests(plugins)
-        if mode == INPROCESS_MODE or spec.method_info is None or spec.loeo:
-            # the method's class is needed here only in-process, for a spec made without its metadata, or for
-            # the loeo refits (`cowbench.loeo.loeo_accuracy` runs them in this process)
+        if mode == INPROCESS_MODE or spec.method_info is None:
+            # the method's class is needed here only in-process, or for a spec made without its metadata
             load_plugins_once(plugins)
         rep = prepare(spec.replicate, cache_dir)
         info = dict(spec.method_info) if spec.method_info is not None else method_info(METHODS.get(spec.method))
@@ -271,11 +271,12 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
             _check_shared_state(rep)
         try:
             refit = None
-            if spec.loeo:
-                method = METHODS.get(spec.method)(**spec.hparams)
+            if spec.loeo:  # refit blind, as the job's own run: never in this process
+                folds = blind_refit(spec.method, spec.hparams, info, runner, ran.audit, plugins=plugins,
+                                    run_mode=mode)
 
                 def refit():
-                    return loeo_accuracy(rep, method, spec.fit_seed)
+                    return loeo_accuracy(rep, folds, spec.fit_seed)
             try:
                 metrics, extra = score_step(rep, ran, frozenset(info["access"]), loeo=refit)
             finally:

@@ -192,6 +192,41 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
     return BlindRun(output, log, used_from_log(log, access), sorted(result.audit), resources, mode, closer)
 
 
+def blind_refit(method: str, hparams: Mapping[str, Any], info: Mapping[str, Any],
+                run_method: Callable[[Any], Any], audit: list[str], *, plugins: Sequence[str] = (),
+                run_mode: str | None = None) -> Callable[[Replicate, int, np.ndarray], np.ndarray | None]:
+    """The loeo refit of a job's method (`cowbench.loeo.Refit`), run as its main run is: on the fold's blinded
+    Task through ``run_method``; the edited model answers the held-out rows in a sandbox process only (one
+    `evaluate_once` call, with its row-independence checks), so a refit reads nothing the job's own run cannot.
+    The audit routes each refit took are appended to ``audit`` (the job's record names them)."""
+    from cowbench.blinding import blind_inputs, blind_seed
+    from cowbench.models import logits
+
+    api = blind_api()
+    mode = run_mode or run_mode_of(run_method)
+    access = frozenset(info["access"])
+
+    def refit(fold: Replicate, seed: int, x_held: np.ndarray) -> np.ndarray | None:
+        inputs, unblinder = blind_inputs(fold, access, seed=blind_seed(fold.data.seed))
+        result = run_method(api.BlindCall(method=method, hparams=dict(hparams), fit_seed=int(seed), inputs=inputs,
+                                          plugins=tuple(plugins)))
+        if not hasattr(result, "read_log"):  # a `Lost`
+            raise MethodLost(result)
+        audit.extend(result.audit)
+        if result.edited is None:
+            return None
+        if mode == INPROCESS_MODE:
+            return logits(unblinder.model(load_edited_inprocess(result.edited)), x_held)
+        recorder = api.InputRecorder()  # the held-out rows in the shown column order, as the model takes them
+        logits(unblinder.model(recorder), x_held)
+        outputs, reason = api.evaluate_once(result.edited, recorder.batches, seed=derive_seed(int(seed), "rows"))
+        if reason:
+            raise BatchDependent(f"the loeo refit's model, on the held-out rows: {reason}")
+        return np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+
+    return refit
+
+
 def row_check_batches(rep: Replicate) -> list[tuple[str, np.ndarray]]:
     """The batches an edited model is checked for row independence on: every split it is scored on, and the
     intervened test_id batches of the reliance scores in which a binary variable is constant (a model that
@@ -249,13 +284,17 @@ def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
         method = method.clone(random_state=fit_seed)
     runner = run_method or (lambda call: run_method_instance(method, call.inputs))
     mode = run_mode_of(run_method) if run_method is not None else INPROCESS_MODE
-    ran = blind_step(rep, method.name, method.hyperparameters(), fit_seed, method_info(cls), runner,
-                     plugins=plugins, run_mode=mode)
+    info = method_info(cls)
+    ran = blind_step(rep, method.name, method.hyperparameters(), fit_seed, info, runner, plugins=plugins,
+                     run_mode=mode)
     try:
         refit = None
         if loeo:
+            folds = blind_refit(method.name, method.hyperparameters(), info, runner, ran.audit, plugins=plugins,
+                                run_mode=mode)
+
             def refit():
-                return loeo_accuracy(rep, method, fit_seed)
+                return loeo_accuracy(rep, folds, fit_seed)
         metrics, extra = score_step(rep, ran, frozenset(cls.access), loeo=refit)
     finally:
         ran.close()

@@ -3,23 +3,31 @@
 The ``loeo_acc`` selection metric (`cowbench.scores.selection`) of a job is computed where the job runs, from
 its replicate and its method: it belongs with the job, not with the report-time selection rules
 (`cowbench.selection`), which only read the stored metric.
+
+The refits run as the job's own method run does: blind, through the job's runner (`cowbench.job_run.blind_refit`:
+the fold's blinded Task, a fresh sandbox process, the edited model evaluated in another one), never in the
+harness's process. Only the fold subject is trained here (harness code, like the replicate's subject).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cowbench.access import Task
 from cowbench.scores import Missing
 from cowbench.seeds import derive_seed
 
 if TYPE_CHECKING:
     from cowbench.data import Dataset, Split
-    from cowbench.method import Method
     from cowbench.replicate import Replicate
+
+#: ``refit(fold_replicate, seed, x_held)``: the job's method run on a replicate without one training environment,
+#: with ``random_state = seed``; its edited model's logits on ``x_held`` (the held-out units, real columns), or
+#: None when it returns no edited model. It may raise.
+Refit = Callable[["Replicate", int, np.ndarray], "np.ndarray | None"]
 
 
 def _subset(split: Split, keep: np.ndarray) -> Split:
@@ -59,25 +67,28 @@ def _fold_subject(rep: Replicate, env: int, train: Split) -> Any:
     return _FOLDS[key]
 
 
-def loeo_accuracy(rep: Replicate, method: Method, fit_seed: int) -> float | Missing | None:
-    """Mean over training environments ``e`` of the accuracy, on train's units of ``e``, of ``method`` refit on
-    the data without ``e`` (subject retrained without ``e`` as well). None if a fold returns no edited model;
-    `Missing` with the reason if a fold's refit raises (the job itself stays ok: its other scores stand)."""
-    from cowbench.models import logits  # torch: not at import
+def fold_replicate(rep: Replicate, env: int) -> Replicate:
+    """``rep`` without the training and validation units of ``env``, its subject retrained without them: what a
+    loeo refit is run on (the test splits, the truth and the oracle are the replicate's)."""
+    fold = without_env(rep.data, int(env))
+    return dataclasses.replace(rep, data=fold, subject=_fold_subject(rep, int(env), fold.train))
 
+
+def loeo_accuracy(rep: Replicate, refit: Refit, fit_seed: int) -> float | Missing | None:
+    """Mean over training environments ``e`` of the accuracy, on train's units of ``e``, of the job's method refit
+    (by ``refit``) on the data without ``e`` (subject retrained without ``e`` as well). None if a fold returns no
+    edited model; `Missing` with the reason if a fold's refit raises or is lost (the job itself stays ok: its
+    other scores stand)."""
     accs = []
     for env in np.unique(rep.data.train.env):
-        fold = without_env(rep.data, int(env))
-        subject = _fold_subject(rep, int(env), fold.train)
-        task = Task(rep.scenario, fold, subject, type(method).access, subject_config=rep.subject_config)
+        held = rep.data.train.env == env
         try:
-            output = method.clone(random_state=derive_seed(fit_seed, "loeo", int(env))).run(task)
+            out = refit(fold_replicate(rep, int(env)), derive_seed(fit_seed, "loeo", int(env)), rep.data.train.x[held])
         except Exception as exc:  # e.g. a method that assumes every training environment is present
             return Missing(f"the refit without training environment {int(env)} raised {type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}")
-        if output.edited is None:
+        if out is None:
             return None
-        held = rep.data.train.env == env
-        pred = logits(output.edited, rep.data.train.x[held]) > 0
+        pred = np.asarray(out).reshape(-1) > 0
         accs.append(float(np.mean(pred == (np.asarray(rep.data.train.y[held]) == 1))))
     return float(np.mean(accs))
