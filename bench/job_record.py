@@ -276,7 +276,8 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
                                     run_mode=mode)
 
                 def refit():
-                    return loeo_accuracy(rep, folds, spec.fit_seed)
+                    folder = Path(cache_dir) / spec.replicate.id if cache_dir is not None else None
+                    return loeo_accuracy(rep, folds, spec.fit_seed, folder=folder)
             try:
                 metrics, extra = score_step(rep, ran, frozenset(info["access"]), loeo=refit)
             finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,9 +53,13 @@ def without_env(data: Dataset, env: int) -> Dataset:
 _FOLDS: dict[tuple[str, int], Any] = {}  # (replicate fingerprint, env) -> subject retrained without env
 
 
-def _fold_subject(rep: Replicate, env: int, train: Split) -> Any:
+def _fold_subject(rep: Replicate, env: int, train: Split, folder: Path | None = None) -> Any:
     """The subject architecture retrained without ``env``: the held-out units must not have shaped the model an
-    edit starts from either. Kept for the replicate's other jobs in this process (one replicate at a time)."""
+    edit starts from either. A function of the replicate and ``env`` alone (its seed too), so it is the same fit
+    in every job of the replicate: kept in this process for the replicate's other jobs, and in ``folder`` (the
+    replicate's cache folder, checksummed like its subject) for the other workers and later runs."""
+    from cowbench.models import build_model
+    from cowbench.replicate import _load_or_train
     from cowbench.subject import SubjectConfig, fit_fresh, loss_for  # torch: not at import
 
     key = (rep.fingerprint, int(env))
@@ -63,27 +68,38 @@ def _fold_subject(rep: Replicate, env: int, train: Split) -> Any:
             _FOLDS.clear()
         cfg = SubjectConfig.from_mapping({k: v for k, v in rep.subject_config.items() if k != "version"})
         seed = derive_seed(0, "loeo-subject", rep.fingerprint, int(env))
-        _FOLDS[key] = fit_fresh(cfg, train.x, train.y, seed, loss=loss_for(rep.scenario))
+
+        def train_fold(fit: bool) -> Any:
+            if fit:
+                return fit_fresh(cfg, train.x, train.y, seed, loss=loss_for(rep.scenario))
+            return build_model(cfg.arch, train.x.shape[1], hidden=cfg.hidden, seed=seed)
+
+        # named by the replicate's content, not only its id: a file from other data or another subject is not read
+        path = folder / f"loeo-subject-{int(env)}-{rep.fingerprint[:16]}.pt" if folder is not None else None
+        _FOLDS[key] = _load_or_train(path, train_fold)
     return _FOLDS[key]
 
 
-def fold_replicate(rep: Replicate, env: int) -> Replicate:
-    """``rep`` without the training and validation units of ``env``, its subject retrained without them: what a
-    loeo refit is run on (the test splits, the truth and the oracle are the replicate's)."""
+def fold_replicate(rep: Replicate, env: int, folder: Path | None = None) -> Replicate:
+    """``rep`` without the training and validation units of ``env``, its subject retrained without them (cached
+    in ``folder``, the replicate's cache folder, when given): what a loeo refit is run on (the test splits, the
+    truth and the oracle are the replicate's)."""
     fold = without_env(rep.data, int(env))
-    return dataclasses.replace(rep, data=fold, subject=_fold_subject(rep, int(env), fold.train))
+    return dataclasses.replace(rep, data=fold, subject=_fold_subject(rep, int(env), fold.train, folder))
 
 
-def loeo_accuracy(rep: Replicate, refit: Refit, fit_seed: int) -> float | Missing | None:
+def loeo_accuracy(rep: Replicate, refit: Refit, fit_seed: int, *, folder: Path | None = None
+                  ) -> float | Missing | None:
     """Mean over training environments ``e`` of the accuracy, on train's units of ``e``, of the job's method refit
     (by ``refit``) on the data without ``e`` (subject retrained without ``e`` as well). None if a fold returns no
     edited model; `Missing` with the reason if a fold's refit raises or is lost (the job itself stays ok: its
-    other scores stand)."""
+    other scores stand). ``folder``: the replicate's cache folder, where the fold subjects are kept."""
     accs = []
     for env in np.unique(rep.data.train.env):
         held = rep.data.train.env == env
         try:
-            out = refit(fold_replicate(rep, int(env)), derive_seed(fit_seed, "loeo", int(env)), rep.data.train.x[held])
+            out = refit(fold_replicate(rep, int(env), folder), derive_seed(fit_seed, "loeo", int(env)),
+                        rep.data.train.x[held])
         except Exception as exc:  # e.g. a method that assumes every training environment is present
             return Missing(f"the refit without training environment {int(env)} raised {type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}")

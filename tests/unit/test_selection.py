@@ -272,3 +272,30 @@ def test_the_rules_agree_with_a_plain_loop_on_a_random_frame_with_ties_and_gaps(
         elif group.hparams.nunique() == 1:
             want[key] = int(group.trial.min())
     assert got == want
+
+
+def test_fold_subjects_are_kept_in_the_replicate_cache_and_read_back_bit_for_bit(three_env_replicate, tmp_path,
+                                                                                 monkeypatch):
+    import torch
+
+    import cowbench.loeo as loeo
+    import cowbench.subject as subject
+
+    rep = three_env_replicate
+    loeo._FOLDS.clear()
+    trained = [loeo.fold_replicate(rep, e, tmp_path).subject for e in np.unique(rep.data.train.env)]
+    files = sorted(p.name for p in tmp_path.glob("loeo-subject-*.pt"))
+    assert files == [f"loeo-subject-{int(e)}-{rep.fingerprint[:16]}.pt" for e in np.unique(rep.data.train.env)]
+    loeo._FOLDS.clear()  # another worker: nothing in its memory, the files on disk
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached fold subject was trained again")
+
+    monkeypatch.setattr(subject, "fit_fresh", no_training)
+    loaded = [loeo.fold_replicate(rep, e, tmp_path).subject for e in np.unique(rep.data.train.env)]
+    for a, b in zip(trained, loaded, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    loeo._FOLDS.clear()
+    with pytest.raises(AssertionError, match="trained again"):  # the check can fail: without the files it trains
+        loeo.fold_replicate(rep, int(np.unique(rep.data.train.env)[0]), tmp_path / "empty")
+    loeo._FOLDS.clear()
