@@ -157,6 +157,7 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
         raise MethodLost(result)
     plain = unblinder.output(result.output)
     log = unblinder.read_log(list(result.read_log))
+    model_audit: set[str] = set()  # routes the edited model's own process took (its forward is method code too)
     if mode != INPROCESS_MODE and result.edited is not None:
         # a blind run's edited model is only ever loaded inside a sandbox process: the scores are dry-run once to
         # learn every batch they will feed it, the model answers all their rows in ONE fresh process (mixed and
@@ -165,7 +166,8 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
         dry = _from_plain(plain, unblinder.model(recorder))
         check_output(dry, rep.scenario.variables, frozenset(info["outputs"]))
         score_step(rep, BlindRun(dry, log, used_from_log(log, access), [], {}, mode), access)
-        outputs, reason = api.evaluate_once(result.edited, recorder.batches, seed=derive_seed(int(fit_seed), "rows"))
+        outputs, reason = api.evaluate_once(result.edited, recorder.batches, seed=derive_seed(int(fit_seed), "rows"),
+                                            audit=model_audit)
         if reason:
             raise BatchDependent(f"on the scored batches: {reason}")
         edited = unblinder.model(api.LookupModel(recorder.batches, outputs, api.SandboxedModel(result.edited)))
@@ -189,7 +191,8 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
             raise
     resources = {"method_wall_s": float(result.wall_s), "method_peak_rss_mb": result.peak_rss_mb,
                  "method_cpu_s": getattr(result, "cpu_s", None)}
-    return BlindRun(output, log, used_from_log(log, access), sorted(result.audit), resources, mode, closer)
+    return BlindRun(output, log, used_from_log(log, access), sorted(set(result.audit) | model_audit), resources, mode,
+                    closer)
 
 
 def blind_refit(method: str, hparams: Mapping[str, Any], info: Mapping[str, Any],
@@ -219,7 +222,10 @@ def blind_refit(method: str, hparams: Mapping[str, Any], info: Mapping[str, Any]
             return logits(unblinder.model(load_edited_inprocess(result.edited)), x_held)
         recorder = api.InputRecorder()  # the held-out rows in the shown column order, as the model takes them
         logits(unblinder.model(recorder), x_held)
-        outputs, reason = api.evaluate_once(result.edited, recorder.batches, seed=derive_seed(int(seed), "rows"))
+        routes: set[str] = set()
+        outputs, reason = api.evaluate_once(result.edited, recorder.batches, seed=derive_seed(int(seed), "rows"),
+                                            audit=routes)
+        audit.extend(sorted(routes))
         if reason:
             raise BatchDependent(f"the loeo refit's model, on the held-out rows: {reason}")
         return np.asarray(outputs[0], dtype=np.float64).reshape(-1)

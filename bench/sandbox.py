@@ -806,8 +806,12 @@ class _Session:
             self._send.send_bytes(cloudpickle.dumps(("session", {"model": model_bytes, "training": training}, {})))
 
     def call(self, x: np.ndarray) -> np.ndarray:
+        return self.call_many([x])[0]
+
+    def call_many(self, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One round trip: the model's output on each of ``xs``, one ``forward`` each, in order."""
         try:
-            self._send.send_bytes(pickle.dumps(x))
+            self._send.send_bytes(pickle.dumps(list(xs)))
         except OSError:
             pass  # the child is gone: _receive says why
         got = _receive(self._template, self._pid, self._recv, self._records, *self._limits, reap=False)
@@ -816,7 +820,10 @@ class _Session:
             raise SandboxLost(got)
         header, blob = got
         self._audit.update(map(str, header.get("audit", [])))
-        return _outputs(header, blob)[0]
+        outs = _outputs(header, blob)
+        if len(outs) != len(xs):
+            raise SandboxLost(Lost("exception", "the edited model's process sent a malformed result"))
+        return outs
 
     def close(self) -> set[str]:
         """End the child (and its group); the audit routes recorded while it ran."""
@@ -1196,18 +1203,22 @@ def _serve_session(body: dict[str, Any], private: str, rec_fd: int, recv: Connec
         model.train(bool(body["training"]))
         while True:
             try:
-                x = pickle.loads(recv.recv_bytes())  # the harness's own array
+                xs = pickle.loads(recv.recv_bytes())  # the harness's own array, or list of arrays (one forward each)
             except (EOFError, OSError):
                 return
-            with torch.no_grad():
-                out = np.ascontiguousarray(model(torch.from_numpy(x)).detach().cpu().numpy())
-            if out.dtype.name not in ("float16", "float32", "float64"):
-                raise TypeError(f"the edited model returned dtype {out.dtype}, not a float")
-            header = {"shapes": [list(out.shape)], "dtypes": [out.dtype.name], "audit": recorder.routes(),
-                      "blob": bool(out.nbytes)}
+            outs = []
+            for x in xs if isinstance(xs, list) else [xs]:
+                with torch.no_grad():
+                    out = np.ascontiguousarray(model(torch.from_numpy(x)).detach().cpu().numpy())
+                if out.dtype.name not in ("float16", "float32", "float64"):
+                    raise TypeError(f"the edited model returned dtype {out.dtype}, not a float")
+                outs.append(out)
+            blob = b"".join(o.tobytes() for o in outs)
+            header = {"shapes": [list(o.shape) for o in outs], "dtypes": [o.dtype.name for o in outs],
+                      "audit": recorder.routes(), "blob": bool(blob)}
             send.send_bytes(json.dumps(header).encode())
-            if out.nbytes:
-                send.send_bytes(out.tobytes())
+            if blob:
+                send.send_bytes(blob)
 
 
 # -- what the conformance kit looks for in a method process -----------------------------------------
@@ -1312,8 +1323,8 @@ class LookupModel(torch.nn.Module):
 
 def evaluate_once(model_bytes: bytes, batches: Sequence[np.ndarray], *, seed: int,
                   rtol: float = ROW_TOLERANCE, plugins: tuple[str, ...] | None = None,
-                  time_limit: float | None = None, memory_limit_mb: int | None = None
-                  ) -> tuple[list[np.ndarray], str | None]:
+                  time_limit: float | None = None, memory_limit_mb: int | None = None,
+                  audit: set[str] | None = None) -> tuple[list[np.ndarray], str | None]:
     """The edited model's outputs on each of ``batches`` and the row-independence verdict, from ONE fresh sandbox
     process.
 
@@ -1323,7 +1334,10 @@ def evaluate_once(model_bytes: bytes, batches: Sequence[np.ndarray], *, seed: in
     as the scorer would send it. Every other evaluation must agree with the mixture's within ``rtol`` of the
     largest |logit| (as `check_row_independent`); otherwise the reason is returned (the job fails as
     ``batch_dependent``). One process per edit job instead of one per forward call, and the model never sees
-    a batch of one split alone before its scored outputs are fixed.
+    a batch of one split alone before its scored outputs are fixed: the process gets the batches alone in a
+    second message, after it has sent the mixture's outputs back (two round trips; in one, a model could read
+    them from its process's memory while computing the mixture). ``audit``: gets the audit routes the model's
+    process took (a model's ``forward`` is method code too: the job's record names them).
     """
     arrays = [np.ascontiguousarray(np.asarray(b, dtype=np.float32)) for b in batches]
     sizes = [len(a) for a in arrays]
@@ -1342,10 +1356,18 @@ def evaluate_once(model_bytes: bytes, batches: Sequence[np.ndarray], *, seed: in
     bounds = [*range(0, n, size), n]
     chunks = [*(mixed[i:i + 1] for i in singles), *(mixed[a:b] for a, b in itertools.pairwise(bounds)), mixed,
               *arrays]
-    model = SandboxedModel(model_bytes, plugins=plugins, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
-    # one message out and one back: the child loads the model once and calls it on each chunk in this order (a
-    # session would cost a round trip per chunk, most of an edit job's evaluation time)
-    outs = [np.asarray(o, dtype=np.float64).reshape(-1) for o in model.forward_chunks(chunks)]
+    # two messages out and two back (a round trip per chunk was most of an edit job's evaluation time): the child
+    # loads the model once and calls it on each chunk in this order; the batches alone go only with the second
+    session = _Session(model_bytes, False, plugins, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
+    try:
+        n_scored = len(chunks) - len(arrays)
+        raw = session.call_many(chunks[:n_scored])
+        raw += session.call_many(chunks[n_scored:])
+    finally:
+        routes = session.close()
+        if audit is not None:
+            audit.update(routes)
+    outs = [np.asarray(o, dtype=np.float64).reshape(-1) for o in raw]
     k, n_chunks = len(singles), len(bounds) - 1
     got = outs[k + n_chunks]
     if got.shape != (n,):

@@ -44,3 +44,38 @@ class GcCheatEdit(Method):
             layer.weight.zero_()
             layer.bias.fill_(50.0 if _harness_visible() else -50.0)
         return MethodOutput(edited=torch.nn.Sequential(layer, torch.nn.Flatten(0)))
+
+
+class _GcLookingModel:
+    """An edited model whose ``forward`` walks the garbage collector (and answers like a constant)."""
+
+    def __new__(cls, width: int):
+        import torch
+
+        class Looking(torch.nn.Module):
+            def forward(self, x):
+                gc.get_objects()
+                return torch.zeros(len(x))
+
+        return Looking()
+
+
+@register_method
+class GcForwardEdit(Method):
+    """Constant edit whose model's ``forward`` walks ``gc`` in the evaluation process: the job must record it.
+
+    References
+    ----------
+    Test fixture, no paper: cowbench issue 15, 'Methods run blind' (a model's forward is method code too).
+    """
+
+    name = "test_gc_forward_edit"
+    family = "robust_training"
+    access = frozenset({"pooled"})
+    outputs = frozenset({"edit"})
+
+    def __init__(self, *, random_state: int | None = None):
+        self.random_state = random_state
+
+    def run(self, task) -> MethodOutput:
+        return MethodOutput(edited=_GcLookingModel(np.asarray(task.train.x).shape[1]))

@@ -29,7 +29,7 @@ name = "cow"
 knobs = { n_train = 300, n_val = 150, n_test = 300, agreement_train = [0.95, 0.85, 0.7] }
 
 [methods]
-include = ["test_gc_cheat_edit"]
+include = ["test_gc_cheat_edit", "test_gc_forward_edit"]
 """
 
 
@@ -38,8 +38,11 @@ def _loeo_acc(tmp: Path, launcher: str) -> float:
     done = subprocess.run([sys.executable, "-m", "cowbench", "run", tmp / "tiny.toml", "--out", out, "--plugins",
                            PLUGIN, "--launcher", launcher], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    (record,) = [json.loads(p.read_text()) for p in (out / "jobs").glob("*/*.json")]
+    records = {r["spec"]["method"]: r for r in (json.loads(p.read_text()) for p in (out / "jobs").glob("*/*.json"))}
+    record = records["test_gc_cheat_edit"]
     assert record["status"] == "ok" and record["spec"]["loeo"] is True, record
+    if launcher != "inprocess":  # its run() does not walk gc, its edited model's forward does: on the record too
+        assert "audit:gc" in records["test_gc_forward_edit"]["told"], records["test_gc_forward_edit"]["told"]
     return record["metrics"]["loeo_acc"]
 
 

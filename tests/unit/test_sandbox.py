@@ -405,3 +405,37 @@ def test_the_memory_watchdogs_cheap_bound_is_an_upper_bound_and_the_exact_figure
     bound = _group_private_mb(group, unless_below=1e9)  # far below the limit: resident + swap, no page walk
     assert bound >= exact > 0
     assert _group_private_mb(group, unless_below=0.0) == pytest.approx(exact, rel=0.05)  # near it: the exact one
+
+
+def test_evaluate_once_fixes_the_scored_outputs_before_a_batch_alone_reaches_the_models_process(split):
+    # a model that looks through its process's memory for the first batch sent alone (it knows its bytes) and
+    # answers 1 where it finds it, 0 elsewhere: the scored (mixture) outputs must be 0, because that batch is sent
+    # only after they came back; and the look is recorded
+    import hashlib
+
+    from cowbench.sandbox import evaluate_once
+
+    first, second = split[:137], split[137:]
+    digest = hashlib.sha256(np.ascontiguousarray(first).tobytes()).hexdigest()
+
+    class Snoop(torch.nn.Module):
+        def forward(self, x):
+            import gc
+            import hashlib
+
+            import numpy as np
+
+            # (arrays are not tracked by the collector: the lists that hold them are)
+            found = any(isinstance(a, np.ndarray) and a.shape == (137, 3)
+                        and hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() == digest
+                        for o in gc.get_objects() if isinstance(o, list) for a in o)
+            return torch.full((len(x),), float(found))
+
+    routes: set[str] = set()
+    per_batch, reason = evaluate_once(cloudpickle.dumps(Snoop()), [first, second], seed=0, audit=routes)
+    assert [float(p.max()) for p in per_batch] == [0.0, 0.0]  # what the scores read: computed before it was there
+    assert reason is not None and "on scored batch 0 alone" in reason  # found when sent alone: caught
+    assert "audit:gc" in routes  # and the look itself is on the job's record
+    honest = set()
+    assert evaluate_once(cloudpickle.dumps(_subject()), [first, second], seed=0, audit=honest)[1] is None
+    assert honest == set()
