@@ -105,11 +105,16 @@ class _MaskReLU(torch.autograd.Function):
         return grad * mask
 
 
+def masked_relu(x: torch.Tensor) -> torch.Tensor:
+    """``torch.relu(x)``, back-propagated through `_MaskReLU` when autograd records (the same gradient, bit for bit)."""
+    return _MaskReLU.apply(x) if torch.is_grad_enabled() else torch.relu(x)
+
+
 class _MaskReLUModule(nn.ReLU):
     """``nn.ReLU`` with `_MaskReLU`'s backward; only ever a training loop's temporary class (`mask_relu_grad`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _MaskReLU.apply(x) if torch.is_grad_enabled() else torch.relu(x)
+        return masked_relu(x)
 
 
 @contextlib.contextmanager
