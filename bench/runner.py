@@ -68,6 +68,7 @@ class RunSummary:
     failed: list[str] = field(default_factory=list)
     done_elsewhere: int = 0  # jobs another run sharing the directory stored while this one ran
     failed_elsewhere: int = 0
+    job_ids: tuple[str, ...] = ()  # every planned job's id (the run's CPU account reads their records)
 
     @property
     def exit_code(self) -> int:
@@ -275,7 +276,8 @@ def plan_run(suite: Suite, out: Path, *, force: bool = False, retry_failed: bool
     else:
         todo = [j for j in jobs if status[j.id] is None or (retry_failed and status[j.id] == "failed")]
     failed_kept = 0 if (force or retry_failed) else failed
-    return jobs, todo, RunSummary(planned=len(jobs), done_before=done, failed_before=failed_kept)
+    return jobs, todo, RunSummary(planned=len(jobs), done_before=done, failed_before=failed_kept,
+                                  job_ids=tuple(j.id for j in jobs))
 
 
 def physical_memory_mb() -> float | None:

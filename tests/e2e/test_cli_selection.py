@@ -109,3 +109,13 @@ def test_a_bad_trials_flag_is_refused_in_one_line(tmp_path):
     done = cowbench("run", "smoke", "--trials", "0", "--out", tmp_path / "x")
     assert done.returncode == 2 and "--trials must be a positive integer" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_run_ends_with_its_cpu_over_the_process_tree_counting_every_job(serial_run):
+    import re
+
+    _, _, done = serial_run
+    lines = [line for line in done.stderr.splitlines() if line.startswith("CPU ")]
+    assert len(lines) == 1 and "over the process tree" in lines[0], done.stderr[-2000:]
+    per_job = re.search(r"\(jobs, ([0-9.]+) per job\)", lines[0])  # absent when no run record was counted
+    assert per_job is not None and float(per_job.group(1)) > 0, lines[0]
