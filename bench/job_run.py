@@ -296,8 +296,11 @@ def execute(rep: Replicate, method: Method, fit_seed: int, *, loeo: bool = False
     try:
         refit = None
         if loeo:
-            folds = blind_refit(method.name, method.hyperparameters(), info, runner, ran.audit, plugins=plugins,
-                                run_mode=mode)
+            # in process, each fold's instance takes the fold's seed, as a sandbox run builds it from the call
+            fold_runner = run_method or (lambda call: run_method_instance(method.clone(random_state=call.fit_seed),
+                                                                          call.inputs))
+            folds = blind_refit(method.name, method.hyperparameters(), info, fold_runner, ran.audit,
+                                plugins=plugins, run_mode=mode)
 
             def refit():
                 return loeo_accuracy(rep, folds, fit_seed)
