@@ -80,7 +80,7 @@ def run_cpu(out: str | Path, job_ids: Iterable[str], since: float, *, run_proces
         jobs += 1
         harness += float(record.get("harness_cpu_s") or 0.0)
         sandbox += float(record.get("sandbox_cpu_s") or 0.0)
-        method += float(record.get("method_cpu_s") or 0.0)
+        method += float(record.get("method_cpu_s") or 0.0) + float(record.get("loeo_method_cpu_s") or 0.0)
     prepare = 0.0
     cache = out / "cache"
     if cache.is_dir():

@@ -271,9 +271,10 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
             _check_shared_state(rep)
         try:
             refit = None
+            fold_cpu: list[float] = []
             if spec.loeo:  # refit blind, as the job's own run: never in this process
                 folds = blind_refit(spec.method, spec.hparams, info, runner, ran.audit, plugins=plugins,
-                                    run_mode=mode)
+                                    run_mode=mode, method_cpu=fold_cpu)
 
                 def refit():
                     folder = Path(cache_dir) / spec.replicate.id if cache_dir is not None else None
@@ -285,6 +286,8 @@ def _run_job_locked(spec: JobSpec, out: Path, cache_dir: Path | None, plugins: t
         finally:
             ran.close()
         resources = {**ran.resources, **extra}
+        if spec.loeo:
+            resources["loeo_method_cpu_s"] = sum(fold_cpu)  # the refits' method processes (in sandbox_cpu_s too)
         record.update(status="ok", metrics=metrics, outputs=_outputs_summary(ran.output), told=ran.told,
                       read_log=ran.read_log)
         # {metric: reason} for guarded scores that refused a value (cowbench.scores.Missing); plain absences

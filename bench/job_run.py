@@ -197,11 +197,13 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
 
 def blind_refit(method: str, hparams: Mapping[str, Any], info: Mapping[str, Any],
                 run_method: Callable[[Any], Any], audit: list[str], *, plugins: Sequence[str] = (),
-                run_mode: str | None = None) -> Callable[[Replicate, int, np.ndarray], np.ndarray | None]:
+                run_mode: str | None = None, method_cpu: list[float] | None = None
+                ) -> Callable[[Replicate, int, np.ndarray], np.ndarray | None]:
     """The loeo refit of a job's method (`cowbench.loeo.Refit`), run as its main run is: on the fold's blinded
     Task through ``run_method``; the edited model answers the held-out rows in a sandbox process only (one
     `evaluate_once` call, with its row-independence checks), so a refit reads nothing the job's own run cannot.
-    The audit routes each refit took are appended to ``audit`` (the job's record names them)."""
+    The audit routes each refit took are appended to ``audit`` (the job's record names them), and the CPU of each
+    refit's method process to ``method_cpu`` (the record's ``loeo_method_cpu_s``)."""
     from cowbench.blinding import blind_inputs, blind_seed
     from cowbench.models import logits
 
@@ -216,6 +218,8 @@ def blind_refit(method: str, hparams: Mapping[str, Any], info: Mapping[str, Any]
         if not hasattr(result, "read_log"):  # a `Lost`
             raise MethodLost(result)
         audit.extend(result.audit)
+        if method_cpu is not None and getattr(result, "cpu_s", None) is not None:
+            method_cpu.append(float(result.cpu_s))
         if result.edited is None:
             return None
         if mode == INPROCESS_MODE:

@@ -43,6 +43,9 @@ def _loeo_acc(tmp: Path, launcher: str) -> float:
     assert record["status"] == "ok" and record["spec"]["loeo"] is True, record
     if launcher != "inprocess":  # its run() does not walk gc, its edited model's forward does: on the record too
         assert "audit:gc" in records["test_gc_forward_edit"]["told"], records["test_gc_forward_edit"]["told"]
+        # the refits' method processes are counted with the methods' CPU, one per training environment
+        (run_record,) = [json.loads(p.read_text()) for p in (out / "runs").glob(f"*/{record['job_id']}.json")]
+        assert run_record["loeo_method_cpu_s"] > 0 and run_record["sandbox_cpu_s"] > run_record["loeo_method_cpu_s"]
     return record["metrics"]["loeo_acc"]
 
 
