@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cowbench.replicate import _load_or_train
 from cowbench.scores import Missing
 from cowbench.seeds import derive_seed
 
@@ -59,7 +60,6 @@ def _fold_subject(rep: Replicate, env: int, train: Split, folder: Path | None = 
     in every job of the replicate: kept in this process for the replicate's other jobs, and in ``folder`` (the
     replicate's cache folder, checksummed like its subject) for the other workers and later runs."""
     from cowbench.models import build_model
-    from cowbench.replicate import _load_or_train
     from cowbench.subject import SubjectConfig, fit_fresh, loss_for  # torch: not at import
 
     key = (rep.fingerprint, int(env))

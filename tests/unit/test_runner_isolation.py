@@ -58,6 +58,9 @@ def test_a_self_kill_is_reported_by_its_signal(worker):
 
 
 def test_keyboard_interrupt_in_the_call_is_the_calls_failure(worker):
+    # Python's own SIGINT handler, as under a terminal: a run started in the background by a shell without job
+    # control (`cmd &`) inherits SIGINT ignored, and then a raised SIGINT does nothing
+    worker.call(signal.signal, (signal.SIGINT, signal.default_int_handler))
     lost = worker.call(signal.raise_signal, (signal.SIGINT,))  # Python turns SIGINT into KeyboardInterrupt
     assert isinstance(lost, Lost) and lost.reason == "interrupt"
 
