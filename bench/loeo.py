@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cowbench.replicate import _load_or_train
+from cowbench.replicate import _load_or_train, subject_trainer
 from cowbench.scores import Missing
 from cowbench.seeds import derive_seed
 
@@ -59,8 +59,7 @@ def _fold_subject(rep: Replicate, env: int, train: Split, folder: Path | None = 
     edit starts from either. A function of the replicate and ``env`` alone (its seed too), so it is the same fit
     in every job of the replicate: kept in this process for the replicate's other jobs, and in ``folder`` (the
     replicate's cache folder, checksummed like its subject) for the other workers and later runs."""
-    from cowbench.models import build_model
-    from cowbench.subject import SubjectConfig, fit_fresh, loss_for  # torch: not at import
+    from cowbench.subject import SubjectConfig, loss_for  # torch: not at import
 
     key = (rep.fingerprint, int(env))
     if key not in _FOLDS:
@@ -68,12 +67,7 @@ def _fold_subject(rep: Replicate, env: int, train: Split, folder: Path | None = 
             _FOLDS.clear()
         cfg = SubjectConfig.from_mapping({k: v for k, v in rep.subject_config.items() if k != "version"})
         seed = derive_seed(0, "loeo-subject", rep.fingerprint, int(env))
-
-        def train_fold(fit: bool) -> Any:
-            if fit:
-                return fit_fresh(cfg, train.x, train.y, seed, loss=loss_for(rep.scenario))
-            return build_model(cfg.arch, train.x.shape[1], hidden=cfg.hidden, seed=seed)
-
+        train_fold = subject_trainer(cfg, train.x, train.y, seed, loss_for(rep.scenario))
         # named by the replicate's content, not only its id: a file from other data or another subject is not read
         path = folder / f"loeo-subject-{int(env)}-{rep.fingerprint[:16]}.pt" if folder is not None else None
         _FOLDS[key] = _load_or_train(path, train_fold)

@@ -4,7 +4,7 @@ checksum that catches a job changing them."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,6 +92,20 @@ def _load_or_train(path: Path | None, train: Any) -> nn.Module:
     return model
 
 
+def subject_trainer(cfg: Any, x: np.ndarray, y: np.ndarray, seed: int, loss: str) -> Callable[[bool], nn.Module]:
+    """``train(fit)`` for `_load_or_train`: the subject architecture fitted on ``x, y`` from ``seed`` (``fit``), or
+    only initialised from it (to load cached weights into)."""
+    from cowbench.models import build_model
+    from cowbench.subject import fit_fresh
+
+    def train(fit: bool) -> nn.Module:
+        if fit:
+            return fit_fresh(cfg, x, y, seed, loss=loss)
+        return build_model(cfg.arch, x.shape[1], hidden=cfg.hidden, seed=seed)
+
+    return train
+
+
 def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], data_seed: int, subject_seed: int,
                     folder: Path | None = None, *, test_seed: int | None = None) -> Replicate:
     """Data, subject and oracle from explicit seeds (`prepare` derives them from a `ReplicateSpec`).
@@ -101,8 +115,7 @@ def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], dat
     seed's sample and the training splits from ``data_seed``'s, so test-set noise can be measured alone.
     Subject and oracle weights are cached under ``folder`` when given.
     """
-    from cowbench.models import build_model
-    from cowbench.subject import SubjectConfig, decorrelated_train, fit_fresh, loss_for
+    from cowbench.subject import SubjectConfig, decorrelated_train, loss_for
 
     scn = scenario_from_spec(scenario)
     cfg = SubjectConfig.from_mapping({k: v for k, v in subject.items() if k != "version"})
@@ -115,11 +128,7 @@ def build_replicate(scenario: Mapping[str, Any], subject: Mapping[str, Any], dat
     seed = subject_seed
 
     def trainer(x: np.ndarray, y: np.ndarray):
-        def train(fit: bool):
-            if fit:
-                return fit_fresh(cfg, x, y, seed, loss=loss_for(scn))
-            return build_model(cfg.arch, x.shape[1], hidden=cfg.hidden, seed=seed)
-        return train
+        return subject_trainer(cfg, x, y, seed, loss_for(scn))
 
     unit_truth = None
     if cfg.arch == "planted":  # built by construction from the scenario, not trained: nothing to cache
