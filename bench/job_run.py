@@ -170,7 +170,7 @@ def blind_step(rep: Replicate, method: str, hparams: Mapping[str, Any], fit_seed
                                             audit=model_audit)
         if reason:
             raise BatchDependent(f"on the scored batches: {reason}")
-        edited = unblinder.model(api.LookupModel(recorder.batches, outputs, api.SandboxedModel(result.edited)))
+        edited = unblinder.model(api.LookupModel(recorder.batches, outputs))
         output = _from_plain(plain, edited)
         closer = lambda: None  # noqa: E731 - nothing stays open: each sandbox process ended with its call
     else:

@@ -79,3 +79,50 @@ class GcForwardEdit(Method):
 
     def run(self, task) -> MethodOutput:
         return MethodOutput(edited=_GcLookingModel(np.asarray(task.train.x).shape[1]))
+
+
+def _batch_reading_model(width: int):
+    import torch
+
+    class BatchReading(torch.nn.Module):
+        """Centres its input on the batch's own mean: a row's output depends on the rest of its batch."""
+
+        def forward(self, x):
+            return 10.0 * (x[:, 0] - x[:, 0].mean())
+
+    return BatchReading()
+
+
+@register_method
+class FoldBatchReader(Method):
+    """Row-independent edit on the job's own Task, a batch-reading one on a loeo fold's (fewer environments).
+
+    A model that reads its batch only where the harness evaluates loeo refits: the refits' held-out rows must go
+    through the same row-independence checks as the scored batches, so the job gets no ``loeo_acc``.
+
+    References
+    ----------
+    Test fixture, no paper: cowbench issue 15, 'Methods run blind' (a model that reads its batch).
+    """
+
+    name = "test_fold_batch_reader"
+    family = "robust_training"
+    access = frozenset({"pooled", "env"})
+    outputs = frozenset({"edit"})
+
+    def __init__(self, *, n_envs: int = 3, random_state: int | None = None):
+        self.n_envs = n_envs
+        self.random_state = random_state
+
+    def run(self, task) -> MethodOutput:
+        import torch
+
+        width = np.asarray(task.train.x).shape[1]
+        if len(np.unique(np.asarray(task.train.env))) < self.n_envs:  # a loeo fold: one environment held out
+            return MethodOutput(edited=_batch_reading_model(width))
+        layer = torch.nn.Linear(width, 1)
+        with torch.no_grad():
+            layer.weight.zero_()
+            layer.weight[0, 0] = 1.0
+            layer.bias.zero_()
+        return MethodOutput(edited=torch.nn.Sequential(layer, torch.nn.Flatten(0)))

@@ -66,3 +66,29 @@ def test_loeo_refits_cannot_reach_the_harness_but_the_debugger_mode_can(tmp_path
     assert _loeo_acc(tmp_path, "serial") == pytest.approx(negative, abs=1e-12)  # blind: no replicate in sight
     # the contrast that makes the check able to fail: in the debugger mode the method runs in the harness's process
     assert _loeo_acc(tmp_path, "inprocess") == pytest.approx(positive, abs=1e-12)
+
+
+def test_a_model_that_reads_its_batch_only_on_a_loeo_fold_gets_no_loeo_acc(tmp_path):
+    """The folds' held-out rows get the scored batches' row-independence checks: a method whose edited model is
+    row-independent on the job's own Task (3 environments) but centres each batch on its mean when refit on a fold
+    (2 environments) gets no ``loeo_acc`` (so the loeo rule never selects it), and the record names the refit and
+    the check; its own run's scores stand (that model passed the same checks). With the threshold out of reach
+    (row-independent on the folds too) the same job gets its ``loeo_acc``, so the check can fail and pass."""
+    entries = ", ".join(f'{{ name = "test_fold_batch_reader", params = {{ n_envs = {k} }} }}' for k in (3, 2))
+    (tmp_path / "reader.toml").write_text(SUITE.replace(
+        'include = ["test_gc_cheat_edit", "test_gc_forward_edit"]', f"include = [{entries}]"))
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "cowbench", "run", tmp_path / "reader.toml", "--out", out,
+                           "--plugins", PLUGIN, "--launcher", "serial"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    names = {3: "reads_on_folds", 2: "never_reads"}
+    records = {names[r["spec"]["hparams"]["n_envs"]]: r for r in (json.loads(p.read_text())
+               for p in (out / "jobs").glob("*/*.json")) if r["spec"]["loeo"]}
+    record = records["reads_on_folds"]
+    assert record["status"] == "ok" and record["metrics"]["loeo_acc"] is None, record
+    reason = record["missing"]["loeo_acc"]
+    assert "BatchDependent" in reason and "loeo refit" in reason and "one row at a time" in reason, reason
+    assert np.isfinite(record["metrics"]["acc_bal"])
+    record = records["never_reads"]
+    assert record["status"] == "ok" and np.isfinite(record["metrics"]["loeo_acc"]), record
+    assert "loeo_acc" not in record["missing"], record["missing"]

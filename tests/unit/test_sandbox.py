@@ -439,3 +439,20 @@ def test_evaluate_once_fixes_the_scored_outputs_before_a_batch_alone_reaches_the
     honest = set()
     assert evaluate_once(cloudpickle.dumps(_subject()), [first, second], seed=0, audit=honest)[1] is None
     assert honest == set()
+
+
+def test_the_lookup_model_answers_only_the_recorded_batches_and_starts_no_process_for_another():
+    # the real scoring reads the answers `evaluate_once` fixed; a batch the dry run did not record would need a
+    # process that sees it alone, after the scored outputs are fixed: refused instead of answered
+    from cowbench.sandbox import LookupModel, UnrecordedBatch, sandbox_cpu_s
+
+    a, b = np.arange(6, dtype=np.float32).reshape(3, 2), np.ones((2, 2), np.float32)
+    model = LookupModel([a, b], [np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0])])
+    assert model(torch.from_numpy(a)).tolist() == [1.0, 2.0, 3.0]  # in the recorded order
+    assert model(torch.from_numpy(a)).tolist() == [1.0, 2.0, 3.0]  # out of order: still the recorded answer
+    assert model(torch.from_numpy(b)).tolist() == [4.0, 5.0]
+    before = sandbox_cpu_s(startup=False)
+    for other in (a + 1, a[:2], np.zeros((5, 2), np.float32)):  # same shape other values; a subset; a new shape
+        with pytest.raises(UnrecordedBatch, match="did not record"):
+            model(torch.from_numpy(other))
+    assert sandbox_cpu_s(startup=False) == before  # no evaluation process was started for them
