@@ -1302,10 +1302,9 @@ class LookupModel(torch.nn.Module):
     """The edited model's outputs on the batches `evaluate_once` computed them for, answered in the order the
     scorer asks: the ``k``-th call gets ``outputs[k]`` when its input equals ``batches[k]`` (the scores are
     deterministic, so the real scoring asks what the dry run recorded); a recorded batch asked out of order still
-    gets its answer. Any other input raises `UnrecordedBatch`: its answer could only come from a process that saw
-    that batch alone, after the scored outputs were fixed, which is what `evaluate_once` exists to prevent (and
-    which made a door: a model that answers honestly in the mixture and otherwise alone). None in the standard
-    suite: 0 of 290 edit jobs on twelve scenarios asked one while that path was still a fallback."""
+    gets its answer. Any other input raises `UnrecordedBatch`. It used to be answered by a fresh process, which
+    saw that batch alone and unchecked, and whose audit routes reached no record: the door `evaluate_once` closes.
+    The standard suite asks none: 0 of 290 edit jobs on twelve scenarios did while that path was still open."""
 
     def __init__(self, batches: Sequence[np.ndarray], outputs: Sequence[np.ndarray]):
         super().__init__()
