@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 import cowbench.access as access
+import cowbench.scratch as scratch
 from cowbench.audit import ROUTES as _ROUTES
 from cowbench.audit import TAMPERED, AuditRecorder, installed_roots
 from cowbench.determinism import deterministic
@@ -212,7 +213,7 @@ class Template:
     def __init__(self, plugins: tuple[str, ...] = ()):
         self.plugins = tuple(plugins)
         self._lock = threading.Lock()
-        self._home = tempfile.mkdtemp(prefix="cowbench-template-")
+        self._home = scratch.private_dir("template-")
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             code = "from cowbench.sandbox import _template_main; _template_main()"
@@ -431,7 +432,7 @@ def _execute(kind: str, body: Any, plugins: tuple[str, ...] | None, *, time_limi
     import cloudpickle
 
     payload = cloudpickle.dumps((kind, body, dict(options or {})))
-    private = tempfile.mkdtemp(prefix="cowbench-job-")
+    private = scratch.private_dir("job-")
     try:
         template, pid, send, recv, records = _spawn(plugins, private, memory_limit_mb, _preload_of(body))
         try:
@@ -798,7 +799,7 @@ class _Session:
         import cloudpickle
 
         self._limits = (time_limit, memory_limit_mb)
-        self._private = tempfile.mkdtemp(prefix="cowbench-job-")
+        self._private = scratch.private_dir("job-")
         self._template, self._pid, self._send, self._recv, self._records = _spawn(plugins, self._private,
                                                                                   memory_limit_mb)
         self._audit: set[str] = set()

@@ -71,7 +71,8 @@ def test_the_method_process_has_a_private_empty_folder_a_clean_environment_and_i
         got = MethodOutput.from_plain(blind("attack_environment", time_limit=120).output).details
     finally:
         close_template()
-    assert got["listdir"] == [] and Path(got["cwd"]).name.startswith("cowbench-job-")
+    assert got["listdir"] == [] and Path(got["cwd"]).name.startswith("job-")
+    assert Path(got["cwd"]).parent.name.startswith(f"cowbench-sandbox-{os.getpid()}-")  # this process's scratch
     assert not Path(got["cwd"]).exists()  # removed after the job
     assert all(str(results) not in v for v in got["environ"].values()) and "COWBENCH_TEST_RESULTS" not in got["environ"]
     assert all(str(tmp_path) not in " ".join(got["argv"]) for _ in (0,))
