@@ -246,7 +246,7 @@ def row_check_batches(rep: Replicate) -> list[tuple[str, np.ndarray]]:
     for v in scn.variables:
         if scn.kind(v) == "binary":
             for value in (0.0, 1.0):
-                batches.append((f"test_id under do({v}={value:g})", scn.intervene(rep.data.test_id, {v: value}).x))
+                batches.append((f"test_id under do({v}={value:g})", scn.intervened_x(rep.data.test_id, {v: value})))
     return batches
 
 

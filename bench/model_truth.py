@@ -15,7 +15,8 @@ its weight exactly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -33,11 +34,33 @@ def _held(scn: Scenario, split: Split) -> dict[str, np.ndarray]:
     return {v: split.concepts[v].to_numpy(dtype=np.float64) for v in scn.variables}
 
 
-def _logits_under(model: nn.Module, scn: Scenario, split: Split, held: dict[str, np.ndarray],
-                  variable: str, value: np.ndarray | float) -> np.ndarray:
+# The intervened inputs of `reliance_units`' ``ace``, per split: (scenario, variable, rule) -> read-only x. They are
+# a function of the split alone, the same for every model scored on it (the subject, and each edit job's model in
+# its dry run and its scoring), so a worker computes them once per replicate instead of four times per edit job;
+# they go when the split goes (the replicate leaves the worker's cache).
+_INTERVENED: weakref.WeakKeyDictionary[Split, dict[tuple[Any, ...], np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def _inputs_under(scn: Scenario, split: Split, held: dict[str, np.ndarray], variable: str,
+                  value: np.ndarray | float, rule: tuple[Any, ...] | None = None) -> np.ndarray:
+    """The split's inputs with ``variable`` set to ``value`` and every other variable held; cached under ``rule``
+    (what determines ``value`` given the split) when one is given."""
+    key = (scn, variable, rule)
+    cached = _INTERVENED.get(split, {}).get(key) if rule is not None else None
+    if cached is not None:
+        return cached
     do = dict(held)
     do[variable] = value
-    return logits(model, scn.intervene(split, do).x)
+    x = scn.intervened_x(split, do)
+    if rule is not None:
+        x.setflags(write=False)
+        _INTERVENED.setdefault(split, {})[key] = x
+    return x
+
+
+def _logits_under(model: nn.Module, scn: Scenario, split: Split, held: dict[str, np.ndarray],
+                  variable: str, value: np.ndarray | float, rule: tuple[Any, ...] | None = None) -> np.ndarray:
+    return logits(model, _inputs_under(scn, split, held, variable, value, rule))
 
 
 def _check(measure: str, delta: float) -> None:
@@ -66,12 +89,12 @@ def reliance_units(model: nn.Module, scn: Scenario, split: Split, *, measure: st
         return out
     for v in scn.variables:
         if scn.kind(v) == "binary":
-            diff = (_logits_under(model, scn, split, held, v, 1.0)
-                    - _logits_under(model, scn, split, held, v, 0.0))
+            diff = (_logits_under(model, scn, split, held, v, 1.0, ("set", 1.0))
+                    - _logits_under(model, scn, split, held, v, 0.0, ("set", 0.0)))
         else:
             step = delta * max(float(np.std(held[v])), 1e-12)
-            diff = (_logits_under(model, scn, split, held, v, held[v] + step)
-                    - _logits_under(model, scn, split, held, v, held[v] - step)) / (2 * step)
+            diff = (_logits_under(model, scn, split, held, v, held[v] + step, ("shift", delta, 1))
+                    - _logits_under(model, scn, split, held, v, held[v] - step, ("shift", delta, -1))) / (2 * step)
         out[v] = diff
     return out
 

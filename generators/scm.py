@@ -445,6 +445,16 @@ class Scenario:
         It is merged into the intervention the split was made under (``split.do``; ``do`` wins on a shared
         name), so intervening on ``test_bal`` keeps its spurious variables permuted.
         """
+        self._check_do(split, do)
+        return self._scm.make_split(split.name, split.exogenous, split.env, {**split.do, **do})
+
+    def intervened_x(self, split: Split, do: Mapping[str, Any]) -> np.ndarray:
+        """``intervene(split, do).x`` without building the rest of the split (its concepts DataFrame, groups):
+        the same array, for the scores' hot path, which feeds models and reads nothing else."""
+        self._check_do(split, do)
+        return self._scm.rendered(split.exogenous, split.env, {**split.do, **do})[0]
+
+    def _check_do(self, split: Split, do: Mapping[str, Any]) -> None:
         n = len(split)
         for name, value in do.items():
             if name not in self.truth.roles:
@@ -455,7 +465,6 @@ class Scenario:
                 raise ValueError(f"do[{name!r}] must be a scalar or have shape ({n},), got {shape}")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"do[{name!r}] has non-finite values")
-        return self._scm.make_split(split.name, split.exogenous, split.env, {**split.do, **do})
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Scenario) and other._id == self._id

@@ -62,3 +62,41 @@ def test_oracle_is_trained_on_data_where_grass_is_independent_of_cow(cow, cow_da
     expected = p_grass * p_cow + (1 - p_grass) * (1 - p_cow)  # agreement under independence
     assert abs(agree - expected) < 4 * 0.5 / np.sqrt(len(cf))
     assert np.array_equal(cf.y, cow_data.train.y)  # the label's mechanism is untouched
+
+
+@pytest.mark.parametrize("family, knobs", [("cow", {}), ("linear_sem", {}), ("cow_image", {"n_test": 200})])
+def test_intervened_x_is_the_intervened_splits_inputs(family, knobs):
+    scn = cb.make_scenario(family, **knobs)
+    data = scn.sample(seed=1)
+    held = {v: data.test_bal.concepts[v].to_numpy(dtype=np.float64) for v in scn.variables}
+    for v in scn.variables:
+        do = {**held, v: held[v] + 1.0}  # on test_bal: its own do (the permuted spurious variables) is kept
+        expected = scn.intervene(data.test_bal, do).x
+        got = scn.intervened_x(data.test_bal, do)
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)
+    with pytest.raises(ValueError, match="unknown variable"):
+        scn.intervened_x(data.test_bal, {"not_a_variable": 1.0})
+
+
+def test_reliance_units_cache_returns_what_a_fresh_computation_does(cow, cow_data):
+    # the intervened inputs are kept per split and keyed by variable and rule: a model scored later on the same
+    # split, or with another delta, gets exactly what it would get from scratch (a fresh split object: no cache)
+    import dataclasses
+
+    from cowbench.model_truth import _INTERVENED, reliance_units
+
+    model = build_model("mlp", 4, seed=0)  # nonlinear: its ace depends on delta, so a wrong key would show
+    split = dataclasses.replace(cow_data.test_id)
+    _INTERVENED.pop(split, None)
+    first = {d: reliance_units(model, cow, split, delta=d) for d in (0.1, 0.5)}
+    cached = _INTERVENED[split]
+    # do(v=0), do(v=1) for a binary variable, whatever delta; v +- step per delta for a continuous one
+    assert len(cached) == sum(2 if cow.kind(v) == "binary" else 4 for v in cow.variables)
+    assert all(not x.flags.writeable for x in cached.values())
+    again = {d: reliance_units(model, cow, split, delta=d) for d in (0.5, 0.1)}
+    assert len(_INTERVENED[split]) == len(cached)  # nothing recomputed
+    for d in (0.1, 0.5):
+        fresh = reliance_units(model, cow, dataclasses.replace(cow_data.test_id), delta=d)
+        for v in cow.variables:
+            assert np.array_equal(first[d][v], fresh[v]) and np.array_equal(again[d][v], fresh[v])
+    assert not all(np.array_equal(first[0.1][v], first[0.5][v]) for v in cow.variables if cow.kind(v) != "binary")
