@@ -1331,19 +1331,20 @@ def evaluate_once(model_bytes: bytes, batches: Sequence[np.ndarray], *, seed: in
                   rtol: float = ROW_TOLERANCE, plugins: tuple[str, ...] | None = None,
                   time_limit: float | None = None, memory_limit_mb: int | None = None,
                   audit: set[str] | None = None) -> tuple[list[np.ndarray], str | None]:
-    """The edited model's outputs on each of ``batches`` and the row-independence verdict, from ONE fresh sandbox
-    process.
+    """The edited model's outputs on each of ``batches`` and the row-independence verdict, from two fresh sandbox
+    processes, one after the other.
 
-    In that process, in this order: ``N_SINGLE_ROWS`` rows one at a time, every row of every batch shuffled
+    In the first, in this order: ``N_SINGLE_ROWS`` rows one at a time, every row of every batch shuffled
     together in chunks of a random size, the same mixture whole (every split and intervention the scorer asks
-    about at once, so no batch statistic tells them apart: the scores use THESE outputs), then each batch alone
-    as the scorer would send it. Every other evaluation must agree with the mixture's within ``rtol`` of the
-    largest |logit| (as `check_row_independent`); otherwise the reason is returned (the job fails as
-    ``batch_dependent``). One process per edit job instead of one per forward call, and the model never sees
-    a batch of one split alone before its scored outputs are fixed: the process gets the batches alone in a
-    second message, after it has sent the mixture's outputs back (two round trips; in one, a model could read
-    them from its process's memory while computing the mixture). ``audit``: gets the audit routes the model's
-    process took (a model's ``forward`` is method code too: the job's record names them).
+    about at once, so no batch statistic tells them apart: the scores use THESE outputs). In the second, started
+    once the first has sent the mixture's outputs back and ended: each batch alone, as the scorer would send it.
+    Every other evaluation must agree with the mixture's within ``rtol`` of the largest |logit| (as
+    `check_row_independent`); otherwise the reason is returned (the job fails as ``batch_dependent``). So the
+    model never sees a batch of one split alone before its scored outputs are fixed (sent with them, a model
+    could read the batches alone from its process's memory while computing the mixture), and a model that keeps
+    state across calls cannot replay, on the batches alone, answers it adapted to the pooled rows (in one
+    process it could: a test model did). ``audit``: gets the audit routes the model's processes took (a model's
+    ``forward`` is method code too: the job's record names them).
     """
     arrays = [np.ascontiguousarray(np.asarray(b, dtype=np.float32)) for b in batches]
     sizes = [len(a) for a in arrays]
@@ -1362,17 +1363,20 @@ def evaluate_once(model_bytes: bytes, batches: Sequence[np.ndarray], *, seed: in
     bounds = [*range(0, n, size), n]
     chunks = [*(mixed[i:i + 1] for i in singles), *(mixed[a:b] for a, b in itertools.pairwise(bounds)), mixed,
               *arrays]
-    # two messages out and two back (a round trip per chunk was most of an edit job's evaluation time): the child
-    # loads the model once and calls it on each chunk in this order; the batches alone go only with the second
-    session = _Session(model_bytes, False, plugins, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
-    try:
-        n_scored = len(chunks) - len(arrays)
-        raw = session.call_many(chunks[:n_scored])
-        raw += session.call_many(chunks[n_scored:])
-    finally:
-        routes = session.close()
-        if audit is not None:
-            audit.update(routes)
+    # one message per process (a round trip per chunk was most of an edit job's evaluation time): each child loads
+    # the model once and calls it on each of its chunks in order. The batches alone go to a second fresh process,
+    # started after the first has answered and ended: a model that keeps state across calls (adapting to the rows
+    # it has seen, then replaying its answers) starts there with none, so an adaptation shows as a difference
+    n_scored = len(chunks) - len(arrays)
+    raw: list[np.ndarray] = []
+    for part in (chunks[:n_scored], chunks[n_scored:]):
+        session = _Session(model_bytes, False, plugins, time_limit=time_limit, memory_limit_mb=memory_limit_mb)
+        try:
+            raw += session.call_many(part)
+        finally:
+            routes = session.close()
+            if audit is not None:
+                audit.update(routes)
     outs = [np.asarray(o, dtype=np.float64).reshape(-1) for o in raw]
     k, n_chunks = len(singles), len(bounds) - 1
     got = outs[k + n_chunks]

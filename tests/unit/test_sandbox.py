@@ -457,3 +457,36 @@ def test_the_lookup_model_answers_only_the_recorded_batches_and_starts_no_proces
         with pytest.raises(UnrecordedBatch, match="did not record"):
             model(torch.from_numpy(other))
     assert sandbox_cpu_s(startup=False) == before  # no evaluation process was started for them
+
+
+def test_evaluate_once_catches_a_model_that_adapts_to_the_rows_it_has_seen_and_replays_its_answers(split):
+    # a stateful model: it adapts to the first rows it is given (their column-0 mean), remembers every answer and
+    # replays it, so within one process it is consistent across singles, chunks, the mixture and the batches alone
+    # (its scored outputs shaped by rows it saw first). The batches alone go to a fresh process, where it starts
+    # with no memory: it adapts to batch 0 instead, and the difference fails the check
+    from cowbench.sandbox import evaluate_once
+
+    class Replayer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.shift = None
+            self.memo = {}
+
+        def forward(self, x):
+            rows = x.numpy()
+            if self.shift is None:
+                self.shift = float(rows[:, 0].mean())
+            return torch.tensor([self.memo.setdefault(r.tobytes(), float(r[0]) - self.shift) for r in rows])
+
+    first, second = split[:137], split[137:]
+    per_batch, reason = evaluate_once(cloudpickle.dumps(Replayer()), [first, second], seed=0)
+    assert reason is not None and "on scored batch 0 alone" in reason, reason
+    # the contrast: a model with the same arithmetic and no state passes (its shift is fixed, not adapted)
+    shift = float(first[:, 0].mean())
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 0].double() - shift
+
+    per_batch, reason = evaluate_once(cloudpickle.dumps(Fixed()), [first, second], seed=0)
+    assert reason is None and np.allclose(per_batch[0], first[:, 0].astype(np.float64) - shift)
