@@ -1,8 +1,8 @@
 """The sandbox's scratch folders: one per harness process, holding its template's home and each job's private folder.
 
-A run killed with ``kill -9`` cannot remove what it made, and a sweep that ends every run used to leave a few
-empty ``cowbench-job-*`` and ``cowbench-template-*`` folders in the temporary directory per killed run (474 on a
-development machine after a few hundred test runs). Now every folder the sandbox makes lives in
+A run killed with ``kill -9`` cannot remove what it made: each such run used to leave a few empty
+``cowbench-job-*`` and ``cowbench-template-*`` folders in the temporary directory (474 on a development machine
+after a few hundred test runs). Now every folder the sandbox makes lives in
 ``cowbench-sandbox-PID-*`` (PID: the harness process that made it), removed at exit; and whenever a process makes
 its own, the folders of processes that no longer exist are removed first. A folder whose PID is alive is never
 touched (its process, or an unrelated one that reused the number, may own it), nor one another user owns.
@@ -24,11 +24,11 @@ _made: dict[int, str] = {}  # pid -> this process's folder (a forked child gets 
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # PermissionError: another user's process, alive
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process: alive
-        return True
+    except PermissionError:
+        pass
     return True
 
 
@@ -42,7 +42,8 @@ def sweep_dead(root: str | os.PathLike[str] | None = None) -> list[str]:
         return removed
     for entry in entries:
         match = _NAME.match(entry.name)
-        if not match or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+        pid = int(match.group(1)) if match else None
+        if pid is None or pid == os.getpid() or _alive(pid):
             continue
         try:
             if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
